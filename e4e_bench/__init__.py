@@ -1,0 +1,3 @@
+"""e4e-bench: a benchmark suite for StyleGAN inversion."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from e4e_bench.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,99 @@
+"""The domain table: every size, crop and per-domain choice lives here and only here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from e4e_bench.errors import E4EBenchError
+
+
+@dataclass(frozen=True)
+class Domain:
+    name: str
+    resolution: int  # generator output size (square)
+    crop_rows: tuple[int, int] | None  # rows of the generator frame holding the content, at `resolution`
+    encoder_input: tuple[int, int]  # (H, W) fed to e4e/pSp
+    eval_size: tuple[int, int]  # (H, W) at which paired metrics compare images
+    identity: str | None  # "arcface", "moco" or None
+    edits: tuple[str, ...]  # edit families the domain is benchmarked with
+    generator_asset: str | None  # assets-registry name of the official generator
+    encoder_assets: tuple[tuple[str, str], ...] = ()  # (method, assets-registry name)
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """(H, W) of the content after the crop, at full generator resolution."""
+        if self.crop_rows is None:
+            return (self.resolution, self.resolution)
+        top, bottom = self.crop_rows
+        return (bottom - top, self.resolution)
+
+    def crop(self, images: torch.Tensor) -> torch.Tensor:
+        """Crop a square generator frame `[..., S, S]` to the content rows, scaled to its size S."""
+        if self.crop_rows is None:
+            return images
+        size = images.shape[-2]
+        top, bottom = (row * size // self.resolution for row in self.crop_rows)
+        return images[..., top:bottom, :]
+
+    def encoder_checkpoint_asset(self, method: str) -> str | None:
+        return dict(self.encoder_assets).get(method)
+
+
+DOMAINS: dict[str, Domain] = {
+    domain.name: domain
+    for domain in (
+        Domain(
+            name="faces",
+            resolution=1024,
+            crop_rows=None,
+            encoder_input=(256, 256),
+            eval_size=(256, 256),
+            identity="arcface",
+            edits=("interfacegan", "ganspace"),
+            generator_asset="stylegan2-ffhq",
+            encoder_assets=(("e4e", "e4e-ffhq"), ("psp", "psp-ffhq")),
+        ),
+        Domain(
+            name="cars",
+            resolution=512,
+            crop_rows=(64, 448),
+            encoder_input=(192, 256),
+            eval_size=(192, 256),
+            identity="moco",
+            edits=("ganspace", "sefa"),
+            generator_asset="stylegan2-car",
+            encoder_assets=(("e4e", "e4e-cars"),),
+        ),
+        Domain(
+            name="horse",
+            resolution=256,
+            crop_rows=None,
+            encoder_input=(256, 256),
+            eval_size=(256, 256),
+            identity="moco",
+            edits=("ganspace", "sefa"),
+            generator_asset="stylegan2-horse",
+            encoder_assets=(("e4e", "e4e-horse"),),
+        ),
+        Domain(
+            name="church",
+            resolution=256,
+            crop_rows=None,
+            encoder_input=(256, 256),
+            eval_size=(256, 256),
+            identity="moco",
+            edits=("ganspace", "sefa"),
+            generator_asset="stylegan2-church",
+            encoder_assets=(("e4e", "e4e-church"),),
+        ),
+    )
+}
+
+
+def get_domain(name: str) -> Domain:
+    try:
+        return DOMAINS[name]
+    except KeyError:
+        raise E4EBenchError(f"unknown domain {name!r}; choose one of: {', '.join(DOMAINS)}") from None

@@ -1,0 +1,115 @@
+"""How far a method's W+ codes sit from W: the e4e paper's W^k idea, made measurable.
+
+- layer spread: per image, the mean over layers of ||w_l - mean_l'(w_l')||_2 (0 for W codes, whose
+  rows are equal; e4e's small offsets keep it small, free W+ codes do not);
+- Mahalanobis distance of every row to the W distribution, whose mean and covariance are estimated
+  from mapped samples z ~ N(0, I) (10,000, seeded). For codes drawn from W itself E[d^2] = D, so the
+  same distance for held-out mapped samples is reported as the reference.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+import torch
+
+from e4e_bench.generator import Generator
+from e4e_bench.metrics.registry import MetricContext, register_metric
+
+W_SAMPLES = 10_000
+REFERENCE_SAMPLES = 2_000
+SAMPLE_SEED = 0
+MAPPING_BATCH = 1_000
+
+
+def layer_spread(codes: torch.Tensor) -> torch.Tensor:
+    """Per-image mean distance of each W+ row to the image's mean row, `[N]` for codes `[N, n_latent, D]`."""
+    return (codes - codes.mean(dim=1, keepdim=True)).norm(dim=2).mean(dim=1)
+
+
+@dataclass(frozen=True, eq=False)
+class WDistribution:
+    mean: torch.Tensor  # [D], float64
+    whitening: torch.Tensor  # [D, D], float64: ||(w - mean) @ whitening|| is the Mahalanobis distance
+
+    def mahalanobis(self, codes: torch.Tensor) -> torch.Tensor:
+        """Distance of every row of `codes` (`[..., D]`) to the distribution, shape `codes.shape[:-1]`."""
+        centred = codes.double() - self.mean.to(codes.device)
+        return (centred @ self.whitening.to(codes.device)).norm(dim=-1)
+
+
+@torch.no_grad()
+def sample_w(generator: Generator, n: int, seed: int) -> torch.Tensor:
+    """`n` mapped samples `[n, D]` from z ~ N(0, I) drawn with a seeded torch.Generator."""
+    device = generator.input.input.device
+    rng = torch.Generator(device=device).manual_seed(seed)
+    z = torch.randn(n, generator.style_dim, generator=rng, device=device)
+    return torch.cat([generator.mapping(chunk) for chunk in z.split(MAPPING_BATCH)])
+
+
+def fit_w_distribution(samples: torch.Tensor) -> WDistribution:
+    """Mean and covariance (maximum likelihood) of samples `[n, D]`; whitening by the covariance's eigenbasis."""
+    samples = samples.double()
+    mean = samples.mean(0)
+    centred = samples - mean
+    covariance = centred.T @ centred / len(samples)
+    eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
+    # A direction the mapping never varies along (rank deficiency) is floored rather than divided by ~0.
+    floor = eigenvalues.max() * torch.finfo(torch.float64).eps * len(eigenvalues)
+    return WDistribution(mean, eigenvectors / eigenvalues.clamp_min(floor).sqrt())
+
+
+def w_distribution(generator: Generator) -> WDistribution:
+    return fit_w_distribution(sample_w(generator, W_SAMPLES, SAMPLE_SEED))
+
+
+@dataclass(frozen=True)
+class ProximityResult:
+    layer_spread: torch.Tensor  # [N]
+    mahalanobis: torch.Tensor  # [N, n_latent]
+    reference_mahalanobis: float  # mean distance of held-out mapped samples: what W itself scores
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "layer_spread": float(self.layer_spread.mean()),
+            "mahalanobis": float(self.mahalanobis.mean()),
+            "mahalanobis_per_layer": [float(v) for v in self.mahalanobis.mean(0)],
+            "mahalanobis_w_reference": self.reference_mahalanobis,
+            "protocol": PROTOCOL,
+        }
+
+
+PROTOCOL = (
+    f"layer_spread: mean over W+ rows of ||w_l - row mean||_2 per image (0 in W); mahalanobis: per row, to the W "
+    f"distribution (mean, ML covariance) of {W_SAMPLES:,} mapped z ~ N(0,I), seed {SAMPLE_SEED}; "
+    f"reference: the same for {REFERENCE_SAMPLES:,} held-out mapped samples, seed {SAMPLE_SEED + 1}"
+)
+
+
+@torch.no_grad()
+def latent_proximity(codes: torch.Tensor, generator: Generator) -> ProximityResult:
+    """Both proximity measures for codes `[N, n_latent, D]` of `generator`."""
+    distribution = w_distribution(generator)
+    reference = distribution.mahalanobis(sample_w(generator, REFERENCE_SAMPLES, SAMPLE_SEED + 1))
+    codes = codes.to(generator.input.input.device)
+    return ProximityResult(layer_spread(codes).cpu(), distribution.mahalanobis(codes).cpu(), float(reference.mean()))
+
+
+@register_metric("layer_spread", kind="latent", protocol=PROTOCOL)
+def build_layer_spread(context: MetricContext):
+    """`metric(codes [N, n_latent, D], generator) -> [N]`."""
+    return lambda codes, generator: layer_spread(codes)
+
+
+@register_metric("w_mahalanobis", kind="latent", protocol=PROTOCOL)
+def build_w_mahalanobis(context: MetricContext):
+    """`metric(codes [N, n_latent, D], generator) -> [N]`: each image's mean over rows; the W fit is cached per generator."""
+    fitted: weakref.WeakKeyDictionary[Generator, WDistribution] = weakref.WeakKeyDictionary()
+
+    def metric(codes: torch.Tensor, generator: Generator) -> torch.Tensor:
+        if generator not in fitted:
+            fitted[generator] = w_distribution(generator)
+        return fitted[generator].mahalanobis(codes.to(generator.input.input.device)).mean(1).cpu()
+
+    return metric

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from e4e_bench.checkpoints import read_tensor
 from e4e_bench.errors import E4EBenchError
 
 
@@ -18,19 +19,12 @@ def read_boundary(path: Path) -> torch.Tensor:
     """The raw array stored in an InterFaceGAN boundary file (`.npy`, or a torch file holding one tensor)."""
     if not path.is_file():
         raise E4EBenchError(f"InterFaceGAN direction file {path} does not exist; pass an existing .pt or .npy file")
-    if path.suffix == ".npy":
-        return torch.from_numpy(np.load(path, allow_pickle=False)).float()
-    # read_checkpoint accepts dicts only; the e4e files are a bare tensor (see notes/requests.md).
+    if path.suffix != ".npy":
+        return read_tensor(path).float()
     try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, ValueError) as err:
-        raise E4EBenchError(f"{path} is not a readable PyTorch file ({err}); re-download or re-save it") from None
-    if not isinstance(content, torch.Tensor):
-        raise E4EBenchError(
-            f"{path} holds a {type(content).__name__}, not a tensor; an InterFaceGAN direction is one tensor "
-            "[1, style_dim] or [1, n_latent, style_dim]"
-        )
-    return content.float()
+        return torch.from_numpy(np.load(path, allow_pickle=False)).float()
+    except (OSError, ValueError) as err:
+        raise E4EBenchError(f"{path} is not a readable .npy array ({err}); re-save the direction with numpy.save") from None
 
 
 def boundary_offset(boundary: torch.Tensor, n_latent: int, style_dim: int, source: Path) -> torch.Tensor:

@@ -1,0 +1,78 @@
+"""`train`: train an e4e or pSp encoder on a folder of images (multi-GPU under torchrun).
+
+Every official e4e/pSp training option is a flag of the same name in dash form; defaults are the
+authors' recipe for the method and domain. The effective batch size is --batch-size times the
+number of processes torchrun starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import fields
+
+from e4e_bench.errors import E4EBenchError
+from encoders.training.options import TrainOptions
+from encoders.training.setup import run_training
+
+EXAMPLES = """examples:
+  python -m e4e_bench train --method e4e --domain cars --data stanford_cars/train --out runs/e4e_cars
+  python -m e4e_bench train --method e4e --domain cars --data stanford_cars/train --out runs/e4e_cars --resume
+  torchrun --nproc_per_node 4 -m e4e_bench train --method psp --domain faces --data ffhq --out runs/psp --batch-size 2"""
+# Derived from --method, --domain, --resume and the generator; not settable.
+DERIVED = {"method", "domain", "dataset_type", "encoder_type", "stylegan_size", "output_size", "checkpoint_path"}
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        height, width = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected H,W (e.g. 192,256), got {text!r}") from None
+    return height, width
+
+
+def flag_arguments(option) -> dict:
+    """argparse keyword arguments for one TrainOptions field, from its annotation."""
+    kind = str(option.type)
+    kwargs = {"dest": option.name, "default": argparse.SUPPRESS, "help": option.metadata["help"]}
+    if kind == "bool":
+        return kwargs | {"action": argparse.BooleanOptionalAction}
+    if kind.startswith("tuple[int, int]"):
+        return kwargs | {"type": parse_size, "metavar": "H,W"}
+    if kind.startswith("tuple[int, ...]"):
+        return kwargs | {"type": int, "nargs": "+"}
+    for name, cast in (("int", int), ("float", float), ("str", str)):
+        if kind.startswith(name):
+            return kwargs | {"type": cast}
+    raise TypeError(f"no command-line form for option {option.name} of type {kind}")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train", help="train an e4e or pSp encoder", description=__doc__,
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--method", required=True, choices=("e4e", "psp"))
+    parser.add_argument("--domain", required=True, help="faces, cars, horse, church, ...")
+    parser.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CHECKPOINT",
+                        help="continue exactly from the newest OUT/checkpoints/iteration_N.pt (or CHECKPOINT)")
+    for option in fields(TrainOptions):
+        if option.name in DERIVED:
+            continue
+        flags = [option.metadata["flag"]] if option.metadata["flag"] else []
+        flags.append("--" + option.name.replace("_", "-"))
+        parser.add_argument(*dict.fromkeys(flags), **flag_arguments(option))
+    parser.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    overrides = {f.name: getattr(args, f.name) for f in fields(TrainOptions) if hasattr(args, f.name)}
+    if "exp_dir" not in overrides:
+        raise E4EBenchError("--out DIR is required: the folder for checkpoints, logs and image grids")
+    if "data" not in overrides and args.resume is None:
+        raise E4EBenchError("--data DIR is required: a folder of training images")
+    if "progressive_steps" in overrides:
+        overrides["progressive_steps"] = tuple(overrides["progressive_steps"])
+    summary = run_training(args.method, args.domain, overrides, args.resume)
+    if summary is not None:
+        print(json.dumps(summary))
+    return 0

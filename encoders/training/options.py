@@ -1,0 +1,165 @@
+"""Every training option in one frozen dataclass, with the official names, defaults and recipes.
+
+Field names are the official e4e/pSp argparse names (`E4E/options/train_options.py`,
+`PSP/options/train_options.py`) so that `to_opts_dict()` is the official `opts` dict a checkpoint
+carries; fields marked `ours` are this project's additions. Defaults are the official argparse
+defaults; `recipe_defaults(method, domain)` holds what the authors' READMEs change per method
+and domain (encoders.md §4.1-4.2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+
+from e4e_bench.errors import E4EBenchError
+from encoders.training.progressive import progressive_steps
+
+METHODS = ("e4e", "psp")
+OPTIMIZERS = ("ranger", "adam")
+LPIPS_TYPES = ("alex", "vgg")
+ENCODER_TYPES = {"e4e": "Encoder4Editing", "psp": "GradualStyleEncoder"}
+# The official `dataset_type` of each domain; it is what the official loaders key the cars crop on.
+DATASET_TYPES = {"faces": "ffhq_encode", "cars": "cars_encode", "horse": "horse_encode", "church": "church_encode"}
+
+
+def _opt(default, help: str, ours: bool = False, flag: str | None = None):
+    return field(default=default, metadata={"help": help, "ours": ours, "flag": flag})
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    # -- official options ----------------------------------------------------------------------
+    exp_dir: str = _opt("", "output folder (set by --out)", flag="--out")
+    dataset_type: str = _opt("ffhq_encode", "official dataset name; derived from --domain")
+    encoder_type: str = _opt("Encoder4Editing", "official encoder class name; derived from --method")
+    batch_size: int = _opt(4, "training images per step and per process (effective batch = this x processes)")
+    test_batch_size: int = _opt(2, "images per evaluation batch")
+    workers: int = _opt(4, "data-loading worker processes for training")
+    test_workers: int = _opt(2, "data-loading worker processes for evaluation")
+    learning_rate: float = _opt(1e-4, "encoder learning rate")
+    optim_name: str = _opt("ranger", "encoder optimiser: ranger (RAdam + Lookahead) or adam")
+    train_decoder: bool = _opt(False, "also train the generator (the official recipes keep it frozen)")
+    start_from_latent_avg: bool = _opt(False, "add the generator's average latent to the encoder output")
+    lpips_type: str = _opt("alex", "LPIPS backbone: alex or vgg")
+    lpips_lambda: float = _opt(0.8, "weight of the LPIPS loss")
+    id_lambda: float = _opt(0.1, "e4e: weight of the domain's similarity loss (ArcFace for faces, MoCo otherwise); "
+                                 "pSp: weight of the ArcFace identity loss")
+    moco_lambda: float = _opt(0.0, "pSp: weight of the MoCo-v2 similarity loss")
+    l2_lambda: float = _opt(1.0, "weight of the L2 (MSE) loss")
+    w_norm_lambda: float = _opt(0.0, "pSp: weight of the distance of the codes from the average latent")
+    lpips_lambda_crop: float = _opt(0.0, "pSp: weight of LPIPS on the face crop [35:223, 32:220]")
+    l2_lambda_crop: float = _opt(0.0, "pSp: weight of L2 on the face crop [35:223, 32:220]")
+    w_discriminator_lambda: float = _opt(0.0, "e4e: weight of the latent discriminator's adversarial loss")
+    w_discriminator_lr: float = _opt(2e-5, "e4e: learning rate of the latent discriminator (Adam)")
+    r1: float = _opt(10.0, "e4e: R1 penalty weight of the latent discriminator")
+    d_reg_every: int = _opt(16, "e4e: apply R1 every this many steps (lazy regularisation)")
+    use_w_pool: bool = _opt(False, "e4e: feed the discriminator through pools of past codes")
+    w_pool_size: int = _opt(50, "e4e: codes kept in each pool")
+    delta_norm: int = _opt(2, "e4e: p of the norm in the delta regulariser")
+    delta_norm_lambda: float = _opt(2e-4, "e4e: weight of the delta regulariser")
+    stylegan_weights: str = _opt("", "generator checkpoint to train against (default: the domain's asset)",
+                                 flag="--generator")
+    stylegan_size: int = _opt(1024, "e4e: generator resolution; set from the generator")
+    output_size: int = _opt(1024, "pSp: generator resolution; set from the generator")
+    checkpoint_path: str | None = _opt(None, "checkpoint the run was resumed from (set by --resume)")
+    max_steps: int = _opt(500_000, "number of training steps")
+    image_interval: int = _opt(100, "save an input|reconstruction grid every this many steps")
+    board_interval: int = _opt(50, "log the training losses every this many steps")
+    val_interval: int = _opt(1000, "evaluate on the held-out images every this many steps")
+    save_interval: int | None = _opt(None, "save iteration_N.pt every this many steps (default: at the end)")
+    progressive_steps: tuple[int, ...] | None = _opt(None, "e4e: steps at which stage i starts (first must be 0)")
+    progressive_start: int | None = _opt(None, "e4e: step of the first offset; one more every --progressive-step-every")
+    progressive_step_every: int = _opt(2000, "e4e: steps between two offsets")
+    # -- ours ----------------------------------------------------------------------------------
+    method: str = _opt("e4e", "e4e or psp", ours=True)
+    domain: str = _opt("faces", "domain: fixes the resolution, crop, input size and similarity network", ours=True)
+    data: str = _opt("", "folder of training images", ours=True)
+    test_data: str | None = _opt(None, "folder of held-out images (default: split off --data)", ours=True)
+    test_fraction: float = _opt(0.1, "share of --data held out for evaluation when --test-data is absent", ours=True)
+    input_size: tuple[int, int] | None = _opt(
+        None, "encoder input H,W (default: the domain's); lets any generator size train", ours=True)
+    device: str = _opt("auto", "auto, cpu, cuda or cuda:K (under torchrun: one GPU per process)", ours=True)
+    seed: int = _opt(0, "seed of every random stream (split, order, flips, noise, discriminator)", ours=True)
+    random_weights: bool = _opt(
+        False, "random LPIPS/ArcFace/MoCo/IR-SE50 weights instead of the assets (offline smoke runs only)", ours=True)
+    flip: bool = _opt(True, "random horizontal flips of the training images, as the official transforms", ours=True)
+    grid_images: int = _opt(4, "images per input|reconstruction grid", ours=True)
+
+    def __post_init__(self):
+        checks = [
+            (self.method in METHODS, f"--method must be one of {', '.join(METHODS)}, got {self.method!r}"),
+            (self.optim_name in OPTIMIZERS, f"--optim-name must be one of {', '.join(OPTIMIZERS)}"),
+            (self.lpips_type in LPIPS_TYPES, f"--lpips-type must be one of {', '.join(LPIPS_TYPES)}"),
+            (self.batch_size >= 1 and self.test_batch_size >= 1, "batch sizes must be at least 1"),
+            (self.max_steps >= 1, "--max-steps must be at least 1"),
+            (self.learning_rate > 0 and self.w_discriminator_lr > 0, "learning rates must be positive"),
+            (all(v >= 0 for v in self.loss_weights().values()), "loss weights (--*-lambda) must be >= 0"),
+            (0 < self.test_fraction < 1, "--test-fraction must be between 0 and 1"),
+            (self.d_reg_every >= 1 and self.w_pool_size >= 0, "--d-reg-every must be >= 1, --w-pool-size >= 0"),
+            (min(self.image_interval, self.board_interval, self.val_interval, self.save_interval or 1) >= 1,
+             "intervals must be at least 1"),
+            (self.progressive_steps is None or (len(self.progressive_steps) > 0 and self.progressive_steps[0] == 0
+                                                and list(self.progressive_steps) == sorted(self.progressive_steps)),
+             "--progressive-steps must start at 0 and increase"),
+            (self.method == "e4e" or (self.progressive_steps is None and self.progressive_start is None
+                                       and self.w_discriminator_lambda == 0),
+             "progressive training and the latent discriminator are e4e options; drop them for --method psp"),
+            (self.input_size is None or (len(self.input_size) == 2 and min(self.input_size) >= 16),
+             "--input-size must be H,W with both at least 16"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise E4EBenchError(message)
+
+    def loss_weights(self) -> dict[str, float]:
+        return {name: getattr(self, name) for name in (
+            "lpips_lambda", "id_lambda", "moco_lambda", "l2_lambda", "w_norm_lambda", "lpips_lambda_crop",
+            "l2_lambda_crop", "w_discriminator_lambda", "delta_norm_lambda")}
+
+    def with_schedule(self, n_styles: int) -> TrainOptions:
+        """Fill `progressive_steps` from `progressive_start` as the official train.py does."""
+        if self.progressive_steps is not None or self.progressive_start is None:
+            return self
+        return dataclasses.replace(
+            self, progressive_steps=tuple(progressive_steps(n_styles, self.progressive_start,
+                                                            self.progressive_step_every)))
+
+    def to_opts_dict(self) -> dict:
+        """The official `opts` dict (plain types only, so `torch.load(weights_only=True)` reads it)."""
+        opts = dataclasses.asdict(self)
+        for name in ("progressive_steps", "input_size"):
+            if opts[name] is not None:
+                opts[name] = list(opts[name])
+        return opts
+
+    @classmethod
+    def from_opts_dict(cls, opts: dict) -> TrainOptions:
+        """Options from an `opts` dict; official keys this project does not use are ignored."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in opts.items() if k in known}
+        for name in ("progressive_steps", "input_size"):
+            if values.get(name) is not None:
+                values[name] = tuple(int(v) for v in values[name])
+        return cls(**values)
+
+
+def recipe_defaults(method: str, domain: str) -> dict:
+    """The authors' training commands for a method and domain, as option overrides.
+
+    e4e: README cars command (MoCo x0.5, w-pool, discriminator 0.1, progressive from 20k, 200k
+    steps, batch 8/4); faces as issue #43 (ArcFace x0.1, 300k steps). Horse and church were not
+    published; they take the cars recipe. pSp: README encode command (ArcFace x0.1 for faces;
+    MoCo x0.5 and no ArcFace elsewhere, as the README recommends).
+    """
+    if method not in METHODS:
+        raise E4EBenchError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+    faces = domain == "faces"
+    common = dict(method=method, domain=domain, encoder_type=ENCODER_TYPES[method], start_from_latent_avg=True,
+                  dataset_type=DATASET_TYPES.get(domain, f"{domain}_encode"), batch_size=8)
+    if method == "e4e":
+        return common | dict(test_batch_size=4, use_w_pool=True, w_discriminator_lambda=0.1,
+                             progressive_start=20_000, val_interval=10_000, id_lambda=0.1 if faces else 0.5,
+                             max_steps=300_000 if faces else 200_000)
+    return common | dict(test_batch_size=8, val_interval=2500, save_interval=5000,
+                         id_lambda=0.1 if faces else 0.0, moco_lambda=0.0 if faces else 0.5)

@@ -1,0 +1,201 @@
+"""From options to a ready training run: options with resume, weights checks, models, data.
+
+Every check a user can fail (missing weights, empty data, generator of the wrong size, a resume
+file of another method, conflicting options) happens here, before the first step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from e4e_bench.assets import asset_path, cache_home, get_asset
+from e4e_bench.checkpoints import load_generator, read_checkpoint
+from e4e_bench.data import ImageFolder, list_images
+from e4e_bench.devices import resolve_device
+from e4e_bench.domains import Domain, get_domain
+from e4e_bench.errors import E4EBenchError
+from e4e_bench.lpips_net import BACKBONE_ASSETS, build_lpips
+from e4e_bench.moco import MOCO_ASSET, load_moco
+from encoders.e4e_encoder import Encoder4Editing
+from encoders.ir_se import ArcFaceIRSE
+from encoders.psp_encoder import GradualStyleEncoder
+from encoders.training.distributed import ProcessGroup, start_process_group
+from encoders.training.losses import ARCFACE_ASSET, ArcFaceSimilarity, EncoderObjective, LossNetworks, similarity_networks
+from encoders.training.options import TrainOptions, recipe_defaults
+from encoders.training.trainer import (
+    RESUMABLE_OVERRIDES,
+    EncoderAndDecoder,
+    Run,
+    latest_checkpoint,
+    make_run,
+    read_resume_checkpoint,
+    restore,
+    train,
+)
+
+# Largest encoder input side: the fine map2style heads bring a H/4 map to 1x1 with six stride-2 convs.
+MAX_INPUT_SIDE = 256
+SIMILARITY_ASSETS = {"arcface": ARCFACE_ASSET, "moco": MOCO_ASSET}
+
+
+def resolve_options(method: str, domain: str, overrides: dict, resume: str | None) -> tuple[TrainOptions, dict | None]:
+    """Recipe defaults < command-line flags; on resume, the checkpoint's options < the few flags that
+    may change (RESUMABLE_OVERRIDES). A flag that contradicts the checkpoint is an error."""
+    opts = TrainOptions(**(recipe_defaults(method, domain) | overrides))
+    if resume is None:
+        return opts, None
+    path = latest_checkpoint(Path(opts.exp_dir)) if resume == "latest" else Path(resume)
+    if path is None:
+        raise E4EBenchError(f"--resume: no iteration_N.pt in {Path(opts.exp_dir) / 'checkpoints'}; "
+                            "start without --resume or pass the checkpoint path")
+    ckpt = read_resume_checkpoint(path, method)
+    saved = TrainOptions.from_opts_dict(ckpt["opts"])
+    given = overrides | {"method": method, "domain": domain}
+    conflicts = [f"--{k.replace('_', '-')} {v} (checkpoint: {getattr(saved, k)})" for k, v in given.items()
+                 if k not in RESUMABLE_OVERRIDES | {"exp_dir"} and getattr(saved, k) != v]
+    if conflicts:
+        raise E4EBenchError(f"{path} was trained with other options: {'; '.join(conflicts)}; drop these flags to "
+                            f"resume, or start a new run in another --out folder")
+    kept = {k: v for k, v in overrides.items() if k in RESUMABLE_OVERRIDES | {"exp_dir"}}
+    return dataclasses.replace(saved, **kept, checkpoint_path=str(path)), ckpt
+
+
+def required_assets(opts: TrainOptions, domain: Domain, resuming: bool) -> dict[str, str]:
+    """{asset name: what needs it} for this run."""
+    needs: dict[str, str] = {}
+    if not opts.stylegan_weights:
+        if domain.generator_asset is None:
+            raise E4EBenchError(f"domain {domain.name!r} has no default generator; pass --generator PATH")
+        needs[domain.generator_asset] = "the generator"
+    if opts.random_weights:
+        return needs
+    if opts.lpips_lambda > 0 or opts.lpips_lambda_crop > 0:
+        needs[BACKBONE_ASSETS[opts.lpips_type]] = "the LPIPS loss (or --lpips-lambda 0)"
+    for term, network in similarity_networks(opts, domain).items():
+        flag = "--id-lambda" if term == "id" else "--moco-lambda"
+        needs[SIMILARITY_ASSETS[network]] = f"the {network} similarity loss (or {flag} 0)"
+    if not resuming:
+        needs.setdefault(ARCFACE_ASSET, "the encoder's IR-SE50 initialisation (or --random-weights)")
+    return needs
+
+
+def check_assets(needs: dict[str, str]) -> None:
+    missing = {name: why for name, why in needs.items() if not (cache_home() / get_asset(name).filename).is_file()}
+    if missing:
+        listed = "; ".join(f"{name} for {why}" for name, why in missing.items())
+        fetch = " && ".join(f"python -m e4e_bench assets fetch {name}" for name in missing)
+        raise E4EBenchError(f"training needs weights that are not in {cache_home()}: {listed}; run `{fetch}`")
+
+
+def split_images(opts: TrainOptions) -> tuple[list[Path], list[Path]]:
+    """(train, test) files: --test-data, or a seeded share of --data held out."""
+    if not opts.data:
+        raise E4EBenchError("--data is required: a folder of training images")
+    paths = list_images(opts.data)
+    if opts.test_data:
+        return paths, list_images(opts.test_data)
+    if len(paths) < 2:
+        raise E4EBenchError(f"{opts.data} holds {len(paths)} image; training needs at least 2 "
+                            "(one is held out for evaluation) or --test-data DIR")
+    n_test = min(len(paths) - 1, max(1, round(len(paths) * opts.test_fraction)))
+    order = torch.randperm(len(paths), generator=torch.Generator().manual_seed(opts.seed)).tolist()
+    return sorted(paths[i] for i in order[n_test:]), sorted(paths[i] for i in order[:n_test])
+
+
+def load_decoder(opts: TrainOptions, domain: Domain, device: torch.device):
+    path = Path(opts.stylegan_weights) if opts.stylegan_weights else asset_path(domain.generator_asset)
+    decoder, latent_avg = load_generator(path, device)
+    if opts.input_size is None and decoder.size != domain.resolution:
+        raise E4EBenchError(f"{path} is a {decoder.size}px generator but domain {domain.name!r} needs "
+                            f"{domain.resolution}px; pass that domain's generator, or --input-size H,W to train at "
+                            "another size")
+    return path, decoder, latent_avg
+
+
+def average_latent(decoder, stored: torch.Tensor | None, seed: int) -> torch.Tensor:
+    """latent_avg as [n_latent, style_dim]: the file's (any of [D], [1,D], [N,D]) or mean_latent(10000)."""
+    if stored is None:
+        stored = decoder.mean_latent(10_000, rng=torch.Generator(decoder.input.input.device).manual_seed(seed))
+    return stored.reshape(-1, decoder.style_dim)[: decoder.n_latent].expand(decoder.n_latent, -1).clone()
+
+
+def build_encoder(opts: TrainOptions, n_styles: int, style_dim: int, pretrained_backbone: bool) -> torch.nn.Module:
+    cls = Encoder4Editing if opts.method == "e4e" else GradualStyleEncoder
+    encoder = cls(n_styles, style_dim)
+    if pretrained_backbone:
+        # As the official load_weights: the ArcFace IR-SE50 weights for the stem and body only.
+        weights = read_checkpoint(asset_path(ARCFACE_ASSET))
+        backbone = {k: v for k, v in weights.items() if k.startswith(("input_layer.", "body."))}
+        missing, unexpected = encoder.load_state_dict(backbone, strict=False)
+        if unexpected or any(k.startswith(("input_layer.", "body.")) for k in missing):
+            raise E4EBenchError(f"{asset_path(ARCFACE_ASSET)} does not hold IR-SE50 weights; re-fetch it with "
+                                f"`python -m e4e_bench assets fetch {ARCFACE_ASSET}`")
+    return encoder
+
+
+def build_networks(opts: TrainOptions, domain: Domain, device: torch.device) -> LossNetworks:
+    pretrained = not opts.random_weights
+    networks = LossNetworks(similarity={})
+    if opts.lpips_lambda > 0 or opts.lpips_lambda_crop > 0:
+        networks.lpips = build_lpips(opts.lpips_type, pretrained=pretrained, device=device)
+    for term, network in similarity_networks(opts, domain).items():
+        if network == "moco":
+            networks.similarity[term] = load_moco(pretrained=pretrained, device=device)
+            continue
+        arcface = ArcFaceIRSE(112, 50, drop_ratio=0.6)
+        if pretrained:
+            arcface.load_state_dict(read_checkpoint(asset_path(ARCFACE_ASSET)), strict=True)
+        networks.similarity[term] = ArcFaceSimilarity(arcface.eval().requires_grad_(False)).to(device)
+    return networks
+
+
+def prepare(opts: TrainOptions, group: ProcessGroup, resume_ckpt: dict | None) -> tuple[Run, ImageFolder, ImageFolder]:
+    """Models, optimisers, state (restored when resuming) and the two image sets."""
+    domain = get_domain(opts.domain)
+    check_assets(required_assets(opts, domain, resume_ckpt is not None))
+    train_paths, test_paths = split_images(opts)
+    generator_path, decoder, stored_avg = load_decoder(opts, domain, group.device)
+    input_size = opts.input_size or domain.encoder_input
+    if max(input_size) > MAX_INPUT_SIDE:
+        raise E4EBenchError(f"--input-size {input_size[0]},{input_size[1]} is too large for the e4e/pSp heads; "
+                            f"use sides of at most {MAX_INPUT_SIDE}")
+    opts = dataclasses.replace(opts, stylegan_weights=str(generator_path), stylegan_size=decoder.size,
+                               output_size=decoder.size, input_size=input_size).with_schedule(decoder.n_latent)
+    if opts.progressive_steps is not None and len(opts.progressive_steps) > decoder.n_latent:
+        raise E4EBenchError(f"--progressive-steps has {len(opts.progressive_steps)} entries but the generator has "
+                            f"{decoder.n_latent} style rows; give at most one entry per row")
+    torch.manual_seed(opts.seed)  # the heads' initial weights, identical in every process and every run
+    latent_avg = average_latent(decoder, stored_avg, opts.seed) if opts.start_from_latent_avg else None
+    encoder = build_encoder(opts, decoder.n_latent, decoder.style_dim,
+                            pretrained_backbone=not opts.random_weights and resume_ckpt is None)
+    net = EncoderAndDecoder(encoder, decoder, latent_avg, domain, input_size)
+    objective = EncoderObjective(opts, build_networks(opts, domain, group.device))
+    run = make_run(opts, group, domain, net, objective)
+    if resume_ckpt is not None:
+        restore(run, resume_ckpt)
+    train_set, test_set = ImageFolder(train_paths, input_size), ImageFolder(test_paths, input_size)
+    if len(test_set) < group.world_size:
+        raise E4EBenchError(f"{len(test_set)} held-out images for {group.world_size} processes; each needs one: "
+                            "raise --test-fraction or pass --test-data")
+    return run, train_set, test_set
+
+
+
+def run_training(method: str, domain: str, overrides: dict, resume: str | None = None) -> dict | None:
+    """Train (or resume) in this process, joining torchrun's group if there is one.
+
+    `overrides` are TrainOptions fields given by the user; `resume` is "latest" (the newest
+    iteration_N.pt under the output folder), a checkpoint path, or None. Returns the summary on
+    rank 0 and None on the other ranks.
+    """
+    opts, resume_ckpt = resolve_options(method, domain, overrides, resume)
+    group = start_process_group(opts.device, resolve_device)
+    try:
+        run, train_set, test_set = prepare(opts, group, resume_ckpt)
+        summary = train(run, train_set, test_set)
+    finally:
+        group.close()
+    return summary if group.is_main else None

@@ -1,0 +1,422 @@
+"""The e4e/pSp training loop: steps, evaluation, grids, logs and resumable official-layout checkpoints.
+
+One process per device (torchrun for several). Every random draw comes from an explicit
+torch.Generator whose state is saved with the checkpoint, so `--resume` continues the very
+stream an uninterrupted run would have used:
+  * the data order: a seeded permutation per epoch (ResumableDistributedSampler);
+  * per rank: the horizontal flips and the generator's per-layer noise;
+  * shared by all ranks: the discriminator's real codes and its pools (so every rank holds the
+    same pools and, fed the all-gathered fake codes, takes the same discriminator step).
+
+Step numbering: `global_step` counts finished steps; the step with index s (0-based) runs at the
+progressive stage of s and applies R1 when s % d_reg_every == 0; `iteration_N.pt` holds the state
+after N steps.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from e4e_bench.checkpoints import read_checkpoint, save_checkpoint
+from e4e_bench.data import ImageFolder, save_images
+from e4e_bench.domains import Domain
+from e4e_bench.errors import E4EBenchError
+from encoders.training.distributed import ProcessGroup, ResumableDistributedSampler
+from encoders.training.latent_discriminator import (
+    LatentCodesDiscriminator,
+    LatentCodesPool,
+    discriminator_loss,
+    r1_penalty,
+)
+from encoders.training.losses import EncoderObjective
+from encoders.training.options import TrainOptions
+from encoders.training.progressive import active_rows, stage_at
+from encoders.training.ranger import Ranger
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"
+LOG_FILE = "log.jsonl"
+ITERATION_PATTERN = re.compile(r"iteration_(\d+)\.pt")
+# Options a resumed run may change: they do not alter the training trajectory.
+RESUMABLE_OVERRIDES = frozenset({"max_steps", "device", "workers", "test_workers", "board_interval",
+                                 "image_interval", "val_interval", "save_interval", "checkpoint_path"})
+STREAMS = {"flip": 1, "noise": 2, "discriminator": 3}
+
+
+class EncoderAndDecoder(nn.Module):
+    """The official wrapper's layout: state_dict keys `encoder.*` and `decoder.*` only.
+
+    forward: images -> (reconstructions at the input size after the domain crop, codes fed to
+    the decoder). `latent_avg` is a non-persistent buffer: it goes to the checkpoint's top level.
+    """
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, latent_avg: Tensor | None, domain: Domain,
+                 input_size: tuple[int, int]):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.register_buffer("latent_avg", latent_avg, persistent=False)
+        self.domain = domain
+        self.input_size = input_size
+
+    def codes(self, images: Tensor) -> Tensor:
+        codes = self.encoder(images)
+        return codes if self.latent_avg is None else codes + self.latent_avg
+
+    def forward(self, images: Tensor, noise: str = "random", rng: torch.Generator | None = None):
+        codes = self.codes(images)
+        frames = self.domain.crop(self.decoder(codes, noise=noise, rng=rng))
+        # Official: AdaptiveAvgPool2d(256) then the cars rows 32:224; cropping first and pooling to
+        # the input size is the same average over the same pixels.
+        return F.adaptive_avg_pool2d(frames, self.input_size), codes
+
+
+def stream(seed: int, name: str, rank: int, device: torch.device | str = "cpu") -> torch.Generator:
+    return torch.Generator(device).manual_seed(seed * 1_000_003 + STREAMS[name] * 1009 + rank)
+
+
+@dataclass
+class TrainingState:
+    """Everything a step changes, besides module weights and optimiser moments."""
+
+    global_step: int = 0
+    best_val_loss: float | None = None
+    rngs: dict[str, torch.Generator] = field(default_factory=dict)
+    pools: dict[str, LatentCodesPool] = field(default_factory=dict)
+
+
+@dataclass
+class Run:
+    opts: TrainOptions
+    group: ProcessGroup
+    domain: Domain
+    net: EncoderAndDecoder
+    net_ddp: nn.Module
+    objective: EncoderObjective
+    optimizer: torch.optim.Optimizer
+    discriminator: LatentCodesDiscriminator | None
+    discriminator_optimizer: torch.optim.Optimizer | None
+    state: TrainingState
+    out: Path
+
+    @property
+    def progressive(self) -> bool:
+        return self.opts.progressive_steps is not None
+
+    def stage(self, step: int) -> int | None:
+        return stage_at(step, self.opts.progressive_steps) if self.progressive else None
+
+
+def build_optimizer(opts: TrainOptions, net: EncoderAndDecoder) -> torch.optim.Optimizer:
+    params = list(net.encoder.parameters())
+    if opts.train_decoder:
+        params += list(net.decoder.parameters())
+    if opts.optim_name == "adam":
+        return torch.optim.Adam(params, lr=opts.learning_rate)
+    return Ranger(params, lr=opts.learning_rate)
+
+
+def make_run(opts: TrainOptions, group: ProcessGroup, domain: Domain, net: EncoderAndDecoder,
+             objective: EncoderObjective) -> Run:
+    device = group.device
+    net = net.to(device)
+    net.decoder.requires_grad_(opts.train_decoder)
+    # e4e leaves the heads of inactive offsets out of the graph, so DDP must look for unused ones.
+    net_ddp = (DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None,
+                                       find_unused_parameters=opts.method == "e4e")
+               if group.distributed else net)
+    discriminator = discriminator_optimizer = None
+    if opts.w_discriminator_lambda > 0:
+        discriminator = LatentCodesDiscriminator(net.decoder.style_dim).to(device)
+        discriminator_optimizer = torch.optim.Adam(discriminator.parameters(), lr=opts.w_discriminator_lr)
+    state = TrainingState(
+        rngs={"flip": stream(opts.seed, "flip", group.rank),
+              "noise": stream(opts.seed, "noise", group.rank, device),
+              "discriminator": stream(opts.seed, "discriminator", 0)},
+        pools={"real": LatentCodesPool(opts.w_pool_size if opts.use_w_pool else 0),
+               "fake": LatentCodesPool(opts.w_pool_size if opts.use_w_pool else 0)},
+    )
+    return Run(opts, group, domain, net, net_ddp, objective.to(device), build_optimizer(opts, net),
+               discriminator, discriminator_optimizer, state, Path(opts.exp_dir))
+
+
+# -- one step ---------------------------------------------------------------------------------------
+def random_flip(images: Tensor, rng: torch.Generator) -> Tensor:
+    flip = (torch.rand(images.shape[0], generator=rng) < 0.5).to(images.device)
+    return torch.where(flip[:, None, None, None], images.flip(-1), images)
+
+
+def discriminator_step(run: Run, images: Tensor, step: int) -> dict[str, Tensor]:
+    """One logistic step of the latent discriminator (plus lazy R1), identical on every rank."""
+    d, rng, net = run.discriminator, run.state.rngs["discriminator"], run.net
+    d.requires_grad_(True)
+    with torch.no_grad():
+        fake = net.codes(images)
+        stage = run.stage(step)
+        if stage is not None:
+            fake = fake[:, active_rows(stage, fake.shape[1])]
+        fake = run.group.all_gather(fake)
+        z = torch.randn(fake.shape[0], net.decoder.style_dim, generator=rng).to(images.device)
+        real = net.decoder.mapping(z)
+        real = run.state.pools["real"].query(real, rng)
+        fake = run.state.pools["fake"].query(fake, rng)
+        if fake.ndim == 3:
+            fake = fake[:, 0]
+    loss = discriminator_loss(d(real), d(fake))
+    run.discriminator_optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    run.discriminator_optimizer.step()
+    parts = {"discriminator_loss": loss.detach()}
+    if step % run.opts.d_reg_every == 0:
+        r1 = run.opts.r1 / 2 * r1_penalty(d, real) * run.opts.d_reg_every
+        run.discriminator_optimizer.zero_grad(set_to_none=True)
+        r1.backward()
+        run.discriminator_optimizer.step()
+        parts["discriminator_r1_loss"] = r1.detach()
+    d.requires_grad_(False)
+    return parts
+
+
+def set_stage(run: Run, stage: int | None) -> None:
+    if hasattr(run.net.encoder, "set_stage"):
+        run.net.encoder.set_stage(run.net.encoder.last_stage if stage is None else stage)
+
+
+def train_step(run: Run, images: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+    """One encoder step (after the discriminator's); returns the loss terms and the reconstructions."""
+    step = run.state.global_step
+    stage = run.stage(step)
+    set_stage(run, stage)
+    images = random_flip(images, run.state.rngs["flip"]) if run.opts.flip else images
+    parts = discriminator_step(run, images, step) if run.discriminator is not None else {}
+    recon, codes = run.net_ddp(images, "random", run.state.rngs["noise"])
+    total, terms = run.objective(recon, images, codes, run.net.latent_avg, stage, run.discriminator)
+    run.optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    run.optimizer.step()
+    run.state.global_step += 1
+    return {"loss": total.detach(), **terms, **parts}, recon.detach()
+
+
+# -- evaluation, grids, logs ------------------------------------------------------------------------
+@torch.inference_mode()
+def evaluate(run: Run, loader: DataLoader) -> tuple[dict[str, float], tuple[Tensor, Tensor] | None]:
+    """Mean loss terms over this rank's share of the held-out images, summed over ranks.
+
+    Evaluation decodes with the generator's stored noise (deterministic; it draws from no
+    training stream) and at the stage the last step used.
+    """
+    run.net.eval()
+    sums: dict[str, Tensor] = {}
+    count = torch.zeros((), device=run.group.device)
+    first = None
+    for images in loader:
+        images = images.to(run.group.device)
+        recon, codes = run.net(images, "const")
+        total, terms = run.objective(recon, images, codes, run.net.latent_avg,
+                                     run.stage(run.state.global_step - 1), run.discriminator)
+        for name, value in {"loss": total, **terms}.items():
+            sums[name] = sums.get(name, 0) + value * images.shape[0]
+        count += images.shape[0]
+        if first is None:
+            first = (images, recon)
+    run.net.train()
+    names = sorted(sums)
+    totals = run.group.sum(torch.stack([sums[n] for n in names] + [count]).double()) if names else None
+    if totals is None:
+        return {}, None
+    return {name: float(totals[i] / totals[-1]) for i, name in enumerate(names)}, first
+
+
+def save_grid(inputs: Tensor, recons: Tensor, path: Path, n: int) -> None:
+    """One PNG, one row per image: input | reconstruction."""
+    pairs = torch.cat([inputs[:n], recons[:n]], dim=3)
+    save_images(torch.cat(list(pairs), dim=1)[None].cpu(), [path])
+
+
+class MetricLog:
+    """JSONL log (one object per record), mirrored to TensorBoard when it is installed."""
+
+    def __init__(self, out: Path, enabled: bool):
+        self.path = out / LOG_FILE
+        self.enabled = enabled
+        self.board = None
+        if enabled:
+            out.mkdir(parents=True, exist_ok=True)
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.board = SummaryWriter(str(out / "tensorboard"))
+            except ImportError:
+                log.info("tensorboard is not installed; logging to %s only", self.path)
+
+    def write(self, split: str, step: int, values: dict[str, float], **extra) -> None:
+        if not self.enabled:
+            return
+        record = {"step": step, "split": split, **{k: round(v, 7) for k, v in values.items()}, **extra}
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.board is not None:
+            for name, value in values.items():
+                self.board.add_scalar(f"{split}/{name}", value, step)
+
+    def close(self) -> None:
+        if self.board is not None:
+            self.board.close()
+
+
+# -- checkpoints ----------------------------------------------------------------------------------
+def checkpoint_dict(run: Run, training_state: bool) -> dict:
+    """The official layout (`state_dict`, `opts`, `latent_avg`, and with `--save_training_data` the
+    optimiser and discriminator states), plus what an exact resume needs (pools, random streams)."""
+    ckpt = {"state_dict": run.net.state_dict(), "opts": run.opts.to_opts_dict(),
+            "global_step": run.state.global_step, "best_val_loss": run.state.best_val_loss}
+    if run.net.latent_avg is not None:
+        ckpt["latent_avg"] = run.net.latent_avg.detach().cpu()
+    if not training_state:
+        return ckpt
+    ckpt["optimizer"] = run.optimizer.state_dict()
+    if run.discriminator is not None:
+        ckpt["discriminator_state_dict"] = run.discriminator.state_dict()
+        ckpt["discriminator_optimizer_state_dict"] = run.discriminator_optimizer.state_dict()
+    ckpt["w_pools"] = {name: pool.state_dict() for name, pool in run.state.pools.items()}
+    rngs = {name: g.get_state() for name, g in run.state.rngs.items()}
+    ckpt["rng_states"] = run.group.all_gather_object(rngs)
+    return ckpt
+
+
+def save(run: Run, name: str, training_state: bool) -> Path:
+    ckpt = checkpoint_dict(run, training_state)  # every rank takes part in gathering the streams
+    path = run.out / CHECKPOINT_DIR / name
+    if run.group.is_main:
+        save_checkpoint(ckpt, path)
+    return path
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    found = [(int(m.group(1)), p) for p in (out / CHECKPOINT_DIR).glob("iteration_*.pt")
+             if (m := ITERATION_PATTERN.fullmatch(p.name))]
+    return max(found)[1] if found else None
+
+
+def read_resume_checkpoint(path: Path, method: str) -> dict:
+    ckpt = read_checkpoint(path)
+    opts = ckpt.get("opts")
+    if not isinstance(opts, dict) or "optimizer" not in ckpt or "rng_states" not in ckpt:
+        raise E4EBenchError(f"{path} is not a resumable training checkpoint of this project (it lacks the optimiser "
+                            "or random-stream state); resume from an iteration_N.pt written by `train`")
+    if opts.get("method") != method:
+        raise E4EBenchError(f"{path} was written by a {opts.get('method') or 'different'} training run, not "
+                            f"{method}; pass --method {opts.get('method')} or another --out folder")
+    return ckpt
+
+
+def restore(run: Run, ckpt: dict) -> None:
+    device = run.group.device
+    run.net.load_state_dict(ckpt["state_dict"], strict=True)
+    if ckpt.get("latent_avg") is not None:
+        run.net.latent_avg = ckpt["latent_avg"].to(device)
+    run.optimizer.load_state_dict(ckpt["optimizer"])
+    if run.discriminator is not None:
+        run.discriminator.load_state_dict(ckpt["discriminator_state_dict"], strict=True)
+        run.discriminator_optimizer.load_state_dict(ckpt["discriminator_optimizer_state_dict"])
+    for name, pool in run.state.pools.items():
+        pool.load_state_dict(ckpt["w_pools"][name], device)
+    rng_states = ckpt["rng_states"]
+    if len(rng_states) != run.group.world_size:
+        raise E4EBenchError(f"the checkpoint was written by {len(rng_states)} processes but this run has "
+                            f"{run.group.world_size}; resume with the same --nproc_per_node for an exact continuation")
+    for name, generator in run.state.rngs.items():
+        generator.set_state(rng_states[run.group.rank][name])
+    run.state.global_step = int(ckpt["global_step"])
+    run.state.best_val_loss = ckpt.get("best_val_loss")
+
+
+def weights_fingerprint(run: Run) -> Tensor:
+    """Per-tensor sums (float64) of the trained weights; equal on every rank when DDP kept them in step."""
+    modules = [run.net.encoder] + ([run.discriminator] if run.discriminator is not None else [])
+    return torch.stack([p.detach().double().sum() for m in modules for p in m.parameters()]).cpu()
+
+
+# -- the loop -------------------------------------------------------------------------------------
+def make_loaders(run: Run, train_set: ImageFolder, test_set: ImageFolder, epoch: int, start: int):
+    o, g = run.opts, run.group
+    sampler = ResumableDistributedSampler(len(train_set), g.rank, g.world_size, o.seed, epoch, start)
+    train = DataLoader(train_set, batch_size=o.batch_size, sampler=sampler, num_workers=o.workers, drop_last=True,
+                       pin_memory=g.device.type == "cuda", persistent_workers=False)
+    shard = torch.utils.data.Subset(test_set, range(g.rank, len(test_set), g.world_size))
+    test = DataLoader(shard, batch_size=o.test_batch_size, num_workers=o.test_workers)
+    return train, test
+
+
+def train(run: Run, train_set: ImageFolder, test_set: ImageFolder) -> dict:
+    """Run until `max_steps`; returns a summary (rank 0's view)."""
+    o, g, state = run.opts, run.group, run.state
+    per_rank = -(-len(train_set) // g.world_size)
+    batches_per_epoch = per_rank // o.batch_size
+    if batches_per_epoch == 0:
+        raise E4EBenchError(f"{len(train_set)} training images cannot fill one batch of {o.batch_size} on each of "
+                            f"{g.world_size} processes; add images or lower --batch-size")
+    save_every = o.save_interval or o.max_steps
+    metrics = MetricLog(run.out, g.is_main)
+    run.net.train()
+    start_step, started = state.global_step, time.perf_counter()
+    progress = tqdm(total=o.max_steps, initial=start_step, disable=not g.is_main, desc=f"train {o.method}",
+                    unit="step")
+    last: dict[str, float] = {}
+    while state.global_step < o.max_steps:
+        epoch, offset = divmod(state.global_step, batches_per_epoch)
+        loader, test_loader = make_loaders(run, train_set, test_set, epoch, offset * o.batch_size)
+        for images in loader:
+            terms, recon = train_step(run, images.to(g.device))
+            step = state.global_step
+            progress.update(1)
+            if step % o.board_interval == 0 or step == o.max_steps:
+                last = {k: float(v) for k, v in terms.items()}
+                metrics.write("train", step, last, stage=run.stage(step - 1))
+            if g.is_main and (step % o.image_interval == 0 or step == o.max_steps):
+                save_grid(images.to(g.device), recon, run.out / "images" / "train" / f"{step:06d}.png", o.grid_images)
+            if step % o.val_interval == 0 or step == o.max_steps:
+                validate(run, test_loader, metrics)
+            if step % save_every == 0 or step == o.max_steps:
+                save(run, f"iteration_{step}.pt", training_state=True)
+            if step >= o.max_steps:
+                break
+    progress.close()
+    seconds = time.perf_counter() - started
+    fingerprints = g.all_gather(weights_fingerprint(run)[None])
+    consistent = bool((fingerprints == fingerprints[0]).all())
+    if not consistent:
+        log.warning("weights differ across the %d processes; the checkpoint holds rank 0's", g.world_size)
+    summary = {"steps": state.global_step, "steps_run": state.global_step - start_step, "seconds": round(seconds, 3),
+               "steps_per_second": round((state.global_step - start_step) / seconds, 4) if seconds else math.nan,
+               "processes": g.world_size, "effective_batch_size": o.batch_size * g.world_size,
+               "ranks_consistent": consistent, "best_val_loss": state.best_val_loss, "last_train": last}
+    metrics.write("summary", state.global_step, {}, **{k: v for k, v in summary.items() if k != "last_train"})
+    metrics.close()
+    return summary
+
+
+def validate(run: Run, loader: DataLoader, metrics: MetricLog) -> None:
+    values, first = evaluate(run, loader)
+    step = run.state.global_step
+    metrics.write("test", step, values)
+    if run.group.is_main and first is not None:
+        save_grid(*first, run.out / "images" / "test" / f"{step:06d}.png", run.opts.grid_images)
+    if values and (run.state.best_val_loss is None or values["loss"] < run.state.best_val_loss):
+        run.state.best_val_loss = values["loss"]
+        save(run, "best_model.pt", training_state=False)

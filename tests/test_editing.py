@@ -158,3 +158,29 @@ def test_sefa_edits_the_rows_it_factorised(generator):
 def test_bad_specs_are_user_errors(spec, generator):
     with pytest.raises(E4EBenchError):
         parse_direction(spec, generator)
+
+
+def test_edit_cli_end_to_end(tmp_path, tiny_generator, tiny_generator_ckpt, capsys):
+    from PIL import Image
+
+    from e4e_bench import cli
+    from e4e_bench.data import to_uint8
+
+    w = tiny_generator.mapping(torch.randn(3, tiny_generator.style_dim, generator=torch.Generator().manual_seed(6)))
+    np.save(tmp_path / "w.npy", w.numpy())  # W codes are broadcast to W+ before the edit
+    out = tmp_path / "edited"
+    argv = ["edit", "--latents", str(tmp_path / "w.npy"), "--generator", str(tiny_generator_ckpt),
+            "--direction", "sefa:0:1:4", "--strength", "2.5", "--out", str(out), "--device", "cpu"]
+    assert cli.main(argv) == 0
+
+    expected_codes = parse_direction("sefa:0:1:4", tiny_generator).add(tiny_generator.to_wplus(w), 2.5)
+    torch.testing.assert_close(torch.from_numpy(np.load(out / "latents.npy")), expected_codes)
+    with torch.inference_mode():
+        expected_pixels = to_uint8(tiny_generator(expected_codes, noise="const")).permute(0, 2, 3, 1).numpy()
+    written = np.stack([np.asarray(Image.open(out / f"{i:05d}.png")) for i in range(3)])
+    assert np.abs(written.astype(int) - expected_pixels.astype(int)).max() <= 1
+
+    torch.save(torch.randn(1, tiny_generator.style_dim), tmp_path / "normal.pt")
+    argv = argv[:5] + ["--direction", f"interfacegan:{tmp_path / 'normal.pt'}", "--out", str(out), "--device", "cpu"]
+    assert cli.main(argv) == 2
+    assert "pass --strength" in capsys.readouterr().err

@@ -1,0 +1,64 @@
+"""`edit`: apply an InterFaceGAN / GANSpace / SeFa edit to W or W+ codes and decode them."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from e4e_bench.checkpoints import load_generator
+from e4e_bench.commands.generate import decode_to_files, read_codes
+from e4e_bench.devices import resolve_device
+from e4e_bench.editing import SPEC_HELP, parse_direction
+from e4e_bench.errors import E4EBenchError
+
+EXAMPLES = """\
+examples:
+  python -m e4e_bench edit --latents inv/latents.npy --generator stylegan2-car-config-f.pt \\
+      --direction ganspace:cars_pca.pt:viewpoint --strength -2 --out edits/viewpoint2
+  python -m e4e_bench edit --latents inv/latents.npy --generator stylegan2-ffhq-config-f.pt \\
+      --direction interfacegan:age.pt --strength 3 --out edits/age
+  python -m e4e_bench edit --latents inv/latents.npy --generator stylegan2-horse-config-f.pt \\
+      --direction sefa:0:2:6 --strength 10 --out edits/sefa0
+"""
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "edit",
+        help="edit codes along a direction and decode them",
+        description="Edit codes [N, style_dim] (W) or [N, n_latent, style_dim] (W+) along a direction and decode "
+        "them with the generator's stored noise to DIR/00000.png ... (full resolution, uncropped); the edited "
+        "W+ codes go to DIR/latents.npy.\n\n" + SPEC_HELP,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--latents", type=Path, required=True, help=".npy of codes, e.g. OUT/latents.npy of `invert`")
+    parser.add_argument("--generator", type=Path, required=True, help="rosinality .pt or official e4e/pSp checkpoint")
+    parser.add_argument("--direction", required=True, metavar="SPEC", help="see above")
+    parser.add_argument("--strength", type=float, help="S of the SPEC (default: a named GANSpace edit's own)")
+    parser.add_argument(
+        "--additive", action="store_true", help="GANSpace: add S*std_K*comp_K instead of setting the coordinate"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K")
+    parser.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    generator, _ = load_generator(args.generator, resolve_device(args.device))
+    codes = generator.to_wplus(read_codes(args.latents, generator))
+    direction = parse_direction(args.direction, generator)
+    strength = args.strength if args.strength is not None else direction.default_strength
+    if strength is None:
+        raise E4EBenchError(f"direction {args.direction!r} has no default strength; pass --strength S")
+    edited = direction.add(codes, strength) if args.additive else direction.apply(codes, strength)
+    paths = decode_to_files(generator, edited, args.out, "const", 0, args.batch_size)
+    tmp = args.out / ".latents.npy.tmp"
+    with open(tmp, "wb") as f:
+        np.save(f, edited.cpu().numpy().astype(np.float32))
+    tmp.replace(args.out / "latents.npy")
+    print(f"edited {len(paths)} codes along {args.direction} (strength {strength:g}) into {args.out}")
+    return 0

@@ -1,0 +1,78 @@
+"""`lec`: Latent Editing Consistency (e4e's metrics/LEC.py) of any registered inversion method."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from e4e_bench.commands.invert import add_method_arguments, method_from_args, resolve_domain
+from e4e_bench.data import list_images, load_images
+from e4e_bench.editing import SPEC_HELP, parse_direction
+from e4e_bench.errors import E4EBenchError
+from e4e_bench.methods import InversionMethod
+from e4e_bench.metrics.lec import PROTOCOL_BATCH_SIZE, latent_editing_consistency
+
+EXAMPLES = """\
+examples:
+  python -m e4e_bench lec --method e4e --checkpoint e4e_ffhq_encode.pt --images ffhq_test/ \\
+      --direction interfacegan:age.pt --factor 3
+  python -m e4e_bench lec --method e4e --checkpoint e4e_cars_encode.pt --images cars_test/ \\
+      --direction ganspace:cars_pca.pt:viewpoint --factor 2
+"""
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "lec",
+        help="Latent Editing Consistency of an inversion method",
+        description="Prints a JSON object with key `lec`: per image, encode, edit by +F*d, decode with the "
+        "generator's stored noise, re-encode, undo the edit, L2 over the whole code; means per batch "
+        "(incomplete last batch dropped), batch means within the 1st-99th percentile averaged (e4e "
+        "metrics/LEC.py). GANSpace directions are applied in their additive form. Lower is better.\n\n" + SPEC_HELP,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_method_arguments(parser)
+    parser.add_argument("--images", type=Path, required=True, help="folder of png/jpg/webp images (sorted by name)")
+    parser.add_argument("--direction", required=True, metavar="SPEC", help="see above")
+    parser.add_argument("--factor", type=float, required=True, help="F: the edit's strength (e4e's example: 3)")
+    parser.add_argument("--batch-size", type=int, default=PROTOCOL_BATCH_SIZE, help="protocol batch (e4e: 8)")
+    parser.set_defaults(func=main)
+
+
+def image_batches(method: InversionMethod, paths: list[Path], batch_size: int) -> Iterator[torch.Tensor]:
+    device = method.generator.input.input.device
+    for start in tqdm(range(0, len(paths), batch_size), desc=f"lec {method.name}", unit="batch"):
+        loaded = load_images(paths[start : start + batch_size], method.input_size)
+        if loaded.paths:
+            yield loaded.images.to(device)
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.batch_size < 1:
+        raise E4EBenchError(f"--batch-size must be at least 1, got {args.batch_size}")
+    paths = list_images(args.images)
+    domain = resolve_domain(args)
+    method = method_from_args(args, domain)
+    direction = parse_direction(args.direction, method.generator)
+    result = latent_editing_consistency(
+        method, image_batches(method, paths, args.batch_size), direction, args.factor, domain, args.batch_size
+    )
+    report = {
+        "lec": result.lec,
+        "method": method.name,
+        "domain": domain.name,
+        "direction": args.direction,
+        "factor": args.factor,
+        "n_images": len(result.per_image),
+        "n_batches": len(result.batch_means),
+        "kept_batches": result.kept_batches,
+        "protocol": result.protocol,
+    }
+    print(json.dumps(report, indent=2))
+    return 0

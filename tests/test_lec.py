@@ -1,0 +1,129 @@
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from e4e_bench import cli, methods
+from e4e_bench.domains import Domain
+from e4e_bench.editing import parse_direction
+from e4e_bench.errors import E4EBenchError
+from e4e_bench.generator import Generator
+from e4e_bench.metrics.lec import aggregate, latent_editing_consistency, to_encoder_input
+from e4e_bench.metrics.registry import MetricContext, get_metric
+from tests.conftest import TINY_CARS, make_tiny_generator, rosinality_checkpoint, write_images
+
+N_TABLE = 10
+
+
+class LookupMethod:
+    """Inverts only what its own generator made: every decoded frame is recorded (a forward hook) with
+    its code, and `invert` returns the code of the nearest recorded frame, plus optional Gaussian noise."""
+
+    name = "lookup"
+
+    def __init__(self, generator: Generator, domain: Domain, noise_std: float = 0.0):
+        self.generator, self.domain, self.noise_std = generator, domain, noise_std
+        self.input_size = domain.encoder_input
+        self.frames, self.codes = [], []
+        self.rng = torch.Generator().manual_seed(123)
+        generator.register_forward_hook(self._record)
+
+    def _record(self, module, args, output):
+        self.codes.append(module.to_wplus(args[0]).clone())
+        self.frames.append(to_encoder_input(output, self.domain, self.input_size).flatten(1))
+
+    def invert(self, images: torch.Tensor) -> torch.Tensor:
+        nearest = torch.cdist(images.flatten(1), torch.cat(self.frames)).argmin(dim=1)
+        codes = torch.cat(self.codes)[nearest]
+        return codes + self.noise_std * torch.randn(codes.shape, generator=self.rng)
+
+
+def decode_table(method: LookupMethod) -> torch.Tensor:
+    """The encoder inputs of N_TABLE frames decoded from seeded W codes (recorded by the method)."""
+    z = torch.randn(N_TABLE, method.generator.style_dim, generator=torch.Generator().manual_seed(5))
+    with torch.inference_mode():
+        return to_encoder_input(method.generator(method.generator.mapping(z)), method.domain, method.input_size)
+
+
+def build_lookup(*, domain, checkpoint, generator, device, options):
+    """Registry factory for the CLI test: the images it knows are the `decode_table` frames."""
+    from e4e_bench.checkpoints import load_generator
+
+    method = LookupMethod(load_generator(generator, device)[0], domain)
+    decode_table(method)
+    return method
+
+
+@pytest.fixture
+def cars_like(tiny_domain) -> Domain:
+    return TINY_CARS
+
+
+def test_lec_is_zero_for_a_method_that_inverts_its_generator_exactly(cars_like):
+    method = LookupMethod(make_tiny_generator(), cars_like)
+    images = decode_table(method)
+    direction = parse_direction("sefa:0", method.generator)
+    result = latent_editing_consistency(method, images.split(4), direction, 3.0, cars_like, batch_size=3)
+    assert len(result.per_image) == N_TABLE and len(result.batch_means) == 3  # 10 // 3, last one dropped
+    assert result.lec < 1e-4
+    assert "sefa:0" in result.protocol and "factor 3" in result.protocol
+
+
+def test_lec_of_a_noisy_method_is_the_noise_norm_over_the_whole_code(cars_like):
+    method = LookupMethod(make_tiny_generator(), cars_like, noise_std=0.1)
+    images = decode_table(method)
+    direction = parse_direction("sefa:1:0:3", method.generator)
+    result = latent_editing_consistency(method, [images], direction, 2.0, cars_like, batch_size=2)
+    # w'' - w is the re-encoding's noise alone: its norm over n_latent x D entries is about 0.1 * sqrt(n * D).
+    expected = 0.1 * math.sqrt(method.generator.n_latent * method.generator.style_dim)
+    assert result.lec == pytest.approx(expected, rel=0.1)
+
+
+def test_aggregation_drops_the_last_batch_and_the_outer_percentiles():
+    per_image = torch.cat([torch.arange(1.0, 201.0).repeat_interleave(8), torch.tensor([1e6, 1e6, 1e6])])
+    lec, batch_means, kept = aggregate(per_image, batch_size=8)
+    assert len(batch_means) == 200  # the 3 leftover images are dropped
+    assert kept == 198  # np.percentile(1, 'lower') = 2 and (99, 'higher') = 199 remove 1 and 200
+    assert lec == pytest.approx(100.5)
+
+
+def test_aggregation_matches_the_e4e_recipe_on_random_values():
+    rng = np.random.default_rng(0)
+    per_image = rng.lognormal(size=8 * 300 + 5)
+    batch_means = per_image[: 8 * 300].reshape(300, 8).mean(1)
+    low, high = np.percentile(batch_means, 1, method="lower"), np.percentile(batch_means, 99, method="higher")
+    expected = batch_means[(batch_means >= low) & (batch_means <= high)].mean()
+    assert aggregate(torch.from_numpy(per_image))[0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_too_few_images_for_one_batch_is_a_user_error():
+    with pytest.raises(E4EBenchError, match="at least one full batch of 8"):
+        aggregate(torch.ones(7))
+
+
+def test_registered_lec_metric_reports_value_and_protocol(cars_like):
+    method = LookupMethod(make_tiny_generator(), cars_like, noise_std=0.05)
+    images = decode_table(method)
+    metric = get_metric("lec").build(MetricContext(domain=cars_like), direction="sefa:0", factor=1.0, batch_size=5)
+    result = metric(method, [images])
+    assert result.value > 0 and result.details["n_batches"] == 2 and len(result.details["per_image"]) == N_TABLE
+
+
+def test_lec_cli_end_to_end(tmp_path, tiny_domain, monkeypatch, capsys):
+    monkeypatch.setitem(methods.METHODS, "lookup", "tests.test_lec:build_lookup")
+    generator = make_tiny_generator()
+    torch.save(rosinality_checkpoint(generator), tmp_path / "g.pt")
+    write_images(tmp_path / "images", decode_table(LookupMethod(generator, tiny_domain)))
+
+    argv = ["lec", "--method", "lookup", "--domain", tiny_domain.name, "--generator", str(tmp_path / "g.pt"),
+            "--images", str(tmp_path / "images"), "--direction", "sefa:0", "--factor", "3", "--batch-size", "4",
+            "--device", "cpu"]
+    assert cli.main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["lec"] < 1e-4 and report["n_images"] == N_TABLE and report["n_batches"] == 2
+    assert "L2 over the whole code" in report["protocol"]
+
+    assert cli.main(argv[:-6] + ["--direction", "sefa:99", "--factor", "3", "--device", "cpu"]) == 2
+    assert "SeFa has" in capsys.readouterr().err

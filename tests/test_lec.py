@@ -127,3 +127,12 @@ def test_lec_cli_end_to_end(tmp_path, tiny_domain, monkeypatch, capsys):
 
     assert cli.main(argv[:-6] + ["--direction", "sefa:99", "--factor", "3", "--device", "cpu"]) == 2
     assert "SeFa has" in capsys.readouterr().err
+
+
+def test_lec_cli_with_an_optimization_baseline(tmp_path, tiny_domain, tiny_generator_ckpt, generated_images, capsys):
+    argv = ["lec", "--method", "opt_w", "--domain", tiny_domain.name, "--generator", str(tiny_generator_ckpt),
+            "--images", str(generated_images), "--direction", "sefa:0", "--factor", "2", "--batch-size", "2",
+            "--steps", "2", "--lpips-weight", "0", "--mse-weight", "1", "--no-optimize-noise", "--device", "cpu"]
+    assert cli.main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["method"] == "opt_w" and report["n_batches"] == 2 and 0 < report["lec"] < float("inf")

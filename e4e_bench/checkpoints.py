@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import pickle
 import re
 import tempfile
-import zipfile
 from pathlib import Path
 
 import torch
@@ -25,7 +23,7 @@ from e4e_bench.generator import Generator, default_channels
 GENERATOR_FORMATS = "a rosinality StyleGAN2 .pt (with 'g_ema') or an official e4e/pSp checkpoint (with 'state_dict')"
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict:
+def load_file(path: str | os.PathLike):
     """torch.load with weights_only=True, turning every failure into one clear sentence."""
     path = Path(path)
     if not path.is_file():
@@ -33,12 +31,26 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
+    except Exception as err:  # a damaged pickle can fail with almost any error type
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise E4EBenchError(f"{path} is not a readable PyTorch checkpoint ({reason}); re-download or re-save it") from None
+    return ckpt
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """A checkpoint dict from `path` (weights only)."""
+    ckpt = load_file(path)
     if not isinstance(ckpt, dict):
         raise E4EBenchError(f"{path} holds a {type(ckpt).__name__}, not a checkpoint dict; expected {GENERATOR_FORMATS}")
     return ckpt
+
+
+def read_tensor(path: str | os.PathLike) -> torch.Tensor:
+    """A file holding one saved tensor (e.g. an InterFaceGAN direction)."""
+    value = load_file(path)
+    if not torch.is_tensor(value):
+        raise E4EBenchError(f"{path} holds a {type(value).__name__}, expected a single tensor")
+    return value
 
 
 def checkpoint_kind(ckpt: dict) -> str:

@@ -1,0 +1,194 @@
+"""The registry of pretrained files: where each comes from, how to check it, where it is cached.
+
+Files live in `$E4E_BENCH_HOME` (default `~/.cache/e4e_bench`); on an air-gapped machine copy
+them there by hand under the listed file names. Where the publisher gives no checksum the
+registry says so (`sha256=None`): the first `fetch` or `verify` records the file's hash in
+`hashes.json` beside the files, and later checks compare against that record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from e4e_bench.errors import E4EBenchError
+
+HASH_RECORD = "hashes.json"
+
+
+@dataclass(frozen=True)
+class Asset:
+    name: str
+    filename: str
+    urls: tuple[str, ...]
+    format: str  # what loads it: rosinality-generator, e4e-psp-checkpoint, ir-se50, moco-v2, ...
+    description: str
+    sha256: str | None = None  # full digest when published
+    sha256_prefix: str | None = None  # the 8-hex prefix torchvision-style file names carry
+    size: int | None = None  # bytes, when known
+    licence: str = "see the publisher"
+    archive_member: str | None = None  # the file to keep when the download is a zip pack
+
+
+def drive(file_id: str) -> str:
+    return f"https://drive.usercontent.google.com/download?id={file_id}&export=download&confirm=t"
+
+
+ASSETS: dict[str, Asset] = {
+    a.name: a
+    for a in (
+        Asset("stylegan2-ffhq", "stylegan2-ffhq-config-f.pt", (drive("1EM87UquaoQmk17Q8d5kYIAHqu0dkYqdT"),),
+              "rosinality-generator", "StyleGAN2 FFHQ config-f, 1024 px (rosinality conversion)", licence="NVIDIA Source Code License-NC"),
+        Asset("stylegan2-car", "stylegan2-car-config-f.pt", (drive("1UmMHHB3DU1trTB8_9Fjkck5ZwArnD81B"),),
+              "rosinality-generator", "StyleGAN2 LSUN car config-f, 512 px, content rows 64:448", licence="NVIDIA Source Code License-NC"),
+        Asset("stylegan2-horse", "stylegan2-horse-config-f.pt", (drive("1bM7ms1tWCucnySjiS6-NNrPJGDkqQQWi"),),
+              "rosinality-generator", "StyleGAN2 LSUN horse config-f, 256 px", licence="NVIDIA Source Code License-NC"),
+        Asset("stylegan2-church", "stylegan2-church-config-f.pt", (drive("1ZSZOFtw5wZfPhWEzHFB9LI__bikaHsn6"),),
+              "rosinality-generator", "StyleGAN2 LSUN church config-f, 256 px", licence="NVIDIA Source Code License-NC"),
+        Asset("e4e-ffhq", "e4e_ffhq_encode.pt", (drive("1cUv_reLE6k3604or78EranS7XzuVMWeO"),),
+              "e4e-psp-checkpoint", "official e4e encoder + decoder, FFHQ", licence="MIT (code); weights per the e4e authors"),
+        Asset("e4e-cars", "e4e_cars_encode.pt", (drive("17faPqBce2m1AQeLCLHUVXaDfxMRU2QcV"),),
+              "e4e-psp-checkpoint", "official e4e encoder + decoder, LSUN cars", licence="MIT (code); weights per the e4e authors"),
+        Asset("e4e-horse", "e4e_horse_encode.pt", (drive("1TkLLnuX86B_BMo2ocYD0kX9kWh53rUVX"),),
+              "e4e-psp-checkpoint", "official e4e encoder + decoder, LSUN horse", licence="MIT (code); weights per the e4e authors"),
+        Asset("e4e-church", "e4e_church_encode.pt", (drive("1-L0ZdnQLwtdy6-A_Ccgq5uNJGTqE7qBa"),),
+              "e4e-psp-checkpoint", "official e4e encoder + decoder, LSUN church", licence="MIT (code); weights per the e4e authors"),
+        Asset("psp-ffhq", "psp_ffhq_encode.pt", (drive("1bMTNWkh5LArlaWSc_wa8VKyq2V42T2z0"),),
+              "e4e-psp-checkpoint", "official pSp encoder + decoder, FFHQ inversion", licence="MIT (code); weights per the pSp authors"),
+        Asset("arcface-ir-se50", "model_ir_se50.pth", (drive("1KW7bjndL3QG3sxBbZxreGHigcCCpsDgn"),),
+              "ir-se50", "ArcFace IR-SE50 (TreB1eN), e4e/pSp identity loss and encoder initialisation"),
+        Asset("moco-v2", "moco_v2_800ep_pretrain.pt", (drive("18rLcNGdteX5LwT7sv_F7HWr12HpVEzVe"),),
+              "moco-v2", "MoCo v2 ResNet-50, 800 epochs (module.encoder_q.*), similarity beyond faces", licence="CC-BY-NC 4.0"),
+        Asset("arcface-w600k-r50", "w600k_r50.onnx", ("https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip",),
+              "insightface-onnx", "insightface ArcFace ResNet50@WebFace600K (from the buffalo_l pack), identity metric for faces",
+              licence="non-commercial research (insightface)", archive_member="w600k_r50.onnx"),
+        Asset("lpips-alex", "alexnet-owt-7be5be79.pth", ("https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",),
+              "torchvision-alexnet", "torchvision AlexNet ImageNet weights, the LPIPS (alex) backbone",
+              sha256_prefix="7be5be79", licence="BSD-3-Clause"),
+        Asset("lpips-vgg", "vgg16-397923af.pth", ("https://download.pytorch.org/models/vgg16-397923af.pth",),
+              "torchvision-vgg16", "torchvision VGG16 ImageNet weights, the LPIPS (vgg) backbone used by the projectors",
+              sha256_prefix="397923af", licence="BSD-3-Clause"),
+        Asset("inception-fid", "pt_inception-2015-12-05-6726825d.pth",
+              ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",),
+              "pytorch-fid-inception", "pytorch-fid InceptionV3 (TF FID weights), 2048-d pool features",
+              sha256_prefix="6726825d", licence="Apache-2.0"),
+    )
+}
+
+
+def cache_home() -> Path:
+    return Path(os.environ.get("E4E_BENCH_HOME", Path.home() / ".cache" / "e4e_bench")).expanduser()
+
+
+def get_asset(name: str) -> Asset:
+    try:
+        return ASSETS[name]
+    except KeyError:
+        raise E4EBenchError(f"unknown asset {name!r}; `python -m e4e_bench assets list` shows the registry") from None
+
+
+def asset_path(name: str) -> Path:
+    """Path of a cached asset; a clear error naming the fetch command when it is not there."""
+    asset = get_asset(name)
+    path = cache_home() / asset.filename
+    if not path.is_file():
+        raise E4EBenchError(
+            f"{asset.description}: {path} is missing; run `python -m e4e_bench assets fetch {name}` "
+            f"or copy {asset.filename} into {cache_home()} (set E4E_BENCH_HOME to change it)"
+        )
+    return path
+
+
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def recorded_hashes() -> dict[str, str]:
+    record = cache_home() / HASH_RECORD
+    return json.loads(record.read_text()) if record.is_file() else {}
+
+
+def record_hash(name: str, digest: str) -> None:
+    hashes = recorded_hashes() | {name: digest}
+    record = cache_home() / HASH_RECORD
+    tmp = record.with_suffix(".tmp")
+    tmp.write_text(json.dumps(hashes, indent=2, sort_keys=True))
+    os.replace(tmp, record)
+
+
+def check_hash(asset: Asset, digest: str) -> str:
+    """'ok' when the digest matches what is known, 'recorded' when nothing was known; raises on mismatch."""
+    expected = asset.sha256 or recorded_hashes().get(asset.name)
+    if expected is not None:
+        if digest != expected:
+            raise E4EBenchError(f"{asset.filename}: sha256 {digest} does not match the expected {expected}; delete it and fetch again")
+        return "ok"
+    if asset.sha256_prefix is not None and not digest.startswith(asset.sha256_prefix):
+        raise E4EBenchError(f"{asset.filename}: sha256 {digest} does not start with {asset.sha256_prefix}; delete it and fetch again")
+    record_hash(asset.name, digest)
+    return "recorded"
+
+
+def fetch(name: str, force: bool = False) -> Path:
+    """Download an asset to a temporary name, check its hash, then rename it into the cache."""
+    asset = get_asset(name)
+    target = cache_home() / asset.filename
+    if target.is_file() and not force:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    errors = []
+    for url in asset.urls:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{asset.filename}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+                total = int(response.headers.get("Content-Length") or 0) or None
+                with tqdm(total=total, unit="B", unit_scale=True, desc=asset.filename) as bar:
+                    while block := response.read(1 << 20):
+                        out.write(block)
+                        bar.update(len(block))
+            if asset.archive_member is not None:
+                extract_member(Path(tmp), asset.archive_member)
+            check_hash(asset, sha256_of(Path(tmp)))
+            os.replace(tmp, target)
+            return target
+        except OSError as err:
+            errors.append(f"{url}: {err}")
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    raise E4EBenchError(
+        f"could not download {asset.filename} ({'; '.join(errors)}); download it by hand into {cache_home()}"
+    )
+
+
+def extract_member(archive: Path, member: str) -> None:
+    """Replace a downloaded zip by the one member we keep (matched by base name)."""
+    try:
+        with zipfile.ZipFile(archive) as pack:
+            matches = [n for n in pack.namelist() if Path(n).name == member]
+            if not matches:
+                raise E4EBenchError(f"the downloaded pack does not contain {member}")
+            data = pack.read(matches[0])
+    except zipfile.BadZipFile as err:
+        raise OSError(f"download is not a zip archive ({err})") from None
+    archive.write_bytes(data)
+
+
+def verify(name: str) -> str:
+    """'missing', 'ok' or 'recorded' for one asset; raises when the file does not match."""
+    asset = get_asset(name)
+    path = cache_home() / asset.filename
+    if not path.is_file():
+        return "missing"
+    return check_hash(asset, sha256_of(path))

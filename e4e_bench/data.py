@@ -1,0 +1,127 @@
+"""Image folders in, image files out.
+
+Reading follows the official e4e/pSp transforms on PIL images (bilinear Resize, ToTensor,
+Normalize(0.5, 0.5)), so encoders see the same tensors as in the official scripts. A file that
+cannot be read is reported by name, skipped and counted; it never stops a run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from e4e_bench.errors import E4EBenchError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Image files of a folder (not recursive), sorted by file name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise E4EBenchError(f"image folder {folder} does not exist or is not a folder")
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not paths:
+        raise E4EBenchError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    return paths
+
+
+def read_rgb(path: Path) -> Image.Image:
+    """Decode an image fully and convert it to RGB (with a warning when it was not RGB)."""
+    with Image.open(path) as image:
+        image.load()
+        if image.mode != "RGB":
+            log.warning("%s: converting %s image to RGB", path, image.mode)
+            return image.convert("RGB")
+        return image.copy()
+
+
+def pil_to_tensor(image: Image.Image) -> torch.Tensor:
+    """uint8 RGB -> float [3, H, W] in [-1, 1], computed as ToTensor + Normalize(0.5, 0.5)."""
+    x = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1).float().div(255)
+    return (x - 0.5) / 0.5
+
+
+@dataclass
+class LoadedImages:
+    images: torch.Tensor  # [N, 3, H, W] in [-1, 1]
+    paths: list[Path]  # the files behind each row
+    failed: list[tuple[Path, str]] = field(default_factory=list)  # (file, reason) of skipped files
+
+
+def load_images(paths: Sequence[Path], size: tuple[int, int]) -> LoadedImages:
+    """Read files and resize them to (H, W) with PIL bilinear; unreadable files are skipped."""
+    tensors, kept, failed = [], [], []
+    height, width = size
+    for path in paths:
+        try:
+            image = read_rgb(path)
+        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as err:
+            log.warning("skipping %s: cannot read image (%s)", path, err)
+            failed.append((path, str(err)))
+            continue
+        if image.size != (width, height):
+            image = image.resize((width, height), Image.BILINEAR)
+        tensors.append(pil_to_tensor(image))
+        kept.append(path)
+    images = torch.stack(tensors) if tensors else torch.empty(0, 3, height, width)
+    return LoadedImages(images, kept, failed)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] float -> uint8, as clamp(-1, 1) -> (x + 1) * 127.5 -> round."""
+    return ((images.detach().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def save_images(images: torch.Tensor, paths: Sequence[Path]) -> None:
+    """Write [-1, 1] images as PNGs; each file is written under a temporary name, then renamed."""
+    pixels = to_uint8(images).permute(0, 2, 3, 1).cpu().numpy()
+    for array, path in zip(pixels, paths, strict=True):
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
+        os.close(fd)
+        try:
+            Image.fromarray(array).save(tmp, format="PNG")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+class ImageFolder(torch.utils.data.Dataset):
+    """Images of a folder at a fixed (H, W), for training loops; unreadable files are dropped up front."""
+
+    def __init__(self, paths: Sequence[Path], size: tuple[int, int]):
+        self.size = size
+        self.paths = []
+        for path in paths:
+            try:
+                with Image.open(path) as image:
+                    image.verify()
+                self.paths.append(path)
+            except (OSError, UnidentifiedImageError, ValueError) as err:
+                log.warning("skipping %s: cannot read image (%s)", path, err)
+        if not self.paths:
+            folder = Path(paths[0]).parent if paths else "the data folder"
+            raise E4EBenchError(f"none of the images in {folder} can be read")
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        path = self.paths[index]
+        loaded = load_images([path], self.size)
+        if loaded.failed:
+            raise E4EBenchError(f"{path}: {loaded.failed[0][1]}")
+        return loaded.images[0]

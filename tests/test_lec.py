@@ -124,6 +124,7 @@ def test_lec_cli_end_to_end(tmp_path, tiny_domain, monkeypatch, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["lec"] < 1e-4 and report["n_images"] == N_TABLE and report["n_batches"] == 2
     assert "L2 over the whole code" in report["protocol"]
+    assert len(report["latent_proximity"]["mahalanobis_per_layer"]) == generator.n_latent
 
     assert cli.main(argv[:-6] + ["--direction", "sefa:99", "--factor", "3", "--device", "cpu"]) == 2
     assert "SeFa has" in capsys.readouterr().err
@@ -136,3 +137,4 @@ def test_lec_cli_with_an_optimization_baseline(tmp_path, tiny_domain, tiny_gener
     assert cli.main(argv) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["method"] == "opt_w" and report["n_batches"] == 2 and 0 < report["lec"] < float("inf")
+    assert report["latent_proximity"]["layer_spread"] < 1e-5  # projection into W: every row is the same

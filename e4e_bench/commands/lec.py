@@ -15,6 +15,7 @@ from e4e_bench.data import list_images, load_images
 from e4e_bench.editing import SPEC_HELP, parse_direction
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.methods import InversionMethod
+from e4e_bench.metrics.latent_proximity import latent_proximity
 from e4e_bench.metrics.lec import PROTOCOL_BATCH_SIZE, latent_editing_consistency
 
 EXAMPLES = """\
@@ -33,7 +34,9 @@ def register(subparsers) -> None:
         description="Prints a JSON object with key `lec`: per image, encode, edit by +F*d, decode with the "
         "generator's stored noise, re-encode, undo the edit, L2 over the whole code; means per batch "
         "(incomplete last batch dropped), batch means within the 1st-99th percentile averaged (e4e "
-        "metrics/LEC.py). GANSpace directions are applied in their additive form. Lower is better.\n\n" + SPEC_HELP,
+        "metrics/LEC.py). GANSpace directions are applied in their additive form. Lower is better. Beside it, "
+        "`latent_proximity` says how far the method's codes of these images are from W (layer spread, "
+        "Mahalanobis distance to mapped samples).\n\n" + SPEC_HELP,
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -73,6 +76,7 @@ def main(args: argparse.Namespace) -> int:
         "n_batches": len(result.batch_means),
         "kept_batches": result.kept_batches,
         "protocol": result.protocol,
+        "latent_proximity": latent_proximity(result.codes, method.generator).summary(),
     }
     print(json.dumps(report, indent=2))
     return 0

@@ -30,6 +30,7 @@ PROTOCOL_BATCH_SIZE = 8
 class LecResult:
     lec: float
     per_image: torch.Tensor  # [N] distances, input order
+    codes: torch.Tensor  # [N, n_latent, D]: the method's codes of the unedited images, on the CPU
     batch_means: np.ndarray  # [N // batch_size]
     kept_batches: int
     protocol: str
@@ -52,12 +53,12 @@ def to_encoder_input(frames: torch.Tensor, domain: Domain, input_size: tuple[int
 @torch.inference_mode()
 def edit_distances(
     method: InversionMethod, images: torch.Tensor, direction: Direction, factor: float, domain: Domain
-) -> torch.Tensor:
-    """||w - (E(G(w + F*d)) - F*d)|| per image `[B]`, for images `[B, 3, H, W]` at `method.input_size`."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(||w - (E(G(w + F*d)) - F*d)|| per image `[B]`, w) for images `[B, 3, H, W]` at `method.input_size`."""
     codes = method.invert(images)
     edited_frames = method.generator(direction.add(codes, factor), noise="const")
     recoded = method.invert(to_encoder_input(edited_frames, domain, method.input_size))
-    return (codes - direction.add(recoded, -factor)).flatten(1).norm(dim=1)
+    return (codes - direction.add(recoded, -factor)).flatten(1).norm(dim=1), codes
 
 
 def aggregate(per_image: torch.Tensor, batch_size: int = PROTOCOL_BATCH_SIZE) -> tuple[float, np.ndarray, int]:
@@ -83,10 +84,16 @@ def latent_editing_consistency(
     batch_size: int = PROTOCOL_BATCH_SIZE,
 ) -> LecResult:
     """LEC over image batches (any size; the protocol's batches of `batch_size` are formed afterwards)."""
-    distances = [edit_distances(method, images, direction, factor, domain).cpu() for images in batches]
-    per_image = torch.cat(distances) if distances else torch.empty(0)
+    distances, codes = [], []
+    for images in batches:
+        batch_distances, batch_codes = edit_distances(method, images, direction, factor, domain)
+        distances.append(batch_distances.cpu())
+        codes.append(batch_codes.cpu())
+    if not distances:
+        raise E4EBenchError("LEC got no images; check the image folder")
+    per_image = torch.cat(distances)
     lec, batch_means, kept = aggregate(per_image, batch_size)
-    return LecResult(lec, per_image, batch_means, kept, protocol_text(direction, factor, batch_size))
+    return LecResult(lec, per_image, torch.cat(codes), batch_means, kept, protocol_text(direction, factor, batch_size))
 
 
 class LecMetric:

@@ -1,0 +1,112 @@
+"""`metrics`: compare a folder of reconstructions (or samples) with a folder of real images."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+from e4e_bench.assets import cache_home
+from e4e_bench.devices import resolve_device
+from e4e_bench.domains import get_domain
+from e4e_bench.errors import E4EBenchError
+from e4e_bench.metrics import METRICS, MetricContext, parse_metric_list
+from e4e_bench.metrics.evaluate import evaluate_folders
+
+DEFAULT_METRICS = "l2,lpips,msssim"
+IMAGE_KINDS = ("paired", "set")
+EXAMPLES = """examples:
+  python -m e4e_bench metrics --real data/test --fake runs/e4e/images --metrics l2,lpips,msssim,id,fid,swd --domain faces
+  python -m e4e_bench metrics --real real/ --fake fake/ --metrics swd --seed 1 --per-image scores.csv
+"""
+
+
+def register(subparsers) -> None:
+    listing = ", ".join(f"{name} ({spec.kind})" for name, spec in sorted(METRICS.items()) if spec.kind in IMAGE_KINDS)
+    parser = subparsers.add_parser(
+        "metrics",
+        help="image metrics between a real and a fake folder, as one JSON object",
+        description="Paired metrics match files by name without extension and report the mean over images; "
+        "set metrics (fid, swd) use each folder whole. Prints one JSON object: each metric's number under its "
+        f"name, std/N/protocol/per-level values under 'details', inputs under 'meta'. Metrics: {listing}.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--real", type=Path, required=True, help="folder of real (target) images")
+    parser.add_argument("--fake", type=Path, required=True, help="folder of reconstructed or generated images")
+    parser.add_argument("--metrics", default=DEFAULT_METRICS, help=f"comma-separated (default {DEFAULT_METRICS})")
+    parser.add_argument("--domain", help="resize both sets to this domain's evaluation size; chooses the id network")
+    parser.add_argument("--per-image", type=Path, metavar="FILE", help="write per-image paired values as CSV")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K")
+    parser.add_argument("--seed", type=int, default=0, help="seed of SWD's patches and directions")
+    parser.add_argument(
+        "--weights", action="append", default=[], metavar="ASSET=PATH",
+        help="use a local file for a metric network instead of the assets cache, e.g. inception-fid=pt_inception.pth",
+    )
+    parser.add_argument("--random-weights", action="store_true", help="metric networks with random weights (smoke tests)")
+    parser.add_argument("--no-cache", action="store_true", help="do not read or write cached real-set FID statistics")
+    parser.set_defaults(func=main)
+
+
+def parse_weights(items: list[str]) -> dict[str, Path]:
+    weights = {}
+    for item in items:
+        asset, separator, path = item.partition("=")
+        if not separator or not asset or not path:
+            raise E4EBenchError(f"--weights {item!r} must look like ASSET=PATH, e.g. inception-fid=/data/pt_inception.pth")
+        if not Path(path).is_file():
+            raise E4EBenchError(f"--weights {asset}: {path} is not a file")
+        weights[asset] = Path(path)
+    return weights
+
+
+def write_per_image(path: Path, per_image: dict[str, dict[str, float]]) -> None:
+    """CSV ``image,<metric>...`` written to a temporary name, then renamed."""
+    names = sorted({name for values in per_image.values() for name in values})
+    if not names:
+        raise E4EBenchError("--per-image needs at least one paired metric (e.g. l2, lpips, msssim, id)")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["image", *names])
+    writer.writerows([image, *(values[name] for name in names)] for image, values in per_image.items())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".csv.tmp")
+    with os.fdopen(handle, "w", newline="") as stream:
+        stream.write(buffer.getvalue())
+    os.replace(temporary, path)
+
+
+def json_safe(value):
+    """NaN/inf become null so the output is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_safe(item) for item in value]
+    return value
+
+
+def main(args: argparse.Namespace) -> int:
+    specs = parse_metric_list(args.metrics, kinds=IMAGE_KINDS)
+    if args.batch_size < 1:
+        raise E4EBenchError(f"--batch-size must be >= 1, got {args.batch_size}")
+    context = MetricContext(
+        device=resolve_device(args.device),
+        domain=get_domain(args.domain) if args.domain else None,
+        pretrained=not args.random_weights,
+        seed=args.seed,
+        cache_dir=None if args.no_cache else cache_home() / "fid_stats",
+        weights=parse_weights(args.weights),
+    )
+    summary, per_image, meta = evaluate_folders(specs, args.real, args.fake, context, batch_size=args.batch_size)
+    if args.per_image is not None:
+        write_per_image(args.per_image, per_image)
+    print(json.dumps(json_safe(summary | {"meta": meta}), indent=2))
+    return 0

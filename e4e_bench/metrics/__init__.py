@@ -1,0 +1,32 @@
+"""Evaluation metrics. Importing this package registers every metric in ``registry.METRICS``."""
+
+import importlib
+
+from e4e_bench.metrics.registry import (
+    KINDS,
+    METRICS,
+    MetricContext,
+    MetricResult,
+    MetricSpec,
+    get_metric,
+    parse_metric_list,
+    register_metric,
+)
+
+# Modules whose @register_metric decorators fill the registry; append a module to add its metrics.
+METRIC_MODULES = ("distortion", "msssim", "identity", "fid", "swd", "lec", "latent_proximity")
+
+for _module in METRIC_MODULES:
+    importlib.import_module(f"e4e_bench.metrics.{_module}")
+
+__all__ = [
+    "KINDS",
+    "METRICS",
+    "METRIC_MODULES",
+    "MetricContext",
+    "MetricResult",
+    "MetricSpec",
+    "get_metric",
+    "parse_metric_list",
+    "register_metric",
+]

@@ -1,0 +1,51 @@
+"""Pixel and perceptual distortion between an image and its reconstruction: L2 and LPIPS."""
+
+from __future__ import annotations
+
+import torch
+
+from e4e_bench.lpips_net import build_lpips
+from e4e_bench.metrics.registry import MetricContext, register_metric
+
+SIZE_NOTE = "at the domain's evaluation size (256x256, cars 192x256) with --domain, else at the files' own size"
+
+
+def mean_squared_error(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    return (real - fake).square().flatten(1).mean(dim=1)
+
+
+@register_metric(
+    "l2",
+    kind="paired",
+    protocol=f"L2: per-pixel MSE of [-1,1] RGB images (4x the [0,1] MSE, as e4e/pSp report it), {SIZE_NOTE}",
+)
+def build_l2(context: MetricContext):
+    return mean_squared_error
+
+
+class LpipsDistance:
+    """Per-image LPIPS of a frozen ``lpips.LPIPS`` network on [-1,1] images, no resize."""
+
+    def __init__(self, net: str, context: MetricContext):
+        self.network = build_lpips(net, pretrained=context.pretrained, device=context.device)
+
+    def __call__(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        return self.network(real, fake).flatten()
+
+
+@register_metric(
+    "lpips",
+    kind="paired",
+    protocol=f"LPIPS v0.1, AlexNet backbone, lpips 0.1.4 linear heads, [-1,1] inputs, no resize, {SIZE_NOTE}",
+)
+def build_lpips_alex(context: MetricContext) -> LpipsDistance:
+    return LpipsDistance("alex", context)
+
+
+@register_metric(
+    "lpips_vgg",
+    kind="paired",
+    protocol=f"LPIPS v0.1, VGG-16 backbone, lpips 0.1.4 linear heads, [-1,1] inputs, no resize, {SIZE_NOTE}",
+)
+def build_lpips_vgg(context: MetricContext) -> LpipsDistance:
+    return LpipsDistance("vgg", context)

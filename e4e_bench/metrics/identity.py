@@ -1,0 +1,110 @@
+"""Identity similarity between an image and its reconstruction: ArcFace for faces, MoCo-v2 elsewhere.
+
+ArcFace is insightface's recognition model (``w600k_r50.onnx`` from the buffalo_l pack) run through
+insightface's own ``ArcFaceONNX`` on 112x112 crops. The faces are FFHQ-aligned, so no detector
+runs: the crop is pSp's fixed face box (rows 35:223, columns 32:220 of a 256x256 image, scaled to
+the image size), area-averaged to 112x112. MoCo is e4e's MocoLoss network (``e4e_bench.moco``).
+The score is the cosine of the two embeddings; an image whose embedding is not finite or is zero
+gets NaN and is counted as failed, never dropped.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from e4e_bench.errors import E4EBenchError
+from e4e_bench.moco import MOCO_ASSET, load_moco
+from e4e_bench.metrics.registry import MetricContext, register_metric
+
+ARCFACE_ASSET = "arcface-w600k-r50"
+ARCFACE_SIZE = 112
+FACE_BOX_256 = (35, 223, 32, 220)  # top, bottom, left, right at 256x256 (pSp/e4e id_loss crop)
+
+ARCFACE_PROTOCOL = (
+    "cosine of insightface ArcFace (buffalo_l w600k_r50.onnx, ArcFaceONNX, RGB (x-127.5)/127.5) embeddings of "
+    "detector-free crops: rows 35:223, cols 32:220 per 256 px, area-averaged to 112x112; failures counted"
+)
+MOCO_PROTOCOL = (
+    "cosine of MoCo-v2 ResNet-50 (800 ep, encoder_q without head) 2048-d features, e4e MocoLoss input: "
+    "[-1,1] images, nearest resize to 224x224, no ImageNet normalisation"
+)
+
+
+def face_crop(images: torch.Tensor) -> torch.Tensor:
+    """The fixed FFHQ-aligned face box, scaled to the image size, area-averaged to 112x112."""
+    height, width = images.shape[-2:]
+    top, bottom, left, right = FACE_BOX_256
+    box = images[..., top * height // 256 : bottom * height // 256, left * width // 256 : right * width // 256]
+    return F.adaptive_avg_pool2d(box, (ARCFACE_SIZE, ARCFACE_SIZE))
+
+
+class ArcFaceEmbedder:
+    """insightface ArcFaceONNX on [-1,1] RGB images -> raw 512-d embeddings (on the images' device)."""
+
+    def __init__(self, context: MetricContext):
+        import onnxruntime
+        from insightface.model_zoo import get_model
+
+        model_file = context.weights_file(ARCFACE_ASSET)
+        providers = ["CPUExecutionProvider"]
+        if context.device.type == "cuda" and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        self.model = get_model(str(model_file), providers=providers)
+        if self.model is None or getattr(self.model, "taskname", None) != "recognition":
+            raise E4EBenchError(f"{model_file} is not an insightface recognition model; run `python -m e4e_bench assets fetch {ARCFACE_ASSET}`")
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        # ArcFaceONNX.forward takes RGB 0..255 and applies (x - 127.5) / 127.5 itself.
+        pixels = (face_crop(images).clamp(-1, 1) * 127.5 + 127.5).float().cpu().numpy()
+        return torch.from_numpy(self.model.forward(pixels)).to(images.device)
+
+
+class IdentitySimilarity:
+    """Paired metric: cosine between the embeddings of real and fake; NaN where undefined."""
+
+    def __init__(self, embed):
+        self.embed = embed
+
+    def __call__(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        embedded_real, embedded_fake = self.embed(torch.cat([real, fake])).float().chunk(2)
+        defined = (
+            embedded_real.isfinite().all(dim=1)
+            & embedded_fake.isfinite().all(dim=1)
+            & (embedded_real.norm(dim=1) > 0)
+            & (embedded_fake.norm(dim=1) > 0)
+        )
+        cosine = F.cosine_similarity(embedded_real, embedded_fake, dim=1)
+        return torch.where(defined, cosine, torch.full_like(cosine, float("nan")))
+
+
+def moco_similarity(context: MetricContext) -> IdentitySimilarity:
+    path = context.weights_file(MOCO_ASSET) if context.pretrained else None
+    return IdentitySimilarity(load_moco(path, pretrained=context.pretrained, device=context.device))
+
+
+def arcface_similarity(context: MetricContext) -> IdentitySimilarity:
+    return IdentitySimilarity(ArcFaceEmbedder(context))
+
+
+@register_metric("id_arcface", kind="paired", higher_is_better=True, protocol=ARCFACE_PROTOCOL)
+def build_id_arcface(context: MetricContext) -> IdentitySimilarity:
+    return arcface_similarity(context)
+
+
+@register_metric("id_moco", kind="paired", higher_is_better=True, protocol=MOCO_PROTOCOL)
+def build_id_moco(context: MetricContext) -> IdentitySimilarity:
+    return moco_similarity(context)
+
+
+@register_metric(
+    "id",
+    kind="paired",
+    higher_is_better=True,
+    protocol=f"the domain's identity metric: faces -> id_arcface ({ARCFACE_PROTOCOL}); others -> id_moco ({MOCO_PROTOCOL})",
+)
+def build_id(context: MetricContext) -> IdentitySimilarity:
+    if context.domain is None or context.domain.identity is None:
+        which = "no --domain given" if context.domain is None else f"domain {context.domain.name} has no identity network"
+        raise E4EBenchError(f"metric 'id' follows the domain ({which}); name id_arcface or id_moco instead")
+    return {"arcface": arcface_similarity, "moco": moco_similarity}[context.domain.identity](context)

@@ -18,17 +18,20 @@ FITTED_PCA = (
 )
 
 SPEC_HELP = f"""\
-direction SPEC (W+ rows are 0-based; START:END excludes END; S is --strength):
+direction SPEC (W+ rows are 0-based; START:END excludes END; S is the strength):
   interfacegan:FILE         InterFaceGAN normal n from FILE (.pt tensor or .npy; [1,D] for every row or
                             [1,n_latent,D]): w + S*n.
-  ganspace:PCA:K:START:END  GANSpace component K on rows [START,END). PCA is an e4e *_pca.pt file (comp, std,
-                            mean) or 'fit' ({FITTED_PCA}). As in e4e the row-0
-                            coordinate along K is set to S std (a target, not a step); the additive form
-                            w + S*std_K*comp_K is what LEC uses.
-  ganspace:PCA:NAME         e4e's named edit with its own K, START, END and default S (viewpoint at S=-2 is
-                            viewpoint II): {ganspace.describe_named_edits()}.
-  sefa:K[:START:END]        SeFa direction K (0 = largest eigenvalue) of the modulation weights of the styled
-                            convs consuming rows [START,END) (default all, 0:n_latent-1): w + S*n_K there.
+  ganspace:PCA:K:START:END  GANSpace component K on rows [START,END). PCA is an e4e *_pca.pt file (comp,
+                            std, mean) or 'fit':
+                            {FITTED_PCA}.
+                            As in e4e the row-0 coordinate along K is set to S std (a target, not a
+                            step); the additive form w + S*std_K*comp_K is what LEC uses.
+  ganspace:PCA:NAME         e4e's named edit, with its own K, rows and default S (viewpoint at S=-2 is
+                            viewpoint II):
+{ganspace.describe_named_edits(" " * 30)}
+  sefa:K[:START:END]        SeFa direction K (0 = largest eigenvalue) of the modulation weights of the
+                            styled convs consuming rows [START,END) (default all: 0:n_latent-1);
+                            w + S*n_K on those rows.
 """
 
 

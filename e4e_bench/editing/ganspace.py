@@ -61,9 +61,9 @@ NAMED_EDITS: dict[str, NamedEdit] = {
 }
 
 
-def describe_named_edits() -> str:
-    return "; ".join(
-        f"{name} ({edit.component},{edit.start},{edit.end}, S={edit.strength:g}) for {edit.pca_file}"
+def describe_named_edits(indent: str) -> str:
+    return "\n".join(
+        f"{indent}{name:<14} K={edit.component:<3} rows {f'{edit.start}:{edit.end}':<6} S={edit.strength:<4g} ({edit.pca_file})"
         for name, edit in NAMED_EDITS.items()
     )
 

@@ -97,3 +97,13 @@ def generated_images(tmp_path, tiny_generator) -> Path:
         images = tiny_generator(w)
     write_images(tmp_path / "images", images)
     return tmp_path / "images"
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for the test: on a loaded shared machine two OpenMP threads wait on each
+    other at every small op, which makes full-depth networks (IR-SE-50) many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

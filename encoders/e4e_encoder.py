@@ -1,0 +1,41 @@
+"""e4e's Encoder4Editing: one base code w0 plus per-style offsets, switched on progressively."""
+from __future__ import annotations
+
+from torch import Tensor
+
+from encoders.psp_encoder import GradualStyleEncoder
+
+
+class Encoder4Editing(GradualStyleEncoder):
+    """Images [B,3,H,W] in [-1,1] -> codes [B, n_styles, style_dim] with codes[:, i] = w0 + delta_i.
+
+    Same modules (and checkpoint keys) as pSp's encoder. w0 comes from head 0 on the coarse level,
+    delta_i from head i. `stage` is the progressive-training state: offsets 1..stage are predicted,
+    those beyond are zero (stage 0 = every style equals w0). A new encoder is at the last stage,
+    n_styles - 1, which is the official `Inference` stage (all offsets on).
+    """
+
+    def __init__(self, n_styles: int, style_dim: int = 512, num_layers: int = 50, input_nc: int = 3):
+        super().__init__(n_styles, style_dim, num_layers, input_nc)
+        self.stage = n_styles - 1
+
+    @property
+    def last_stage(self) -> int:
+        return self.n_styles - 1
+
+    def set_stage(self, stage: int) -> None:
+        """Predict offsets 1..`stage` from now on (0 <= stage <= n_styles - 1)."""
+        if not 0 <= stage <= self.last_stage:
+            raise ValueError(f"e4e stage must be in [0, {self.last_stage}], got {stage}")
+        self.stage = stage
+
+    def forward(self, images: Tensor) -> Tensor:
+        levels = self.levels(images, self.head_levels[self.stage])
+        base = self.styles[0](levels[0])
+        codes = base.unsqueeze(1).repeat(1, self.n_styles, 1)
+        for index in range(1, self.stage + 1):
+            codes[:, index] += self.styles[index](levels[self.head_levels[index]])
+        return codes
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, stage={self.stage}"

@@ -18,6 +18,7 @@ from encoders.training.progressive import progressive_steps
 METHODS = ("e4e", "psp")
 OPTIMIZERS = ("ranger", "adam")
 LPIPS_TYPES = ("alex", "vgg")
+ENCODER_INITS = ("ir_se50", "random")
 ENCODER_TYPES = {"e4e": "Encoder4Editing", "psp": "GradualStyleEncoder"}
 # The official `dataset_type` of each domain; it is what the official loaders key the cars crop on.
 DATASET_TYPES = {"faces": "ffhq_encode", "cars": "cars_encode", "horse": "horse_encode", "church": "church_encode"}
@@ -82,7 +83,9 @@ class TrainOptions:
     device: str = _opt("auto", "auto, cpu, cuda or cuda:K (under torchrun: one GPU per process)", ours=True)
     seed: int = _opt(0, "seed of every random stream (split, order, flips, noise, discriminator)", ours=True)
     random_weights: bool = _opt(
-        False, "random LPIPS/ArcFace/MoCo/IR-SE50 weights instead of the assets (offline smoke runs only)", ours=True)
+        False, "random LPIPS/ArcFace/MoCo weights instead of the assets (offline smoke runs only)", ours=True)
+    encoder_init: str = _opt("ir_se50", "encoder backbone start: ir_se50 (ArcFace weights, official) or random",
+                             ours=True)
     flip: bool = _opt(True, "random horizontal flips of the training images, as the official transforms", ours=True)
     grid_images: int = _opt(4, "images per input|reconstruction grid", ours=True)
 
@@ -90,6 +93,7 @@ class TrainOptions:
         checks = [
             (self.method in METHODS, f"--method must be one of {', '.join(METHODS)}, got {self.method!r}"),
             (self.optim_name in OPTIMIZERS, f"--optim-name must be one of {', '.join(OPTIMIZERS)}"),
+            (self.encoder_init in ENCODER_INITS, f"--encoder-init must be one of {', '.join(ENCODER_INITS)}"),
             (self.lpips_type in LPIPS_TYPES, f"--lpips-type must be one of {', '.join(LPIPS_TYPES)}"),
             (self.batch_size >= 1 and self.test_batch_size >= 1, "batch sizes must be at least 1"),
             (self.max_steps >= 1, "--max-steps must be at least 1"),

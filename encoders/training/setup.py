@@ -19,7 +19,9 @@ from e4e_bench.domains import Domain, get_domain
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.lpips_net import BACKBONE_ASSETS, build_lpips
 from e4e_bench.moco import MOCO_ASSET, load_moco
+from encoders.checkpoint import MEAN_LATENT_SAMPLES
 from encoders.e4e_encoder import Encoder4Editing
+from encoders.inverter import Inverter
 from encoders.ir_se import ArcFaceIRSE
 from encoders.psp_encoder import GradualStyleEncoder
 from encoders.training.distributed import ProcessGroup, start_process_group
@@ -27,7 +29,6 @@ from encoders.training.losses import ARCFACE_ASSET, ArcFaceSimilarity, EncoderOb
 from encoders.training.options import TrainOptions, recipe_defaults
 from encoders.training.trainer import (
     RESUMABLE_OVERRIDES,
-    EncoderAndDecoder,
     Run,
     latest_checkpoint,
     make_run,
@@ -70,15 +71,15 @@ def required_assets(opts: TrainOptions, domain: Domain, resuming: bool) -> dict[
         if domain.generator_asset is None:
             raise E4EBenchError(f"domain {domain.name!r} has no default generator; pass --generator PATH")
         needs[domain.generator_asset] = "the generator"
+    if opts.encoder_init == "ir_se50" and not resuming:
+        needs[ARCFACE_ASSET] = "the encoder's IR-SE50 initialisation (or --encoder-init random)"
     if opts.random_weights:
         return needs
     if opts.lpips_lambda > 0 or opts.lpips_lambda_crop > 0:
         needs[BACKBONE_ASSETS[opts.lpips_type]] = "the LPIPS loss (or --lpips-lambda 0)"
     for term, network in similarity_networks(opts, domain).items():
         flag = "--id-lambda" if term == "id" else "--moco-lambda"
-        needs[SIMILARITY_ASSETS[network]] = f"the {network} similarity loss (or {flag} 0)"
-    if not resuming:
-        needs.setdefault(ARCFACE_ASSET, "the encoder's IR-SE50 initialisation (or --random-weights)")
+        needs.setdefault(SIMILARITY_ASSETS[network], f"the {network} similarity loss (or {flag} 0)")
     return needs
 
 
@@ -116,10 +117,10 @@ def load_decoder(opts: TrainOptions, domain: Domain, device: torch.device):
 
 
 def average_latent(decoder, stored: torch.Tensor | None, seed: int) -> torch.Tensor:
-    """latent_avg as [n_latent, style_dim]: the file's (any of [D], [1,D], [N,D]) or mean_latent(10000)."""
-    if stored is None:
-        stored = decoder.mean_latent(10_000, rng=torch.Generator(decoder.input.input.device).manual_seed(seed))
-    return stored.reshape(-1, decoder.style_dim)[: decoder.n_latent].expand(decoder.n_latent, -1).clone()
+    """The generator file's latent_avg or, as e4e when it has none, the mean of 10000 mapped samples."""
+    if stored is not None:
+        return stored
+    return decoder.mean_latent(MEAN_LATENT_SAMPLES, rng=torch.Generator(decoder.input.input.device).manual_seed(seed))
 
 
 def build_encoder(opts: TrainOptions, n_styles: int, style_dim: int, pretrained_backbone: bool) -> torch.nn.Module:
@@ -170,8 +171,8 @@ def prepare(opts: TrainOptions, group: ProcessGroup, resume_ckpt: dict | None) -
     torch.manual_seed(opts.seed)  # the heads' initial weights, identical in every process and every run
     latent_avg = average_latent(decoder, stored_avg, opts.seed) if opts.start_from_latent_avg else None
     encoder = build_encoder(opts, decoder.n_latent, decoder.style_dim,
-                            pretrained_backbone=not opts.random_weights and resume_ckpt is None)
-    net = EncoderAndDecoder(encoder, decoder, latent_avg, domain, input_size)
+                            pretrained_backbone=opts.encoder_init == "ir_se50" and resume_ckpt is None)
+    net = Inverter(encoder, decoder, latent_avg)
     objective = EncoderObjective(opts, build_networks(opts, domain, group.device))
     run = make_run(opts, group, domain, net, objective)
     if resume_ckpt is not None:

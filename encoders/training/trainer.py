@@ -34,6 +34,8 @@ from e4e_bench.checkpoints import read_checkpoint, save_checkpoint
 from e4e_bench.data import ImageFolder, save_images
 from e4e_bench.domains import Domain
 from e4e_bench.errors import E4EBenchError
+from encoders.checkpoint import official_checkpoint
+from encoders.inverter import Inverter
 from encoders.training.distributed import ProcessGroup, ResumableDistributedSampler
 from encoders.training.latent_discriminator import (
     LatentCodesDiscriminator,
@@ -57,34 +59,6 @@ RESUMABLE_OVERRIDES = frozenset({"max_steps", "device", "workers", "test_workers
 STREAMS = {"flip": 1, "noise": 2, "discriminator": 3}
 
 
-class EncoderAndDecoder(nn.Module):
-    """The official wrapper's layout: state_dict keys `encoder.*` and `decoder.*` only.
-
-    forward: images -> (reconstructions at the input size after the domain crop, codes fed to
-    the decoder). `latent_avg` is a non-persistent buffer: it goes to the checkpoint's top level.
-    """
-
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, latent_avg: Tensor | None, domain: Domain,
-                 input_size: tuple[int, int]):
-        super().__init__()
-        self.encoder = encoder
-        self.decoder = decoder
-        self.register_buffer("latent_avg", latent_avg, persistent=False)
-        self.domain = domain
-        self.input_size = input_size
-
-    def codes(self, images: Tensor) -> Tensor:
-        codes = self.encoder(images)
-        return codes if self.latent_avg is None else codes + self.latent_avg
-
-    def forward(self, images: Tensor, noise: str = "random", rng: torch.Generator | None = None):
-        codes = self.codes(images)
-        frames = self.domain.crop(self.decoder(codes, noise=noise, rng=rng))
-        # Official: AdaptiveAvgPool2d(256) then the cars rows 32:224; cropping first and pooling to
-        # the input size is the same average over the same pixels.
-        return F.adaptive_avg_pool2d(frames, self.input_size), codes
-
-
 def stream(seed: int, name: str, rank: int, device: torch.device | str = "cpu") -> torch.Generator:
     return torch.Generator(device).manual_seed(seed * 1_000_003 + STREAMS[name] * 1009 + rank)
 
@@ -104,8 +78,8 @@ class Run:
     opts: TrainOptions
     group: ProcessGroup
     domain: Domain
-    net: EncoderAndDecoder
-    net_ddp: nn.Module
+    net: Inverter
+    net_ddp: nn.Module  # the Inverter, wrapped in DistributedDataParallel under torchrun
     objective: EncoderObjective
     optimizer: torch.optim.Optimizer
     discriminator: LatentCodesDiscriminator | None
@@ -120,8 +94,17 @@ class Run:
     def stage(self, step: int) -> int | None:
         return stage_at(step, self.opts.progressive_steps) if self.progressive else None
 
+    def reconstruct(self, images: Tensor, noise: str, rng: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """(reconstructions at the input size after the domain crop, the codes the decoder saw).
 
-def build_optimizer(opts: TrainOptions, net: EncoderAndDecoder) -> torch.optim.Optimizer:
+        Official: AdaptiveAvgPool2d(256) then the cars rows 32:224; cropping first and pooling to
+        the input size averages the same pixels.
+        """
+        frames, codes = (self.net_ddp if noise == "random" else self.net)(images, noise, rng)
+        return F.adaptive_avg_pool2d(self.domain.crop(frames), self.opts.input_size), codes
+
+
+def build_optimizer(opts: TrainOptions, net: Inverter) -> torch.optim.Optimizer:
     params = list(net.encoder.parameters())
     if opts.train_decoder:
         params += list(net.decoder.parameters())
@@ -130,7 +113,7 @@ def build_optimizer(opts: TrainOptions, net: EncoderAndDecoder) -> torch.optim.O
     return Ranger(params, lr=opts.learning_rate)
 
 
-def make_run(opts: TrainOptions, group: ProcessGroup, domain: Domain, net: EncoderAndDecoder,
+def make_run(opts: TrainOptions, group: ProcessGroup, domain: Domain, net: Inverter,
              objective: EncoderObjective) -> Run:
     device = group.device
     net = net.to(device)
@@ -203,7 +186,7 @@ def train_step(run: Run, images: Tensor) -> tuple[dict[str, Tensor], Tensor]:
     set_stage(run, stage)
     images = random_flip(images, run.state.rngs["flip"]) if run.opts.flip else images
     parts = discriminator_step(run, images, step) if run.discriminator is not None else {}
-    recon, codes = run.net_ddp(images, "random", run.state.rngs["noise"])
+    recon, codes = run.reconstruct(images, "random", run.state.rngs["noise"])
     total, terms = run.objective(recon, images, codes, run.net.latent_avg, stage, run.discriminator)
     run.optimizer.zero_grad(set_to_none=True)
     total.backward()
@@ -226,7 +209,7 @@ def evaluate(run: Run, loader: DataLoader) -> tuple[dict[str, float], tuple[Tens
     first = None
     for images in loader:
         images = images.to(run.group.device)
-        recon, codes = run.net(images, "const")
+        recon, codes = run.reconstruct(images, "const")
         total, terms = run.objective(recon, images, codes, run.net.latent_avg,
                                      run.stage(run.state.global_step - 1), run.discriminator)
         for name, value in {"loss": total, **terms}.items():
@@ -283,10 +266,8 @@ class MetricLog:
 def checkpoint_dict(run: Run, training_state: bool) -> dict:
     """The official layout (`state_dict`, `opts`, `latent_avg`, and with `--save_training_data` the
     optimiser and discriminator states), plus what an exact resume needs (pools, random streams)."""
-    ckpt = {"state_dict": run.net.state_dict(), "opts": run.opts.to_opts_dict(),
-            "global_step": run.state.global_step, "best_val_loss": run.state.best_val_loss}
-    if run.net.latent_avg is not None:
-        ckpt["latent_avg"] = run.net.latent_avg.detach().cpu()
+    ckpt = official_checkpoint(run.net, run.opts.method, run.opts.to_opts_dict())
+    ckpt |= {"global_step": run.state.global_step, "best_val_loss": run.state.best_val_loss}
     if not training_state:
         return ckpt
     ckpt["optimizer"] = run.optimizer.state_dict()
@@ -386,7 +367,8 @@ def train(run: Run, train_set: ImageFolder, test_set: ImageFolder) -> dict:
             step = state.global_step
             progress.update(1)
             if step % o.board_interval == 0 or step == o.max_steps:
-                last = {k: float(v) for k, v in terms.items()}
+                means = g.sum(torch.stack(list(terms.values())).double()) / g.world_size
+                last = dict(zip(terms, means.tolist()))
                 metrics.write("train", step, last, stage=run.stage(step - 1))
             if g.is_main and (step % o.image_interval == 0 or step == o.max_steps):
                 save_grid(images.to(g.device), recon, run.out / "images" / "train" / f"{step:06d}.png", o.grid_images)

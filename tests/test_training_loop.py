@@ -1,0 +1,149 @@
+"""Training runs on a tiny generator and tiny images: loss, schedule, discriminator, resume, bad input, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import write_images
+from e4e_bench import cli
+from e4e_bench.checkpoints import read_checkpoint
+from e4e_bench.errors import E4EBenchError
+from encoders.training.setup import run_training
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest single-threaded (and the machine is shared)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def image_folder(tmp_path, tiny_generator) -> Path:
+    with torch.no_grad():
+        w = tiny_generator.mapping(torch.randn(8, tiny_generator.style_dim, generator=torch.Generator().manual_seed(3)))
+        images = tiny_generator(w)
+    write_images(tmp_path / "data", images)
+    return tmp_path / "data"
+
+
+def tiny_options(tmp_path, generator_ckpt, data, out="out", **overrides) -> dict:
+    """Offline settings: random LPIPS backbone and encoder start, no similarity network."""
+    return dict(exp_dir=str(tmp_path / out), data=str(data), stylegan_weights=str(generator_ckpt), random_weights=True,
+                encoder_init="random", workers=0, test_workers=0, batch_size=2, test_batch_size=2, id_lambda=0.0, moco_lambda=0.0,
+                board_interval=1, image_interval=2, val_interval=100, test_fraction=0.25) | overrides
+
+
+def read_log(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+
+
+E4E_FULL = dict(progressive_steps=(0, 2, 4), use_w_pool=True, w_pool_size=3, w_discriminator_lambda=0.1, d_reg_every=3)
+
+
+def test_psp_loss_goes_down(tmp_path, tiny_domain, tiny_generator_ckpt, tiny_generator):
+    with torch.no_grad():
+        image = tiny_generator(tiny_generator.mapping(torch.randn(1, tiny_generator.style_dim)))
+    write_images(tmp_path / "same", image.repeat(4, 1, 1, 1))
+    opts = tiny_options(tmp_path, tiny_generator_ckpt, tmp_path / "same", max_steps=12, optim_name="adam",
+                        learning_rate=1e-3, lpips_lambda=0.0, flip=False)
+    summary = run_training("psp", "tiny", opts)
+    l2 = [r["l2"] for r in read_log(tmp_path / "out") if r["split"] == "train"]
+    assert summary["steps"] == 12 and len(l2) == 12
+    assert sum(l2[-3:]) < 0.7 * sum(l2[:3])
+
+
+def test_e4e_stages_discriminator_and_r1_follow_the_schedule(tmp_path, tiny_domain, tiny_generator_ckpt, image_folder):
+    run_training("e4e", "tiny", tiny_options(tmp_path, tiny_generator_ckpt, image_folder, max_steps=6, **E4E_FULL))
+    train = [r for r in read_log(tmp_path / "out") if r["split"] == "train"]
+    assert [r["stage"] for r in train] == [0, 0, 1, 1, 2, 2]
+    assert all("discriminator_loss" in r and "adversarial" in r for r in train)
+    assert [r["step"] for r in train if "discriminator_r1_loss" in r] == [1, 4]  # step indices 0 and 3
+    assert [r["delta_reg"] == 0.0 for r in train] == [True, True, False, False, False, False]
+    out = tmp_path / "out"
+    assert sorted(p.name for p in (out / "images" / "train").iterdir()) == ["000002.png", "000004.png", "000006.png"]
+    ckpt = read_checkpoint(out / "checkpoints" / "iteration_6.pt")
+    assert ckpt["opts"]["progressive_steps"] == [0, 2, 4] and ckpt["global_step"] == 6
+    assert set(ckpt["discriminator_state_dict"]) == {f"mlp.{i}.{p}" for i in (0, 2, 4, 6) for p in ("weight", "bias")}
+    assert ckpt["w_pools"]["fake"]["codes"].shape[0] == 3
+    assert {k.split(".")[0] for k in ckpt["state_dict"]} == {"encoder", "decoder"}
+    assert ckpt["latent_avg"].shape == (8, 64)
+    assert (out / "checkpoints" / "best_model.pt").is_file()
+
+
+def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, tiny_domain, tiny_generator_ckpt, image_folder):
+    straight = tiny_options(tmp_path, tiny_generator_ckpt, image_folder, out="straight", max_steps=5, **E4E_FULL)
+    run_training("e4e", "tiny", straight)
+    interrupted = tiny_options(tmp_path, tiny_generator_ckpt, image_folder, out="resumed", max_steps=2, **E4E_FULL)
+    run_training("e4e", "tiny", interrupted)
+    run_training("e4e", "tiny", interrupted | {"max_steps": 5}, resume="latest")
+
+    a = read_checkpoint(tmp_path / "straight" / "checkpoints" / "iteration_5.pt")
+    b = read_checkpoint(tmp_path / "resumed" / "checkpoints" / "iteration_5.pt")
+    for part in ("state_dict", "discriminator_state_dict"):
+        for key, value in a[part].items():
+            torch.testing.assert_close(b[part][key], value, rtol=0, atol=0, msg=f"{part}.{key} differs")
+    torch.testing.assert_close(b["w_pools"]["real"]["codes"], a["w_pools"]["real"]["codes"], rtol=0, atol=0)
+    moments = [s["exp_avg"] for s in a["optimizer"]["state"].values()]
+    torch.testing.assert_close([s["exp_avg"] for s in b["optimizer"]["state"].values()], moments, rtol=0, atol=0)
+    assert b["opts"]["checkpoint_path"].endswith("iteration_2.pt")
+
+
+def test_resume_rejects_another_method_and_changed_options(tmp_path, tiny_domain, tiny_generator_ckpt, image_folder):
+    opts = tiny_options(tmp_path, tiny_generator_ckpt, image_folder, max_steps=1, lpips_lambda=0.0)
+    run_training("psp", "tiny", opts)
+    with pytest.raises(E4EBenchError, match="psp training run"):
+        run_training("e4e", "tiny", opts, resume="latest")
+    with pytest.raises(E4EBenchError, match="--l2-lambda"):
+        run_training("psp", "tiny", opts | {"l2_lambda": 2.0, "max_steps": 2}, resume="latest")
+
+
+def test_bad_data_and_generator_size_fail_before_training(tmp_path, tiny_domain, tiny_generator_ckpt, image_folder):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(E4EBenchError, match="no images"):
+        run_training("psp", "tiny", tiny_options(tmp_path, tiny_generator_ckpt, tmp_path / "empty", max_steps=1))
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("a.png", "b.jpg"):
+        (broken / name).write_bytes(b"not an image")
+    with pytest.raises(E4EBenchError, match="can be read"):
+        run_training("psp", "tiny", tiny_options(tmp_path, tiny_generator_ckpt, broken, max_steps=1, test_data=str(broken)))
+    # faces needs a 1024 px generator unless --input-size says what to train at
+    faces = tiny_options(tmp_path, tiny_generator_ckpt, image_folder, max_steps=1)
+    with pytest.raises(E4EBenchError, match="1024px"):
+        run_training("psp", "faces", faces)
+    assert run_training("psp", "faces", faces | {"input_size": (32, 32), "lpips_lambda": 0.0})["steps"] == 1
+
+
+def test_missing_weights_stop_before_step_one_unless_their_lambda_is_zero(
+        tmp_path, tiny_domain, tiny_generator_ckpt, image_folder, monkeypatch):
+    monkeypatch.setenv("E4E_BENCH_HOME", str(tmp_path / "empty_cache"))
+    opts = tiny_options(tmp_path, tiny_generator_ckpt, image_folder, max_steps=1, random_weights=False)
+    with pytest.raises(E4EBenchError, match="assets fetch lpips-alex") as err:
+        run_training("psp", "tiny", opts | {"encoder_init": "ir_se50"})
+    assert "arcface-ir-se50" in str(err.value) and not (tmp_path / "out" / "log.jsonl").exists()
+    summary = run_training("psp", "tiny", opts | {"lpips_lambda": 0.0})
+    assert summary["steps"] == 1
+
+
+def test_train_command_end_to_end(tmp_path, tiny_domain, tiny_generator_ckpt, image_folder, capsys):
+    out = tmp_path / "cli"
+    argv = ["train", "--method", "e4e", "--domain", "tiny", "--data", str(image_folder), "--out", str(out),
+            "--generator", str(tiny_generator_ckpt), "--max-steps", "2", "--batch-size", "2", "--device", "cpu",
+            "--workers", "0", "--test-workers", "0", "--random-weights", "--encoder-init", "random",
+            "--id-lambda", "0", "--progressive-start", "1", "--progressive-step-every", "1", "--val-interval", "1"]
+    assert cli.main(argv) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["steps"] == 2 and summary["effective_batch_size"] == 2
+    assert {p.name for p in (out / "checkpoints").iterdir()} == {"iteration_2.pt", "best_model.pt"}
+    assert [r["split"] for r in read_log(out)].count("test") == 2
+    assert cli.main(argv + ["--resume", "--max-steps", "3"]) == 0
+    assert (out / "checkpoints" / "iteration_3.pt").is_file()
+    assert cli.main(argv[:-2] + ["--optim-name", "sgd"]) == 2
+    assert "--optim-name" in capsys.readouterr().err

@@ -84,16 +84,20 @@ def encoder_config(state_dict: dict[str, torch.Tensor]) -> dict[str, int]:
 
 
 def encoder_from_state_dict(method: str, state_dict: dict[str, torch.Tensor], source: str | os.PathLike):
-    """The e4e or pSp encoder `state_dict` describes, loaded with strict=True."""
+    """The e4e or pSp encoder `state_dict` describes, loaded strictly: every key, every shape."""
     try:
         config = encoder_config(state_dict)
         # Built without memory, then given the file's tensors: no random init of ~250M weights.
         with torch.device("meta"):
             encoder = ENCODER_CLASSES[method](**config)
-        encoder.load_state_dict(state_dict, strict=True, assign=True)
+        missing, unexpected = encoder.load_state_dict(state_dict, strict=False, assign=True)
     except (ValueError, RuntimeError) as err:
-        first = str(err).strip().splitlines()[0]
-        raise E4EBenchError(f"{source}: the encoder weights do not match a {method} encoder ({first})") from None
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        raise E4EBenchError(f"{source}: the weights do not fit the {method} encoder ({lines[-1]})") from None
+    if missing or unexpected:
+        found = [f"{name} keys {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+                 for name, keys in (("missing", missing), ("unexpected", unexpected)) if keys]
+        raise E4EBenchError(f"{source}: the weights do not fit the {method} encoder ({'; '.join(found)})")
     check_finite(state_dict, source)
     return encoder
 

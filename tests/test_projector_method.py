@@ -1,0 +1,136 @@
+"""opt_w / opt_wplus behind the method registry, their CLI options, and `invert` end to end."""
+
+import argparse
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from baselines.method import image_seeds
+from baselines.projector import ProjectorConfig
+from conftest import TINY_CARS, make_tiny_generator, rosinality_checkpoint
+from e4e_bench.checkpoints import save_checkpoint
+from e4e_bench.cli import main
+from e4e_bench.commands.method_options import add_projector_options, projector_options
+from e4e_bench.errors import E4EBenchError
+from e4e_bench.methods import build_method
+
+FAST = {"steps": 4, "lpips_weight": 0.0, "mse_weight": 1.0, "progress": False, "w_avg_samples": 500}
+
+
+def build(name, generator_ckpt, domain=TINY_CARS, **options):
+    return build_method(name, domain=domain, generator=generator_ckpt, device=torch.device("cpu"),
+                        options=FAST | options)
+
+
+@pytest.fixture
+def frames(tiny_generator):
+    """Two frames of the cars-like tiny domain (rows 4:28 of the 32 px generator)."""
+    with torch.no_grad():
+        w = tiny_generator.mapping(torch.randn(2, tiny_generator.style_dim, generator=torch.Generator().manual_seed(3)))
+        return TINY_CARS.crop(tiny_generator(w))
+
+
+@pytest.mark.parametrize(("name", "one_row"), [("opt_w", True), ("opt_wplus", False)])
+def test_methods_return_wplus_codes_and_per_image_noise(tiny_domain, tiny_generator_ckpt, frames, name, one_row):
+    method = build(name, tiny_generator_ckpt)
+    assert method.name == name
+    assert method.input_size == (24, 32)
+    codes, noise = method.invert_with_noise(frames)
+    generator = method.generator
+    assert codes.shape == (2, generator.n_latent, generator.style_dim)
+    assert torch.equal(codes, codes[:, :1].expand_as(codes)) == one_row
+    assert [n.shape for n in noise] == [(2, *b.shape[1:]) for b in generator.noise_buffers()]
+    torch.testing.assert_close(method.invert(frames), codes, rtol=0, atol=0)
+
+
+def test_an_image_gets_the_same_codes_alone_in_another_batch_or_order(tiny_domain, tiny_generator_ckpt, frames):
+    together = build("opt_wplus", tiny_generator_ckpt).invert(frames)
+    swapped = build("opt_wplus", tiny_generator_ckpt).invert(frames.flip(0))
+    alone = build("opt_wplus", tiny_generator_ckpt).invert(frames[1:])
+    torch.testing.assert_close(swapped.flip(0), together, rtol=0, atol=1e-5)
+    torch.testing.assert_close(alone, together[1:], rtol=0, atol=1e-5)
+
+
+def test_image_seeds_depend_on_pixels_and_base_seed_only(frames):
+    assert image_seeds(frames, 0) == image_seeds(frames.clone(), 0)
+    assert image_seeds(frames, 0)[1] == image_seeds(frames[1:], 0)[0]
+    assert len(set(image_seeds(frames, 0) + image_seeds(frames, 1))) == 4
+
+
+def test_lpips_is_built_only_when_weighted(tiny_domain, tiny_generator_ckpt):
+    assert build("opt_w", tiny_generator_ckpt).lpips is None
+    assert build("opt_w", tiny_generator_ckpt, lpips_weight=1.0, lpips_pretrained=False).lpips is not None
+
+
+def test_images_of_the_wrong_size_are_a_clear_error(tiny_domain, tiny_generator_ckpt):
+    with pytest.raises(E4EBenchError, match=r"expected \[N, 3, 24, 32\]"):
+        build("opt_w", tiny_generator_ckpt).invert(torch.zeros(1, 3, 32, 32))
+
+
+def test_unknown_option_is_a_clear_error(tiny_domain, tiny_generator_ckpt):
+    with pytest.raises(E4EBenchError, match="opt_w has no option.*stepz"):
+        build("opt_w", tiny_generator_ckpt, stepz=3)
+
+
+def test_generator_of_another_resolution_is_a_clear_error(tiny_domain, tmp_path):
+    path = tmp_path / "g16.pt"
+    save_checkpoint(rosinality_checkpoint(make_tiny_generator(size=16)), path)
+    with pytest.raises(E4EBenchError, match="16px generator but domain 'tiny_cars' needs 32px"):
+        build("opt_w", path)
+
+
+def test_a_missing_generator_is_a_clear_error(tiny_domain):
+    with pytest.raises(E4EBenchError, match="needs a generator: pass --generator"):
+        build("opt_wplus", None)
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser()
+    add_projector_options(parser)
+    return parser.parse_args(argv)
+
+
+def test_cli_defaults_are_the_official_projector_settings():
+    official = dataclasses.asdict(ProjectorConfig())
+    options = projector_options(parse([]))
+    assert options == {key: official[key] for key in options}
+
+
+def test_cli_options_reach_the_projector():
+    options = projector_options(parse(["--steps", "20", "--lr", "0.05", "--lpips-weight", "0", "--mse-weight", "1",
+                                       "--noise-regularize", "0", "--no-optimize-noise"]))
+    assert options == {"steps": 20, "lr": 0.05, "lpips_weight": 0.0, "mse_weight": 1.0, "noise_regularize": 0.0,
+                       "optimize_noise": False}
+
+
+@pytest.mark.parametrize("argv", [["--steps", "0"], ["--lr", "-1"], ["--mse-weight", "nan"]])
+def test_cli_rejects_bad_values(argv):
+    with pytest.raises(SystemExit) as exit_info:
+        parse(argv)
+    assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize("method", ["opt_w", "opt_wplus"])
+def test_invert_command_writes_codes_reconstructions_and_noise(tiny_domain, tiny_generator_ckpt, generated_images,
+                                                                tmp_path, method):
+    out = tmp_path / "out"
+    code = main(["invert", "--method", method, "--domain", "tiny_cars", "--generator", str(tiny_generator_ckpt),
+                 "--images", str(generated_images), "--out", str(out), "--device", "cpu", "--batch-size", "3",
+                 "--steps", "3", "--lpips-weight", "0", "--mse-weight", "1"])
+    assert code == 0
+    assert np.load(out / "latents.npy").shape == (4, 8, 64)
+    assert (out / "names.txt").read_text().split() == ["000", "001", "002", "003"]
+    assert Image.open(out / "images" / "003.png").size == (32, 24)
+    assert sorted(p.name for p in (out / "noise").iterdir()) == ["000.pt", "001.pt", "002.pt", "003.pt"]
+
+
+def test_invert_command_without_lpips_weights_names_the_asset(tiny_domain, tiny_generator_ckpt, generated_images,
+                                                              tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("E4E_BENCH_HOME", str(tmp_path / "empty_cache"))
+    code = main(["invert", "--method", "opt_w", "--domain", "tiny_cars", "--generator", str(tiny_generator_ckpt),
+                 "--images", str(generated_images), "--out", str(tmp_path / "out"), "--device", "cpu", "--steps", "1"])
+    assert code == 2
+    assert "assets fetch lpips-vgg" in capsys.readouterr().err

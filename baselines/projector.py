@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from baselines.noise_regularization import noise_regularization, normalize_noise_
 from baselines.schedules import latent_noise_scale, learning_rate
+from baselines.target_lpips import TargetLPIPS
 from e4e_bench.errors import E4EBenchError
 
 Space = Literal["w", "wplus"]
@@ -141,6 +142,7 @@ def _optimize(generator, targets, space, config, seeds, lpips, crop_rows, statis
     noises = _initial_noise(generator, rngs, targets) if config.optimize_noise else []
     factor = max(1, generator.size // LOSS_RESOLUTION)
     small_targets = _downsample(targets, factor)
+    lpips_distance = TargetLPIPS(lpips, small_targets) if config.lpips_weight > 0 else None
 
     optimizer = torch.optim.Adam([latent, *noises], lr=config.lr)
     bar = tqdm(total=config.steps, desc=f"opt_{space} x{batch}", disable=not progress, leave=False)
@@ -151,7 +153,7 @@ def _optimize(generator, targets, space, config, seeds, lpips, crop_rows, statis
         sigma = latent_noise_scale(t, statistics.std, config.latent_noise, config.latent_noise_ramp)
         codes = latent + sigma * _per_image_normal(rngs, latent.shape[1:], latent) if sigma > 0 else latent
         images = _frame(generator(codes.squeeze(1) if space == "w" else codes, noise=noises or "const"), crop_rows)
-        per_image = _reconstruction_loss(_downsample(images, factor), small_targets, config, lpips)
+        per_image = _reconstruction_loss(_downsample(images, factor), small_targets, config, lpips_distance)
         total = per_image.sum()
         if noises:
             total = total + config.noise_regularize * noise_regularization(noises).sum()
@@ -192,11 +194,12 @@ def _downsample(images: Tensor, factor: int) -> Tensor:
     return images if factor == 1 else F.avg_pool2d(images, factor)
 
 
-def _reconstruction_loss(images: Tensor, targets: Tensor, config: ProjectorConfig, lpips: nn.Module | None) -> Tensor:
+def _reconstruction_loss(images: Tensor, targets: Tensor, config: ProjectorConfig,
+                         lpips_distance: TargetLPIPS | None) -> Tensor:
     """Per-image `lpips_weight * LPIPS + mse_weight * MSE` -> `[B]`."""
     loss = images.new_zeros(images.shape[0])
-    if config.lpips_weight > 0:
-        loss = loss + config.lpips_weight * lpips(images, targets).flatten()
+    if lpips_distance is not None:
+        loss = loss + config.lpips_weight * lpips_distance(images)
     if config.mse_weight > 0:
         loss = loss + config.mse_weight * ((images - targets) ** 2).mean(dim=(1, 2, 3))
     return loss

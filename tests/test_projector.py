@@ -9,6 +9,7 @@ import torch
 from baselines.noise_regularization import noise_regularization, normalize_noise_
 from baselines.projector import ProjectorConfig, latent_statistics, project
 from baselines.schedules import latent_noise_scale, learning_rate
+from baselines.target_lpips import TargetLPIPS
 from conftest import make_tiny_generator
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.lpips_net import build_lpips
@@ -197,3 +198,15 @@ def test_unknown_space_is_an_error(generator, statistics):
     with pytest.raises(E4EBenchError, match="unknown projection space"):
         project(generator, torch.zeros(1, 3, 16, 16), space="z", config=ProjectorConfig(**MSE_ONLY), seeds=[0],
                 statistics=statistics)
+
+
+def test_target_lpips_equals_the_lpips_package_with_gradients(random_lpips):
+    rng = torch.Generator().manual_seed(0)
+    targets = torch.rand(3, 3, 24, 32, generator=rng) * 2 - 1
+    images = (torch.rand(3, 3, 24, 32, generator=rng) * 2 - 1).requires_grad_(True)
+    ours = TargetLPIPS(random_lpips, targets)(images)
+    reference = random_lpips(images, targets).flatten()
+    torch.testing.assert_close(ours, reference)
+    ours_grad, = torch.autograd.grad(ours.sum(), images)
+    reference_grad, = torch.autograd.grad(reference.sum(), images)
+    torch.testing.assert_close(ours_grad, reference_grad)

@@ -23,6 +23,7 @@ from torch import nn
 
 NoiseSpec = str | Sequence[torch.Tensor]
 NOISE_MODES = ("const", "random", "none")
+SQRT2 = math.sqrt(2)
 
 
 def default_channels(channel_multiplier: int) -> dict[int, int]:
@@ -41,7 +42,7 @@ def fir_kernel(taps: Sequence[float], gain: float = 1.0) -> torch.Tensor:
 def scaled_leaky_relu(x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """rosinality's fused_leaky_relu: sqrt(2) * lrelu(x + bias, 0.2), bias broadcast over dim 1."""
     shape = (1, -1) + (1,) * (x.ndim - 2)
-    return F.leaky_relu(x + bias.view(shape), 0.2) * math.sqrt(2)
+    return F.leaky_relu(x + bias.view(shape), 0.2) * SQRT2
 
 
 class PixelNorm(nn.Module):
@@ -116,19 +117,24 @@ class Blur(nn.Module):
         self.register_buffer("kernel", fir_kernel(taps, gain=upsample_factor**2))
         self.pad = pad
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         channels = x.shape[1]
         k = self.kernel.shape[-1]
         # upfirdn2d is a true convolution: correlate with the flipped kernel.
         weight = self.kernel.flip(0, 1).to(x.dtype).expand(channels, 1, k, k)
         p0, p1 = self.pad
         if p0 == p1:
-            return F.conv2d(x, weight, padding=p0, groups=channels)
-        return F.conv2d(F.pad(x, (p0, p1, p0, p1)), weight, groups=channels)
+            return F.conv2d(x, weight, bias, padding=p0, groups=channels)
+        return F.conv2d(F.pad(x, (p0, p1, p0, p1)), weight, bias, groups=channels)
 
 
 class ModulatedConv2d(nn.Module):
-    """Style-modulated convolution with optional demodulation and 2x upsampling."""
+    """Style-modulated convolution with optional demodulation and 2x upsampling.
+
+    `forward(x, w, gain, bias)` returns `gain * modconv(x, w) + bias`. For one image the style,
+    demodulation and gain are folded into the (small) weight; for a batch the activations are
+    scaled instead, so that all images share one dense convolution.
+    """
 
     def __init__(
         self,
@@ -154,21 +160,24 @@ class ModulatedConv2d(nn.Module):
             pad = (len(blur_taps) - factor) - (kernel_size - 1)
             self.blur = Blur(blur_taps, pad=((pad + 1) // 2 + factor - 1, pad // 2 + 1), upsample_factor=factor)
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, w: torch.Tensor, gain: float = 1.0, bias: torch.Tensor | None = None) -> torch.Tensor:
         styles = self.modulation(w)  # [B, in]
         weight = self.weight[0] * self.scale  # [out, in, k, k]
-        x = x * styles[:, :, None, None]
-        if self.upsample:
-            x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
-        else:
-            x = F.conv2d(x, weight, padding=self.kernel_size // 2)
+        out_scale = torch.full_like(styles[:, :1], gain)  # [B, 1] or [B, out]
         if self.demodulate:
             weight_norms = weight.square().sum(dim=(2, 3))  # [out, in]
-            demod = torch.rsqrt(styles.square() @ weight_norms.t() + 1e-8)  # [B, out]
-            x = x * demod[:, :, None, None]
+            out_scale = out_scale * torch.rsqrt(styles.square() @ weight_norms.t() + 1e-8)
+        if x.shape[0] == 1:
+            weight = weight * styles[0, None, :, None, None] * out_scale[0, :, None, None, None]
+            return self._conv(x, weight, bias)
+        x = self._conv(x * styles[:, :, None, None], weight, None)
+        out_scale = out_scale[:, :, None, None]
+        return x * out_scale if bias is None else torch.addcmul(bias[None, :, None, None], x, out_scale)
+
+    def _conv(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         if self.upsample:
-            x = self.blur(x)
-        return x
+            return self.blur(F.conv_transpose2d(x, weight.transpose(0, 1), stride=2), bias)
+        return F.conv2d(x, weight, bias, padding=self.kernel_size // 2)
 
     def __repr__(self) -> str:
         return (
@@ -178,14 +187,11 @@ class ModulatedConv2d(nn.Module):
 
 
 class NoiseInjection(nn.Module):
+    """Holds the per-layer noise strength; StyledConv applies it."""
+
     def __init__(self):
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(1))
-
-    def forward(self, x: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
-        if noise is None:
-            return x
-        return x + self.weight * noise
 
 
 class ConstantInput(nn.Module):
@@ -198,16 +204,19 @@ class ConstantInput(nn.Module):
 
 
 class FusedLeakyReLU(nn.Module):
+    """Holds the activation bias; StyledConv applies it."""
+
     def __init__(self, channels: int):
         super().__init__()
         self.bias = nn.Parameter(torch.zeros(channels))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return scaled_leaky_relu(x, self.bias)
-
 
 class StyledConv(nn.Module):
-    """Modulated conv, then noise, then bias and scaled leaky ReLU."""
+    """sqrt(2) * lrelu(modconv(x) + strength * noise + bias, 0.2).
+
+    lrelu is positively homogeneous, so the sqrt(2) gain is applied to the convolution, the noise
+    strength and the bias instead of to the (large) activation map.
+    """
 
     def __init__(self, in_channels, out_channels, kernel_size, style_dim, upsample=False, blur_taps=(1, 3, 3, 1)):
         super().__init__()
@@ -216,7 +225,10 @@ class StyledConv(nn.Module):
         self.activate = FusedLeakyReLU(out_channels)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
-        return self.activate(self.noise(self.conv(x, w), noise))
+        out = self.conv(x, w, gain=SQRT2, bias=self.activate.bias * SQRT2)
+        if noise is not None:
+            out = torch.addcmul(out, noise, self.noise.weight * SQRT2)
+        return F.leaky_relu(out, 0.2, inplace=True)
 
 
 class ToRGB(nn.Module):
@@ -228,7 +240,7 @@ class ToRGB(nn.Module):
         self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
-        rgb = self.conv(x, w) + self.bias
+        rgb = self.conv(x, w, bias=self.bias.view(3))
         if skip is not None:
             rgb = rgb + self.upsample(skip)
         return rgb

@@ -9,8 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from e4e_bench.checkpoints import generator_config, generator_from_state_dict
-from e4e_bench.generator import Blur, Generator, ModulatedConv2d, Upsample, fir_kernel
-from tests.conftest import make_tiny_generator
+from e4e_bench.generator import Blur, Generator, ModulatedConv2d, StyledConv, Upsample, fir_kernel, scaled_leaky_relu
 
 
 def upfirdn2d_reference(x, kernel, up=1, pad=(0, 0)):
@@ -63,16 +62,17 @@ def test_blur_equals_true_convolution():
         torch.testing.assert_close(blur(x), upfirdn2d_reference(x, fir_kernel(taps, gain=4), pad=pad))
 
 
-def test_modulated_conv_equals_per_sample_weights():
+@pytest.mark.parametrize("batch", [1, 3])
+def test_modulated_conv_equals_per_sample_weights(batch):
     torch.manual_seed(0)
     for upsample in (False, True):
         conv = ModulatedConv2d(6, 5, 3, 16, upsample=upsample)
-        x, w = torch.randn(3, 6, 8, 8), torch.randn(3, 16)
+        x, w = torch.randn(batch, 6, 8, 8), torch.randn(batch, 16)
         s = conv.modulation(w)
         weight = conv.scale * conv.weight * s[:, None, :, None, None]  # [B, out, in, k, k]
         weight = weight * torch.rsqrt(weight.square().sum((2, 3, 4), keepdim=True) + 1e-8)
         outs = []
-        for b in range(3):
+        for b in range(batch):
             if upsample:
                 y = F.conv_transpose2d(x[b : b + 1], weight[b].transpose(0, 1), stride=2)
                 outs.append(conv.blur(y))
@@ -162,9 +162,22 @@ def test_truncation_and_mixing(tiny_generator):
 
 
 def test_scaled_leaky_relu_value():
-    g = make_tiny_generator()
-    act = g.conv1.activate
+    x = torch.tensor([[-1.0, 2.0]])
+    out = scaled_leaky_relu(x, torch.zeros(2))
+    torch.testing.assert_close(out, torch.tensor([[-0.2 * math.sqrt(2), 2 * math.sqrt(2)]]))
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("upsample", [False, True])
+def test_styled_conv_order_of_operations(batch, upsample):
+    """modconv -> + strength * noise -> + bias -> lrelu(0.2) -> * sqrt(2), for one image and for a batch."""
+    torch.manual_seed(0)
+    layer = StyledConv(6, 5, 3, 16, upsample=upsample)
     with torch.no_grad():
-        act.bias.zero_()
-    x = -torch.ones(1, act.bias.numel(), 1, 1)
-    torch.testing.assert_close(act(x), torch.full_like(x, -0.2 * math.sqrt(2)))
+        layer.noise.weight.fill_(0.7)
+        layer.activate.bias.normal_()
+    x, w = torch.randn(batch, 6, 8, 8), torch.randn(batch, 16)
+    size = 16 if upsample else 8
+    noise = torch.randn(batch, 1, size, size)
+    expected = scaled_leaky_relu(layer.conv(x, w) + 0.7 * noise, layer.activate.bias)
+    torch.testing.assert_close(layer(x, w, noise), expected, atol=1e-5, rtol=1e-4)

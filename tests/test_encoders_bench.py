@@ -1,0 +1,46 @@
+"""Speed of e4e/pSp inversion (encoder + generator) per image at the cars configuration, random weights.
+
+512-px config-f generator, 16 codes, 192x256 inputs, full-resolution decode with the stored noise,
+crop to 384x512 (what `invert` does per batch). Run with:
+    python -m pytest -m slow tests/test_encoders_bench.py --benchmark-enable
+`extra_info` holds the batch size and ms per image.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from e4e_bench.domains import get_domain
+from e4e_bench.generator import Generator
+from encoders.inverter import Inverter
+from encoders.method import EncoderMethod
+from tests.official_checkpoints import ENCODER_CLASSES
+
+CARS = get_domain("cars")
+
+
+@pytest.fixture(scope="module")
+def decoder():
+    torch.manual_seed(0)
+    return Generator(CARS.resolution).eval().requires_grad_(False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("batch_size", [1, 4])
+@pytest.mark.parametrize("method", ["e4e", "psp"])
+def test_cars_inversion_speed(benchmark, decoder, method, batch_size):
+    torch.manual_seed(1)
+    encoder = ENCODER_CLASSES[method](decoder.n_latent)
+    inverter = Inverter(encoder, decoder, decoder.mean_latent(1000)).eval().requires_grad_(False)
+    built = EncoderMethod(method, inverter, CARS.encoder_input)
+    images = torch.rand(batch_size, 3, *CARS.encoder_input) * 2 - 1
+
+    def invert_and_decode() -> torch.Tensor:
+        codes = built.invert(images)
+        with torch.inference_mode():
+            return CARS.crop(built.generator(codes, noise="const"))
+
+    reconstructions = benchmark.pedantic(invert_and_decode, rounds=3, warmup_rounds=1)
+    assert reconstructions.shape == (batch_size, 3, 384, 512)
+    benchmark.extra_info.update(batch_size=batch_size, threads=torch.get_num_threads(),
+                                ms_per_image=1000 * benchmark.stats.stats.mean / batch_size)

@@ -41,6 +41,21 @@ class Domain:
         return dict(self.encoder_assets).get(method)
 
 
+def lsun_256(name: str) -> Domain:
+    """The 256 px LSUN config-f domains (horse, church): same geometry, MoCo similarity."""
+    return Domain(
+        name=name,
+        resolution=256,
+        crop_rows=None,
+        encoder_input=(256, 256),
+        eval_size=(256, 256),
+        identity="moco",
+        edits=("ganspace", "sefa"),
+        generator_asset=f"stylegan2-{name}",
+        encoder_assets=(("e4e", f"e4e-{name}"),),
+    )
+
+
 DOMAINS: dict[str, Domain] = {
     domain.name: domain
     for domain in (
@@ -66,28 +81,7 @@ DOMAINS: dict[str, Domain] = {
             generator_asset="stylegan2-car",
             encoder_assets=(("e4e", "e4e-cars"),),
         ),
-        Domain(
-            name="horse",
-            resolution=256,
-            crop_rows=None,
-            encoder_input=(256, 256),
-            eval_size=(256, 256),
-            identity="moco",
-            edits=("ganspace", "sefa"),
-            generator_asset="stylegan2-horse",
-            encoder_assets=(("e4e", "e4e-horse"),),
-        ),
-        Domain(
-            name="church",
-            resolution=256,
-            crop_rows=None,
-            encoder_input=(256, 256),
-            eval_size=(256, 256),
-            identity="moco",
-            edits=("ganspace", "sefa"),
-            generator_asset="stylegan2-church",
-            encoder_assets=(("e4e", "e4e-church"),),
-        ),
+        *(lsun_256(name) for name in ("horse", "church")),
     )
 }
 

@@ -16,6 +16,7 @@ COMMANDS = (
     "edit",
     "lec",
     "train",
+    "metrics",
 )
 
 

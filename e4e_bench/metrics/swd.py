@@ -5,7 +5,7 @@ descriptors; each set is normalised per channel with its own statistics; the dis
 mean absolute gap between the sorted projections of the two sets onto 4 x 128 random unit
 directions. Reported x1e3 per level and averaged. Randomness comes from a seed instead of
 ProGAN's unseeded global NumPy state, drawn in fixed-size blocks so that the numbers do not
-depend on the batch size.
+depend on the batch size; the i-th image of both sets shares its patch positions.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ POSITION_BLOCK = 4096  # patches drawn at a time; fixed so the stream does not d
 SIDES = ("real", "fake")
 
 
-def binomial_kernel(device: torch.device) -> torch.Tensor:
-    taps = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], device=device)
+def binomial_kernel(like: torch.Tensor) -> torch.Tensor:
+    taps = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], device=like.device, dtype=like.dtype)
     return torch.outer(taps, taps) / 256.0
 
 
@@ -61,7 +61,7 @@ def level_count(height: int) -> int:
 
 def laplacian_pyramid(images: torch.Tensor, levels: int) -> list[torch.Tensor]:
     """Band-pass levels, the last one being the Gaussian low-pass residual."""
-    kernel = binomial_kernel(images.device)
+    kernel = binomial_kernel(images)
     pyramid = [images]
     for _ in range(levels - 1):
         pyramid.append(pyramid_down(pyramid[-1], kernel))
@@ -140,10 +140,10 @@ class SlicedWasserstein:
         pixels = ((images.clamp(-1, 1) + 1) * 127.5).round()  # the uint8 values ProGAN works on
         pyramid = laplacian_pyramid(pixels, level_count(size[0]))
         if side not in self.positions:
-            offset = SIDES.index(side) * 1000
+            # Both sides replay the same stream: image i of each set is cut at the same places, so a set
+            # against itself scores 0 and the sampling noise of the two sets cancels (ProGAN draws them apart).
             self.positions[side] = [
-                PatchPositions(self.seed * 1_000_003 + offset + index, *level.shape[-2:])
-                for index, level in enumerate(pyramid)
+                PatchPositions(self.seed * 1_000_003 + index, *level.shape[-2:]) for index, level in enumerate(pyramid)
             ]
         count = images.shape[0] * PATCHES_PER_IMAGE
         self.descriptors[side].append(
@@ -177,7 +177,8 @@ class SlicedWasserstein:
     protocol=(
         "SWD x1e3 as ProGAN: 0..255 RGB, Laplacian pyramid (5x5 binomial, mirror padding) from H down to 16 px, "
         "128 7x7 patches per image per level, per-set per-channel normalisation, 4x128 random directions, "
-        "mean |sorted projection gap|; value = mean over levels incl. the low-pass; seeded (--seed)"
+        "mean |sorted projection gap|; value = mean over levels incl. the low-pass; seeded (--seed), the i-th images "
+        "of both sets share patch positions"
     ),
 )
 def build_swd(context: MetricContext) -> SlicedWasserstein:

@@ -1,0 +1,91 @@
+"""`metrics` end to end: folders in, one JSON object out; pairing, sizes, errors."""
+
+import csv
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import write_images
+from e4e_bench import cli
+from e4e_bench.data import list_images, load_images
+from metrics_helpers import distort, smooth_images
+
+
+@pytest.fixture
+def folders(tmp_path):
+    real = smooth_images(5, 32, 32)
+    write_images(tmp_path / "real", real, [f"{i:03d}.png" for i in range(5)])
+    write_images(tmp_path / "fake", distort(real, 0.2), [f"{i:03d}.png" for i in range(5)])
+    return tmp_path / "real", tmp_path / "fake"
+
+
+def run_metrics(capsys, *args):
+    code = cli.main(["metrics", *map(str, args), "--device", "cpu", "--random-weights", "--no-cache"])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_metrics_prints_one_json_object_and_writes_per_image_values(folders, tmp_path, capsys):
+    real_dir, fake_dir = folders
+    per_image = tmp_path / "scores.csv"
+    code, out, _ = run_metrics(
+        capsys, "--real", real_dir, "--fake", fake_dir, "--metrics", "l2,lpips,msssim,swd",
+        "--per-image", per_image, "--batch-size", "2",
+    )
+    assert code == 0
+    result = json.loads(out)
+    real = load_images(list_images(real_dir), (32, 32)).images
+    fake = load_images(list_images(fake_dir), (32, 32)).images
+    expected_l2 = (real - fake).square().flatten(1).mean(1)
+    assert result["l2"] == pytest.approx(float(expected_l2.mean()), rel=1e-5)
+    assert 0 < result["lpips"] and 0 < result["msssim"] < 1 and result["swd"] > 0
+    details = result["details"]
+    assert details["l2"]["n"] == 5 and details["l2"]["n_failed"] == 0
+    assert details["l2"]["std"] == pytest.approx(float(expected_l2.std(unbiased=False)), rel=1e-4)
+    assert set(details["swd"]["levels"]) == {"32", "16"} and "ProGAN" in details["swd"]["protocol"]
+    assert result["meta"]["size"] == [32, 32] and result["meta"]["n_fake"] == 5
+    with open(per_image, newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert [row["image"] for row in rows] == [f"{i:03d}.png" for i in range(5)]
+    np.testing.assert_allclose([float(row["l2"]) for row in rows], expected_l2.numpy(), rtol=1e-5)
+
+
+def test_set_metrics_alone_give_the_same_numbers(folders, capsys):
+    real_dir, fake_dir = folders
+    together = json.loads(run_metrics(capsys, "--real", real_dir, "--fake", fake_dir, "--metrics", "l2,swd")[1])
+    alone = json.loads(run_metrics(capsys, "--real", real_dir, "--fake", fake_dir, "--metrics", "swd")[1])
+    assert alone["swd"] == together["swd"]
+
+
+def test_pairs_match_by_stem_and_domain_sets_the_size(tmp_path, tiny_domain, capsys):
+    images = smooth_images(3, 48, 48)
+    write_images(tmp_path / "real", images, ["a.jpg", "b.jpg", "c.jpg"])
+    write_images(tmp_path / "fake", images[:2], ["a.png", "b.png"])
+    code, out, _ = run_metrics(
+        capsys, "--real", tmp_path / "real", "--fake", tmp_path / "fake", "--metrics", "msssim", "--domain", tiny_domain.name
+    )
+    result = json.loads(out)
+    assert code == 0 and result["meta"]["size"] == [32, 32] and result["details"]["msssim"]["n"] == 2
+    assert result["msssim"] > 0.9  # JPEG round trip of the same image
+
+
+@pytest.mark.parametrize(
+    "make_fake,metrics,message",
+    [
+        (lambda: smooth_images(2, 40, 32), "l2", "differ in size"),
+        (lambda: smooth_images(2, 32, 32), "l2,psnr", "unknown metric 'psnr'; choose from: .*msssim"),
+        (lambda: smooth_images(3, 32, 32), "l2", "no real image of the same name"),
+        (lambda: smooth_images(2, 32, 32), "fid", "assets fetch inception-fid"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch, make_fake, metrics, message):
+    monkeypatch.setenv("E4E_BENCH_HOME", str(tmp_path / "empty_cache"))
+    write_images(tmp_path / "real", smooth_images(2, 32, 32))
+    write_images(tmp_path / "fake", make_fake())
+    code = cli.main(["metrics", "--real", str(tmp_path / "real"), "--fake", str(tmp_path / "fake"), "--metrics", metrics])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("error: ")
+    assert re.search(message, err[-1])

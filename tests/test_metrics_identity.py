@@ -1,0 +1,137 @@
+"""Identity similarity: MoCo-v2 loading and features, ArcFace through insightface, failure counting."""
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+from onnx import TensorProto, helper, numpy_helper
+
+from e4e_bench.errors import E4EBenchError
+from e4e_bench.metrics import MetricSpec, get_metric
+from e4e_bench.metrics.evaluate import Evaluation
+from e4e_bench.metrics.identity import IdentitySimilarity
+from e4e_bench.moco import load_moco
+from metrics_helpers import distort, random_context, smooth_images
+
+
+@pytest.fixture(scope="module")
+def official_moco_checkpoint(tmp_path_factory):
+    """The layout of moco_v2_800ep_pretrain.pth.tar: query + key encoders, MLP head, queue."""
+    torch.manual_seed(3)
+    backbone = torchvision.models.resnet50(weights=None).state_dict()
+    state = {f"module.encoder_q.{key}": value for key, value in backbone.items() if not key.startswith("fc.")}
+    state |= {
+        "module.encoder_q.fc.0.weight": torch.randn(2048, 2048),
+        "module.encoder_q.fc.2.weight": torch.randn(128, 2048),
+        "module.encoder_k.conv1.weight": torch.randn(64, 3, 7, 7),
+        "module.queue": torch.randn(128, 16),
+    }
+    path = tmp_path_factory.mktemp("moco") / "moco_v2_800ep_pretrain.pth.tar"
+    torch.save({"epoch": 800, "arch": "resnet50", "state_dict": state}, path)
+    return path, backbone
+
+
+def test_moco_loads_the_query_encoder_without_its_head(official_moco_checkpoint):
+    path, backbone = official_moco_checkpoint
+    net = load_moco(path)
+    loaded = net.backbone.state_dict()
+    assert set(loaded) == {key for key in backbone if not key.startswith("fc.")}
+    for key, value in loaded.items():
+        torch.testing.assert_close(value, backbone[key])
+    assert not any(p.requires_grad for p in net.parameters()) and not net.training
+
+
+def test_moco_rejects_a_checkpoint_without_query_encoder(tmp_path):
+    path = tmp_path / "not_moco.pt"
+    torch.save({"state_dict": {"conv1.weight": torch.zeros(1)}}, path)
+    with pytest.raises(E4EBenchError, match="assets fetch moco-v2"):
+        load_moco(path)
+
+
+def test_missing_moco_weights_name_the_fetch_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("E4E_BENCH_HOME", str(tmp_path))
+    with pytest.raises(E4EBenchError, match="assets fetch moco-v2"):
+        get_metric("id_moco").build(random_context(pretrained=True))
+
+
+def test_moco_similarity_equals_a_direct_resnet50_computation():
+    torch.manual_seed(0)
+    real, fake = smooth_images(2, 48, 64), distort(smooth_images(2, 48, 64), 0.3)
+    metric = get_metric("id_moco").build(random_context())
+    reference = torchvision.models.resnet50(weights=None).eval()
+    reference.fc = torch.nn.Identity()
+    reference.load_state_dict(metric.embed.backbone.state_dict())
+    with torch.inference_mode():
+        scores = metric(real, fake)
+        a, b = reference(F.interpolate(torch.cat([real, fake]), size=224, mode="nearest")).chunk(2)
+    torch.testing.assert_close(scores, F.cosine_similarity(a, b), rtol=1e-4, atol=1e-5)
+
+
+def tiny_recognition_onnx(path, dims=16, seed=0):
+    """A small random ONNX 'recognition' model with insightface's expected input: [N,3,112,112] -> [N,dims]."""
+    rng = np.random.default_rng(seed)
+    weights = {
+        "conv_w": rng.normal(0, 0.2, (8, 3, 8, 8)).astype(np.float32),
+        "fc_w": rng.normal(0, 0.5, (8, dims)).astype(np.float32),
+    }
+    nodes = [
+        helper.make_node("Conv", ["input.1", "conv_w"], ["c"], name="conv0", strides=[8, 8]),
+        helper.make_node("Relu", ["c"], ["r"], name="relu0"),
+        helper.make_node("GlobalAveragePool", ["r"], ["p"], name="pool0"),
+        helper.make_node("Flatten", ["p"], ["f"], name="flatten0"),
+        helper.make_node("MatMul", ["f", "fc_w"], ["embedding"], name="fc0"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny_arcface",
+        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, ["None", 3, 112, 112])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["None", dims])],
+        [numpy_helper.from_array(value, name) for name, value in weights.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+def test_arcface_runs_insightface_on_the_fixed_face_crop(tmp_path):
+    model = tiny_recognition_onnx(tmp_path / "w600k_r50.onnx")
+    context = random_context(weights={"arcface-w600k-r50": model})
+    real, fake = smooth_images(3, 256, 256), distort(smooth_images(3, 256, 256), 0.3)
+    scores = get_metric("id_arcface").build(context)(real, fake)
+    session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+
+    def embed(images):  # insightface: RGB 0..255 -> (x - 127.5) / 127.5, i.e. the [-1,1] crop itself
+        crop = F.adaptive_avg_pool2d(images[:, :, 35:223, 32:220], 112)
+        return torch.from_numpy(session.run(None, {"input.1": crop.numpy()})[0])
+
+    torch.testing.assert_close(scores, F.cosine_similarity(embed(real), embed(fake)), rtol=1e-4, atol=1e-5)
+
+
+def test_id_follows_the_domain_and_needs_one(tmp_path, monkeypatch):
+    from e4e_bench.domains import get_domain
+
+    monkeypatch.setenv("E4E_BENCH_HOME", str(tmp_path))
+    with pytest.raises(E4EBenchError, match="assets fetch arcface-w600k-r50"):
+        get_metric("id").build(random_context(domain=get_domain("faces")))
+    with pytest.raises(E4EBenchError, match="id_arcface or id_moco"):
+        get_metric("id").build(random_context())
+
+
+def test_undefined_embeddings_are_counted_as_failures_not_dropped():
+    def embed(images):  # the second pair's fake embeds to zero: its cosine is undefined
+        features = images.flatten(1)[:, :8].clone()
+        features[3] = 0
+        return features
+
+    spec = MetricSpec("id_test", "paired", "test", lambda context: IdentitySimilarity(embed), True)
+    evaluation = Evaluation([spec], random_context())
+    real = smooth_images(2, 16, 16)
+    evaluation.add_pairs(["a.png", "b.png"], real, real)
+    summary = evaluation.summary()
+    assert summary["details"]["id_test"]["n"] == 1 and summary["details"]["id_test"]["n_failed"] == 1
+    assert summary["id_test"] == pytest.approx(1.0)
+    assert torch.isnan(evaluation.per_image()["id_test"][1])

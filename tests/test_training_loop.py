@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from conftest import write_images
 from e4e_bench import cli
 from e4e_bench.checkpoints import read_checkpoint
+from e4e_bench.data import list_images, load_images
 from e4e_bench.errors import E4EBenchError
+from encoders.checkpoint import load_inverter
 from encoders.training.setup import run_training
 
 
@@ -147,3 +150,20 @@ def test_train_command_end_to_end(tmp_path, tiny_domain, tiny_generator_ckpt, im
     assert (out / "checkpoints" / "iteration_3.pt").is_file()
     assert cli.main(argv[:-2] + ["--optim-name", "sgd"]) == 2
     assert "--optim-name" in capsys.readouterr().err
+
+
+def test_trained_checkpoint_loads_strict_with_the_official_loader_and_inverts(
+        tmp_path, tiny_domain, tiny_generator_ckpt, image_folder):
+    run_training("e4e", "tiny", tiny_options(tmp_path, tiny_generator_ckpt, image_folder, max_steps=1,
+                                             progressive_start=1, progressive_step_every=1, lpips_lambda=0.0))
+    path = tmp_path / "out" / "checkpoints" / "iteration_1.pt"
+    inverter, method = load_inverter(path)  # strict=True on encoder.* and decoder.*
+    assert method == "e4e" and inverter.latent_avg.shape == (8, 64)
+    assert load_inverter(tmp_path / "out" / "checkpoints" / "best_model.pt")[1] == "e4e"
+    inv = tmp_path / "inv"
+    assert cli.main(["invert", "--method", "e4e", "--domain", "tiny", "--checkpoint", str(path), "--images",
+                     str(image_folder), "--out", str(inv), "--device", "cpu"]) == 0
+    latents = torch.from_numpy(np.load(inv / "latents.npy"))
+    images = load_images(list_images(image_folder), (32, 32)).images
+    with torch.inference_mode():
+        torch.testing.assert_close(latents, inverter.codes(images), rtol=1e-4, atol=1e-5)

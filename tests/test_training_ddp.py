@@ -8,25 +8,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-import torch
-
-from conftest import write_images
 from e4e_bench.checkpoints import read_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_torchrun_two_cpu_processes_train_with_equal_weights(tmp_path, tiny_generator, tiny_generator_ckpt):
-    with torch.no_grad():
-        w = tiny_generator.mapping(torch.randn(10, tiny_generator.style_dim, generator=torch.Generator().manual_seed(5)))
-        write_images(tmp_path / "data", tiny_generator(w))
+def test_torchrun_two_cpu_processes_train_with_equal_weights(tmp_path, tiny_generator_ckpt, generated_images):
     out = tmp_path / "out"
     # A real domain with --input-size: any generator size trains, at the size given.
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "-m", "e4e_bench", "train", "--method", "e4e", "--domain", "faces", "--input-size", "32,32",
-               "--generator", str(tiny_generator_ckpt), "--data", str(tmp_path / "data"), "--out", str(out),
-               "--device", "cpu", "--max-steps", "3", "--batch-size", "2", "--test-batch-size", "1",
-               "--test-fraction", "0.2", "--workers", "0", "--test-workers", "0", "--random-weights",
+               "--generator", str(tiny_generator_ckpt), "--data", str(generated_images), "--out", str(out),
+               "--device", "cpu", "--max-steps", "3", "--batch-size", "1", "--test-batch-size", "1",
+               "--test-fraction", "0.5", "--workers", "0", "--test-workers", "0", "--random-weights",
                "--encoder-init", "random", "--id-lambda", "0", "--lpips-lambda", "0", "--progressive-steps", "0", "2",
                "--w-pool-size", "3", "--d-reg-every", "2", "--board-interval", "1"]
     env = os.environ | {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
@@ -34,7 +28,7 @@ def test_torchrun_two_cpu_processes_train_with_equal_weights(tmp_path, tiny_gene
     assert result.returncode == 0, result.stderr[-3000:]
 
     summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert summary["processes"] == 2 and summary["effective_batch_size"] == 4 and summary["steps"] == 3
+    assert summary["processes"] == 2 and summary["effective_batch_size"] == 2 and summary["steps"] == 3
     assert summary["ranks_consistent"] is True  # every rank's encoder and discriminator weights, compared exactly
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["stage"] for r in records if r["split"] == "train"] == [0, 0, 1]  # rank 0 alone writes

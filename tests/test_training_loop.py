@@ -18,22 +18,7 @@ from encoders.checkpoint import load_inverter
 from encoders.training.setup import run_training
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest single-threaded (and the machine is shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def image_folder(tmp_path, tiny_generator) -> Path:
-    with torch.no_grad():
-        w = tiny_generator.mapping(torch.randn(8, tiny_generator.style_dim, generator=torch.Generator().manual_seed(3)))
-        images = tiny_generator(w)
-    write_images(tmp_path / "data", images)
-    return tmp_path / "data"
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_options(tmp_path, generator_ckpt, data, out="out", **overrides) -> dict:
@@ -62,8 +47,8 @@ def test_psp_loss_goes_down(tmp_path, tiny_domain, tiny_generator_ckpt, tiny_gen
     assert sum(l2[-3:]) < 0.7 * sum(l2[:3])
 
 
-def test_e4e_stages_discriminator_and_r1_follow_the_schedule(tmp_path, tiny_domain, tiny_generator_ckpt, image_folder):
-    run_training("e4e", "tiny", tiny_options(tmp_path, tiny_generator_ckpt, image_folder, max_steps=6, **E4E_FULL))
+def test_e4e_stages_discriminator_and_r1_follow_the_schedule(tmp_path, tiny_domain, tiny_generator_ckpt, generated_images):
+    run_training("e4e", "tiny", tiny_options(tmp_path, tiny_generator_ckpt, generated_images, max_steps=6, **E4E_FULL))
     train = [r for r in read_log(tmp_path / "out") if r["split"] == "train"]
     assert [r["stage"] for r in train] == [0, 0, 1, 1, 2, 2]
     assert all("discriminator_loss" in r and "adversarial" in r for r in train)
@@ -80,10 +65,10 @@ def test_e4e_stages_discriminator_and_r1_follow_the_schedule(tmp_path, tiny_doma
     assert (out / "checkpoints" / "best_model.pt").is_file()
 
 
-def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, tiny_domain, tiny_generator_ckpt, image_folder):
-    straight = tiny_options(tmp_path, tiny_generator_ckpt, image_folder, out="straight", max_steps=5, **E4E_FULL)
+def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, tiny_domain, tiny_generator_ckpt, generated_images):
+    straight = tiny_options(tmp_path, tiny_generator_ckpt, generated_images, out="straight", max_steps=5, **E4E_FULL)
     run_training("e4e", "tiny", straight)
-    interrupted = tiny_options(tmp_path, tiny_generator_ckpt, image_folder, out="resumed", max_steps=2, **E4E_FULL)
+    interrupted = tiny_options(tmp_path, tiny_generator_ckpt, generated_images, out="resumed", max_steps=2, **E4E_FULL)
     run_training("e4e", "tiny", interrupted)
     run_training("e4e", "tiny", interrupted | {"max_steps": 5}, resume="latest")
 
@@ -98,8 +83,8 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, tiny_domain, tin
     assert b["opts"]["checkpoint_path"].endswith("iteration_2.pt")
 
 
-def test_resume_rejects_another_method_and_changed_options(tmp_path, tiny_domain, tiny_generator_ckpt, image_folder):
-    opts = tiny_options(tmp_path, tiny_generator_ckpt, image_folder, max_steps=1, lpips_lambda=0.0)
+def test_resume_rejects_another_method_and_changed_options(tmp_path, tiny_domain, tiny_generator_ckpt, generated_images):
+    opts = tiny_options(tmp_path, tiny_generator_ckpt, generated_images, max_steps=1, lpips_lambda=0.0)
     run_training("psp", "tiny", opts)
     with pytest.raises(E4EBenchError, match="psp training run"):
         run_training("e4e", "tiny", opts, resume="latest")
@@ -107,7 +92,7 @@ def test_resume_rejects_another_method_and_changed_options(tmp_path, tiny_domain
         run_training("psp", "tiny", opts | {"l2_lambda": 2.0, "max_steps": 2}, resume="latest")
 
 
-def test_bad_data_and_generator_size_fail_before_training(tmp_path, tiny_domain, tiny_generator_ckpt, image_folder):
+def test_bad_data_and_generator_size_fail_before_training(tmp_path, tiny_domain, tiny_generator_ckpt, generated_images):
     (tmp_path / "empty").mkdir()
     with pytest.raises(E4EBenchError, match="no images"):
         run_training("psp", "tiny", tiny_options(tmp_path, tiny_generator_ckpt, tmp_path / "empty", max_steps=1))
@@ -118,16 +103,16 @@ def test_bad_data_and_generator_size_fail_before_training(tmp_path, tiny_domain,
     with pytest.raises(E4EBenchError, match="can be read"):
         run_training("psp", "tiny", tiny_options(tmp_path, tiny_generator_ckpt, broken, max_steps=1, test_data=str(broken)))
     # faces needs a 1024 px generator unless --input-size says what to train at
-    faces = tiny_options(tmp_path, tiny_generator_ckpt, image_folder, max_steps=1)
+    faces = tiny_options(tmp_path, tiny_generator_ckpt, generated_images, max_steps=1)
     with pytest.raises(E4EBenchError, match="1024px"):
         run_training("psp", "faces", faces)
     assert run_training("psp", "faces", faces | {"input_size": (32, 32), "lpips_lambda": 0.0})["steps"] == 1
 
 
 def test_missing_weights_stop_before_step_one_unless_their_lambda_is_zero(
-        tmp_path, tiny_domain, tiny_generator_ckpt, image_folder, monkeypatch):
+        tmp_path, tiny_domain, tiny_generator_ckpt, generated_images, monkeypatch):
     monkeypatch.setenv("E4E_BENCH_HOME", str(tmp_path / "empty_cache"))
-    opts = tiny_options(tmp_path, tiny_generator_ckpt, image_folder, max_steps=1, random_weights=False)
+    opts = tiny_options(tmp_path, tiny_generator_ckpt, generated_images, max_steps=1, random_weights=False)
     with pytest.raises(E4EBenchError, match="assets fetch lpips-alex") as err:
         run_training("psp", "tiny", opts | {"encoder_init": "ir_se50"})
     assert "arcface-ir-se50" in str(err.value) and not (tmp_path / "out" / "log.jsonl").exists()
@@ -135,9 +120,9 @@ def test_missing_weights_stop_before_step_one_unless_their_lambda_is_zero(
     assert summary["steps"] == 1
 
 
-def test_train_command_end_to_end(tmp_path, tiny_domain, tiny_generator_ckpt, image_folder, capsys):
+def test_train_command_end_to_end(tmp_path, tiny_domain, tiny_generator_ckpt, generated_images, capsys):
     out = tmp_path / "cli"
-    argv = ["train", "--method", "e4e", "--domain", "tiny", "--data", str(image_folder), "--out", str(out),
+    argv = ["train", "--method", "e4e", "--domain", "tiny", "--data", str(generated_images), "--out", str(out),
             "--generator", str(tiny_generator_ckpt), "--max-steps", "2", "--batch-size", "2", "--device", "cpu",
             "--workers", "0", "--test-workers", "0", "--random-weights", "--encoder-init", "random",
             "--id-lambda", "0", "--progressive-start", "1", "--progressive-step-every", "1", "--val-interval", "1"]
@@ -153,8 +138,8 @@ def test_train_command_end_to_end(tmp_path, tiny_domain, tiny_generator_ckpt, im
 
 
 def test_trained_checkpoint_loads_strict_with_the_official_loader_and_inverts(
-        tmp_path, tiny_domain, tiny_generator_ckpt, image_folder):
-    run_training("e4e", "tiny", tiny_options(tmp_path, tiny_generator_ckpt, image_folder, max_steps=1,
+        tmp_path, tiny_domain, tiny_generator_ckpt, generated_images):
+    run_training("e4e", "tiny", tiny_options(tmp_path, tiny_generator_ckpt, generated_images, max_steps=1,
                                              progressive_start=1, progressive_step_every=1, lpips_lambda=0.0))
     path = tmp_path / "out" / "checkpoints" / "iteration_1.pt"
     inverter, method = load_inverter(path)  # strict=True on encoder.* and decoder.*
@@ -162,8 +147,8 @@ def test_trained_checkpoint_loads_strict_with_the_official_loader_and_inverts(
     assert load_inverter(tmp_path / "out" / "checkpoints" / "best_model.pt")[1] == "e4e"
     inv = tmp_path / "inv"
     assert cli.main(["invert", "--method", "e4e", "--domain", "tiny", "--checkpoint", str(path), "--images",
-                     str(image_folder), "--out", str(inv), "--device", "cpu"]) == 0
+                     str(generated_images), "--out", str(inv), "--device", "cpu"]) == 0
     latents = torch.from_numpy(np.load(inv / "latents.npy"))
-    images = load_images(list_images(image_folder), (32, 32)).images
+    images = load_images(list_images(generated_images), (32, 32)).images
     with torch.inference_mode():
         torch.testing.assert_close(latents, inverter.codes(images), rtol=1e-4, atol=1e-5)

@@ -71,7 +71,7 @@ class LatentStatistics:
 
 @dataclass(frozen=True)
 class ProjectionResult:
-    """Per image: codes `[B, n_latent, style_dim]`, noise maps (num_layers x `[B, 1, H, W]`), final loss `[B]`."""
+    """Per image: codes `[B, n_latent, style_dim]`, noise maps (num_layers x `[B, 1, H, W]`), the last step's loss `[B]`."""
 
     codes: Tensor
     noise: list[Tensor]

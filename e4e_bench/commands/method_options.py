@@ -30,7 +30,8 @@ def add_projector_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--lr", type=_non_negative_float, default=0.1,
                        help="peak Adam learning rate, ramped up over 5%% and down over 25%% of the steps (default 0.1)")
     group.add_argument("--lpips-weight", type=_non_negative_float, default=1.0,
-                       help="weight of LPIPS-VGG at 256 px (default 1; 0 runs offline, without the VGG backbone)")
+                       help="weight of LPIPS-VGG at 256 px (default 1); its ImageNet VGG16 backbone comes from "
+                       "`python -m e4e_bench assets fetch lpips-vgg`; 0 runs offline without it")
     group.add_argument("--mse-weight", type=_non_negative_float, default=0.0,
                        help="weight of the pixel MSE at 256 px (default 0)")
     group.add_argument("--noise-regularize", type=_non_negative_float, default=1e5,

@@ -210,3 +210,13 @@ def test_target_lpips_equals_the_lpips_package_with_gradients(random_lpips):
     ours_grad, = torch.autograd.grad(ours.sum(), images)
     reference_grad, = torch.autograd.grad(reference.sum(), images)
     torch.testing.assert_close(ours_grad, reference_grad)
+
+
+def test_the_schedule_drives_the_optimiser_so_a_single_step_at_lr_zero_keeps_the_mean(generator, statistics):
+    targets = decode(generator, true_codes(generator, statistics, 2))
+    one = project(generator, targets, space="wplus", config=ProjectorConfig(steps=1, **MSE_ONLY), seeds=[0, 1],
+                  statistics=statistics)
+    two = project(generator, targets, space="wplus", config=ProjectorConfig(steps=2, **MSE_ONLY), seeds=[0, 1],
+                  statistics=statistics)
+    torch.testing.assert_close(one.codes, statistics.mean.expand_as(one.codes), rtol=0, atol=0)
+    assert not torch.allclose(two.codes, statistics.mean.expand_as(two.codes))

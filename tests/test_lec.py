@@ -122,12 +122,15 @@ def test_lec_cli_end_to_end(tmp_path, tiny_domain, monkeypatch, capsys):
             "--device", "cpu"]
     assert cli.main(argv) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["lec"] < 1e-4 and report["n_images"] == N_TABLE and report["n_batches"] == 2
+    assert report["lec"] < 1e-4 and report["n_batches"] == 2
+    assert report["n_images"] == 8  # the two images past the last full batch are never inverted (drop_last)
     assert "L2 over the whole code" in report["protocol"]
     assert len(report["latent_proximity"]["mahalanobis_per_layer"]) == generator.n_latent
 
     assert cli.main(argv[:-6] + ["--direction", "sefa:99", "--factor", "3", "--device", "cpu"]) == 2
     assert "SeFa has" in capsys.readouterr().err
+    assert cli.main(argv[:-3] + ["16", "--device", "cpu"]) == 2
+    assert "at least one full batch of 16" in capsys.readouterr().err
 
 
 def test_lec_cli_with_an_optimization_baseline(tmp_path, tiny_domain, tiny_generator_ckpt, generated_images, capsys):

@@ -60,6 +60,11 @@ def main(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise E4EBenchError(f"--batch-size must be at least 1, got {args.batch_size}")
     paths = list_images(args.images)
+    if len(paths) < args.batch_size:
+        raise E4EBenchError(
+            f"LEC needs at least one full batch of {args.batch_size} images; {args.images} has {len(paths)}"
+        )
+    paths = paths[: len(paths) // args.batch_size * args.batch_size]  # e4e's drop_last: the rest is never scored
     domain = resolve_domain(args)
     method = method_from_args(args, domain)
     direction = parse_direction(args.direction, method.generator)
@@ -72,7 +77,7 @@ def main(args: argparse.Namespace) -> int:
         "domain": domain.name,
         "direction": args.direction,
         "factor": args.factor,
-        "n_images": len(result.per_image),
+        "n_images": len(result.per_image),  # those in full batches
         "n_batches": len(result.batch_means),
         "kept_batches": result.kept_batches,
         "protocol": result.protocol,

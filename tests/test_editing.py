@@ -88,6 +88,19 @@ def test_ganspace_additive_form_is_undone_by_its_negative(pca_file, generator):
     torch.testing.assert_close(direction.add(edited, -4.0), codes)
 
 
+def test_spec_files_can_be_registered_assets(pca_file, generator, monkeypatch):
+    from e4e_bench import assets
+
+    path, pca = pca_file
+    monkeypatch.setenv("E4E_BENCH_HOME", str(path.parent))
+    monkeypatch.setitem(assets.ASSETS, "toy-pca", assets.Asset("toy-pca", path.name, (), "pca", "a toy PCA"))
+    monkeypatch.setitem(assets.ASSETS, "toy-age", assets.Asset("toy-age", "age.pt", (), "direction", "a toy age"))
+    direction = parse_direction("ganspace:toy-pca:1:0:2", generator)
+    torch.testing.assert_close(direction.offset[0], pca.std[1] * pca.components[1])
+    with pytest.raises(E4EBenchError, match="assets fetch toy-age"):
+        parse_direction("interfacegan:toy-age", generator)
+
+
 def test_ganspace_named_edit_brings_its_tuple(pca_file, generator):
     path, _ = pca_file
     direction = parse_direction(f"ganspace:{path}:viewpoint", generator)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from e4e_bench import assets
 from e4e_bench.editing import ganspace, interfacegan, sefa
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.generator import Generator
@@ -18,7 +19,8 @@ FITTED_PCA = (
 )
 
 SPEC_HELP = f"""\
-direction SPEC (W+ rows are 0-based; START:END excludes END; S is the strength):
+direction SPEC (W+ rows are 0-based; START:END excludes END; S is the strength; FILE and PCA are paths or
+names of the assets registry):
   interfacegan:FILE         InterFaceGAN normal n from FILE (.pt tensor or .npy; [1,D] for every row or
                             [1,n_latent,D]): w + S*n.
   ganspace:PCA:K:START:END  GANSpace component K on rows [START,END). PCA is an e4e *_pca.pt file (comp,
@@ -75,11 +77,15 @@ def _check_rows(spec: str, start: int, end: int, n_latent: int) -> None:
         raise E4EBenchError(f"bad direction {spec!r}: rows {start}:{end} must satisfy 0 <= START < END <= {n_latent}")
 
 
-def _interfacegan(spec: str, path: str, generator: Generator) -> Direction:
-    offset = interfacegan.boundary_offset(
-        interfacegan.read_boundary(Path(path)), generator.n_latent, generator.style_dim, Path(path)
-    )
-    return Direction(spec, offset, f"InterFaceGAN w + S*n, n from {Path(path).name}")
+def _source_file(text: str) -> Path:
+    """A SPEC's file: a registered asset by name, else a path."""
+    return assets.asset_path(text) if text in assets.ASSETS else Path(text)
+
+
+def _interfacegan(spec: str, source: str, generator: Generator) -> Direction:
+    path = _source_file(source)
+    offset = interfacegan.boundary_offset(interfacegan.read_boundary(path), generator.n_latent, generator.style_dim, path)
+    return Direction(spec, offset, f"InterFaceGAN w + S*n, n from {path.name}")
 
 
 def _ganspace(spec: str, rest: str, generator: Generator) -> Direction:
@@ -98,11 +104,14 @@ def _ganspace(spec: str, rest: str, generator: Generator) -> Direction:
         named = ganspace.NAMED_EDITS[name]
         component, start, end, default_strength = named.component, named.start, named.end, named.strength
     _check_rows(spec, start, end, generator.n_latent)
-    pca = ganspace.fit_pca(generator) if source == "fit" else ganspace.load_pca(Path(source))
+    if source == "fit":
+        pca, origin = ganspace.fit_pca(generator), FITTED_PCA
+    else:
+        path = _source_file(source)
+        pca, origin = ganspace.load_pca(path), path.name
     if pca.mean.numel() != generator.style_dim:
         raise E4EBenchError(f"{source} is a PCA of {pca.mean.numel()}-d codes; this generator's are {generator.style_dim}-d")
     edit = ganspace.CoordinateEdit(pca, component, start, end)
-    origin = FITTED_PCA if source == "fit" else Path(source).name
     return Direction(
         spec,
         edit.step(generator.n_latent),

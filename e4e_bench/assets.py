@@ -42,6 +42,21 @@ def drive(file_id: str) -> str:
     return f"https://drive.usercontent.google.com/download?id={file_id}&export=download&confirm=t"
 
 
+E4E_RAW = "https://raw.githubusercontent.com/omertov/encoder4editing/main/"
+# (name, path in the e4e repository, description, sha256, bytes), measured at commit 99ea505.
+E4E_EDITING_FILES = (
+    ("e4e-interfacegan-age", "editings/interfacegan_directions/age.pt", "InterFaceGAN age direction [1, 512] (FFHQ)",
+     "50074516b1629707d89b5e43d6b8abd1792212fa3b961a87a11323d6a5222ae0", 2808),
+    ("e4e-interfacegan-smile", "editings/interfacegan_directions/smile.pt", "InterFaceGAN smile direction [1, 512] (FFHQ)",
+     "817a7e732b59dee9eba862bec8bd7e8373568443bc9f9731a21cf9b0356f0653", 2808),
+    ("e4e-interfacegan-pose", "editings/interfacegan_directions/pose.pt", "InterFaceGAN pose direction [1, 18, 512] (FFHQ)",
+     "736e0eacc8488fa0b020a2e7bd256b957284c364191dfea693705e5d06d43e7d", 37624),
+    ("e4e-ganspace-cars", "editings/ganspace_pca/cars_pca.pt", "GANSpace PCA of the car generator's W (comp, std, mean)",
+     "a5c3bae61ecd85de077fbbf103f5f30cf4b7676fe23a8508166eaf2ce73c8392", 167562),
+    ("e4e-ganspace-ffhq", "editings/ganspace_pca/ffhq_pca.pt", "GANSpace PCA of the FFHQ generator's W (comp, std, mean)",
+     "4d7f9df1c96180d9026b9cb8d04753579fbf385f321a9d0e263641601c5e5d36", 167562),
+)
+
 ASSETS: dict[str, Asset] = {
     a.name: a
     for a in (
@@ -63,6 +78,11 @@ ASSETS: dict[str, Asset] = {
               "e4e-psp-checkpoint", "official e4e encoder + decoder, LSUN church", licence="MIT (code); weights per the e4e authors"),
         Asset("psp-ffhq", "psp_ffhq_encode.pt", (drive("1bMTNWkh5LArlaWSc_wa8VKyq2V42T2z0"),),
               "e4e-psp-checkpoint", "official pSp encoder + decoder, FFHQ inversion", licence="MIT (code); weights per the pSp authors"),
+        *(
+            Asset(name, path.rsplit("/", 1)[1], (E4E_RAW + path,), "edit-direction", description,
+                  sha256=digest, size=size, licence="MIT (encoder4editing)")
+            for name, path, description, digest, size in E4E_EDITING_FILES
+        ),
         Asset("arcface-ir-se50", "model_ir_se50.pth", (drive("1KW7bjndL3QG3sxBbZxreGHigcCCpsDgn"),),
               "ir-se50", "ArcFace IR-SE50 (TreB1eN), e4e/pSp identity loss and encoder initialisation"),
         Asset("moco-v2", "moco_v2_800ep_pretrain.pt", (drive("18rLcNGdteX5LwT7sv_F7HWr12HpVEzVe"),),

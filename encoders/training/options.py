@@ -34,6 +34,9 @@ class TrainOptions:
     exp_dir: str = _opt("", "output folder (set by --out)", flag="--out")
     dataset_type: str = _opt("ffhq_encode", "official dataset name; derived from --domain")
     encoder_type: str = _opt("Encoder4Editing", "official encoder class name; derived from --method")
+    input_nc: int = _opt(3, "pSp: encoder input channels; RGB encoding only, kept for the official loaders")
+    label_nc: int = _opt(0, "pSp: label channels; 0 for encoding, kept for the official loaders")
+    learn_in_w: bool = _opt(False, "pSp: one code for all rows; W+ encoding only, kept for the official loaders")
     batch_size: int = _opt(4, "training images per step and per process (effective batch = this x processes)")
     test_batch_size: int = _opt(2, "images per evaluation batch")
     workers: int = _opt(4, "data-loading worker processes for training")
@@ -93,6 +96,8 @@ class TrainOptions:
         checks = [
             (self.method in METHODS, f"--method must be one of {', '.join(METHODS)}, got {self.method!r}"),
             (self.optim_name in OPTIMIZERS, f"--optim-name must be one of {', '.join(OPTIMIZERS)}"),
+            ((self.input_nc, self.label_nc, self.learn_in_w) == (3, 0, False),
+             "only RGB-to-W+ encoding is trained here: input_nc 3, label_nc 0, learn_in_w off"),
             (self.encoder_init in ENCODER_INITS, f"--encoder-init must be one of {', '.join(ENCODER_INITS)}"),
             (self.lpips_type in LPIPS_TYPES, f"--lpips-type must be one of {', '.join(LPIPS_TYPES)}"),
             (self.batch_size >= 1 and self.test_batch_size >= 1, "batch sizes must be at least 1"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -66,9 +67,14 @@ def test_e4e_stages_discriminator_and_r1_follow_the_schedule(tmp_path, tiny_doma
 
 
 def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, tiny_domain, tiny_generator_ckpt, generated_images):
-    straight = tiny_options(tmp_path, tiny_generator_ckpt, generated_images, out="straight", max_steps=5, **E4E_FULL)
+    data = tmp_path / "eight"  # 6 training images: 3 batches an epoch, so the interruption falls mid-epoch
+    data.mkdir()
+    for copy in range(2):
+        for path in sorted(generated_images.iterdir()):
+            shutil.copy(path, data / f"{copy}_{path.name}")
+    straight = tiny_options(tmp_path, tiny_generator_ckpt, data, out="straight", max_steps=5, **E4E_FULL)
     run_training("e4e", "tiny", straight)
-    interrupted = tiny_options(tmp_path, tiny_generator_ckpt, generated_images, out="resumed", max_steps=2, **E4E_FULL)
+    interrupted = tiny_options(tmp_path, tiny_generator_ckpt, data, out="resumed", max_steps=2, **E4E_FULL)
     run_training("e4e", "tiny", interrupted)
     run_training("e4e", "tiny", interrupted | {"max_steps": 5}, resume="latest")
 

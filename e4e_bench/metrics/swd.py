@@ -5,7 +5,8 @@ descriptors; each set is normalised per channel with its own statistics; the dis
 mean absolute gap between the sorted projections of the two sets onto 4 x 128 random unit
 directions. Reported x1e3 per level and averaged. Randomness comes from a seed instead of
 ProGAN's unseeded global NumPy state, drawn in fixed-size blocks so that the numbers do not
-depend on the batch size; the i-th image of both sets shares its patch positions.
+depend on the batch size. The two sets draw their patches independently, as in ProGAN, so a set
+compared with itself scores its sampling noise floor, not 0 (ProGAN's "Reals2" pass).
 """
 
 from __future__ import annotations
@@ -140,10 +141,10 @@ class SlicedWasserstein:
         pixels = ((images.clamp(-1, 1) + 1) * 127.5).round()  # the uint8 values ProGAN works on
         pyramid = laplacian_pyramid(pixels, level_count(size[0]))
         if side not in self.positions:
-            # Both sides replay the same stream: image i of each set is cut at the same places, so a set
-            # against itself scores 0 and the sampling noise of the two sets cancels (ProGAN draws them apart).
+            offset = SIDES.index(side) * 1000
             self.positions[side] = [
-                PatchPositions(self.seed * 1_000_003 + index, *level.shape[-2:]) for index, level in enumerate(pyramid)
+                PatchPositions(self.seed * 1_000_003 + offset + index, *level.shape[-2:])
+                for index, level in enumerate(pyramid)
             ]
         count = images.shape[0] * PATCHES_PER_IMAGE
         self.descriptors[side].append(
@@ -177,8 +178,7 @@ class SlicedWasserstein:
     protocol=(
         "SWD x1e3 as ProGAN: 0..255 RGB, Laplacian pyramid (5x5 binomial, mirror padding) from H down to 16 px, "
         "128 7x7 patches per image per level, per-set per-channel normalisation, 4x128 random directions, "
-        "mean |sorted projection gap|; value = mean over levels incl. the low-pass; seeded (--seed), the i-th images "
-        "of both sets share patch positions"
+        "mean |sorted projection gap|; value = mean over levels incl. the low-pass; seeded (--seed)"
     ),
 )
 def build_swd(context: MetricContext) -> SlicedWasserstein:

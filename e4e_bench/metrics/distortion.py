@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from e4e_bench.lpips_net import build_lpips
@@ -33,19 +35,11 @@ class LpipsDistance:
         return self.network(real, fake).flatten()
 
 
-@register_metric(
-    "lpips",
-    kind="paired",
-    protocol=f"LPIPS v0.1, AlexNet backbone, lpips 0.1.4 linear heads, [-1,1] inputs, no resize, {SIZE_NOTE}",
-)
-def build_lpips_alex(context: MetricContext) -> LpipsDistance:
-    return LpipsDistance("alex", context)
+LPIPS_BACKBONES = {"lpips": ("alex", "AlexNet"), "lpips_vgg": ("vgg", "VGG-16")}
 
-
-@register_metric(
-    "lpips_vgg",
-    kind="paired",
-    protocol=f"LPIPS v0.1, VGG-16 backbone, lpips 0.1.4 linear heads, [-1,1] inputs, no resize, {SIZE_NOTE}",
-)
-def build_lpips_vgg(context: MetricContext) -> LpipsDistance:
-    return LpipsDistance("vgg", context)
+for _name, (_net, _label) in LPIPS_BACKBONES.items():
+    register_metric(
+        _name,
+        kind="paired",
+        protocol=f"LPIPS v0.1, {_label} backbone, lpips 0.1.4 linear heads, [-1,1] inputs, no resize, {SIZE_NOTE}",
+    )(functools.partial(LpipsDistance, _net))

@@ -158,3 +158,16 @@ def test_trained_checkpoint_loads_strict_with_the_official_loader_and_inverts(
     images = load_images(list_images(generated_images), (32, 32)).images
     with torch.inference_mode():
         torch.testing.assert_close(latents, inverter.codes(images), rtol=1e-4, atol=1e-5)
+
+
+def test_training_can_start_from_a_checkpoint(tmp_path, tiny_domain, tiny_generator_ckpt, generated_images, monkeypatch):
+    opts = tiny_options(tmp_path, tiny_generator_ckpt, generated_images, max_steps=1, lpips_lambda=0.0)
+    run_training("psp", "tiny", opts)
+    first = tmp_path / "out" / "checkpoints" / "iteration_1.pt"
+    monkeypatch.setenv("E4E_BENCH_HOME", str(tmp_path / "empty_cache"))  # no IR-SE50 needed to start from a file
+    run_training("psp", "tiny", opts | dict(exp_dir=str(tmp_path / "tuned"), checkpoint_path=str(first),
+                                            encoder_init="ir_se50", learning_rate=1e-12, seed=1))
+    start, tuned = (read_checkpoint(p)["state_dict"] for p in (first, tmp_path / "tuned/checkpoints/iteration_1.pt"))
+    weights = [k for k in start if k.startswith("encoder.") and k.endswith("weight") and "running" not in k]
+    for key in weights:
+        torch.testing.assert_close(tuned[key], start[key], rtol=0, atol=1e-6)

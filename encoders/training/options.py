@@ -66,7 +66,8 @@ class TrainOptions:
                                  flag="--generator")
     stylegan_size: int = _opt(1024, "e4e: generator resolution; set from the generator")
     output_size: int = _opt(1024, "pSp: generator resolution; set from the generator")
-    checkpoint_path: str | None = _opt(None, "checkpoint the run was resumed from (set by --resume)")
+    checkpoint_path: str | None = _opt(None, "e4e/pSp checkpoint whose encoder (and latent_avg) the training starts "
+                                             "from; on --resume, the file resumed from")
     max_steps: int = _opt(500_000, "number of training steps")
     image_interval: int = _opt(100, "save an input|reconstruction grid every this many steps")
     board_interval: int = _opt(50, "log the training losses every this many steps")

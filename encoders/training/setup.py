@@ -19,7 +19,7 @@ from e4e_bench.domains import Domain, get_domain
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.lpips_net import BACKBONE_ASSETS, build_lpips
 from e4e_bench.moco import MOCO_ASSET, load_moco
-from encoders.checkpoint import MEAN_LATENT_SAMPLES
+from encoders.checkpoint import MEAN_LATENT_SAMPLES, load_inverter
 from encoders.e4e_encoder import Encoder4Editing
 from encoders.inverter import Inverter
 from encoders.ir_se import ArcFaceIRSE
@@ -71,7 +71,7 @@ def required_assets(opts: TrainOptions, domain: Domain, resuming: bool) -> dict[
         if domain.generator_asset is None:
             raise E4EBenchError(f"domain {domain.name!r} has no default generator; pass --generator PATH")
         needs[domain.generator_asset] = "the generator"
-    if opts.encoder_init == "ir_se50" and not resuming:
+    if opts.encoder_init == "ir_se50" and not resuming and not opts.checkpoint_path:
         needs[ARCFACE_ASSET] = "the encoder's IR-SE50 initialisation (or --encoder-init random)"
     if opts.random_weights:
         return needs
@@ -137,6 +137,18 @@ def build_encoder(opts: TrainOptions, n_styles: int, style_dim: int, pretrained_
     return encoder
 
 
+def starting_point(opts: TrainOptions, encoder: torch.nn.Module, latent_avg: torch.Tensor | None):
+    """The encoder weights (strict) and latent_avg of --checkpoint-path, an official-layout e4e/pSp file."""
+    start, _ = load_inverter(opts.checkpoint_path, opts.method)
+    try:
+        encoder.load_state_dict(start.encoder.state_dict(), strict=True)
+    except RuntimeError:
+        raise E4EBenchError(f"--checkpoint-path {opts.checkpoint_path}: its encoder does not fit the generator being "
+                            f"trained against ({start.encoder.n_styles} codes of {start.encoder.style_dim}); pass the "
+                            "generator it was trained with") from None
+    return encoder, start.latent_avg if opts.start_from_latent_avg else latent_avg
+
+
 def build_networks(opts: TrainOptions, domain: Domain, device: torch.device) -> LossNetworks:
     pretrained = not opts.random_weights
     networks = LossNetworks(similarity={})
@@ -170,8 +182,11 @@ def prepare(opts: TrainOptions, group: ProcessGroup, resume_ckpt: dict | None) -
                             f"{decoder.n_latent} style rows; give at most one entry per row")
     torch.manual_seed(opts.seed)  # the heads' initial weights, identical in every process and every run
     latent_avg = average_latent(decoder, stored_avg, opts.seed) if opts.start_from_latent_avg else None
+    fine_tune = resume_ckpt is None and opts.checkpoint_path is not None
     encoder = build_encoder(opts, decoder.n_latent, decoder.style_dim,
-                            pretrained_backbone=opts.encoder_init == "ir_se50" and resume_ckpt is None)
+                            pretrained_backbone=opts.encoder_init == "ir_se50" and resume_ckpt is None and not fine_tune)
+    if fine_tune:
+        encoder, latent_avg = starting_point(opts, encoder, latent_avg)
     net = Inverter(encoder, decoder, latent_avg)
     objective = EncoderObjective(opts, build_networks(opts, domain, group.device))
     run = make_run(opts, group, domain, net, objective)

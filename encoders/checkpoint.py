@@ -26,7 +26,7 @@ from e4e_bench.checkpoints import (
 from e4e_bench.errors import E4EBenchError
 from encoders.e4e_encoder import Encoder4Editing
 from encoders.inverter import Inverter
-from encoders.ir_se import num_layers_from_units
+from encoders.ir_se import num_layers_from_units, stage_starts
 from encoders.psp_encoder import GradualStyleEncoder
 
 log = logging.getLogger(__name__)
@@ -68,19 +68,21 @@ def _indices(state_dict: dict, pattern: str) -> list[int]:
 
 def encoder_config(state_dict: dict[str, torch.Tensor]) -> dict[str, int]:
     """Constructor arguments of the encoder that owns `state_dict` (its keys without `encoder.`)."""
+    n_units = len(_indices(state_dict, r"body\.(\d+)\.res_layer\.1\.weight"))
+    num_layers = num_layers_from_units(n_units)
+    if num_layers is None:
+        raise ValueError(f"an IR-SE body of {n_units} units is not IR-SE 50, 100 or 152")
     try:
-        n_units = len(_indices(state_dict, r"body\.(\d+)\.res_layer\.1\.weight"))
-        config = dict(
+        return dict(
             n_styles=len(_indices(state_dict, r"styles\.(\d+)\.linear\.weight")),
             style_dim=state_dict["styles.0.linear.weight"].shape[0],
-            num_layers=num_layers_from_units(n_units),
+            num_layers=num_layers,
             input_nc=state_dict["input_layer.0.weight"].shape[1],
+            stage_depths=tuple(state_dict[f"body.{unit}.res_layer.1.weight"].shape[0]
+                               for unit in stage_starts(num_layers)),
         )
     except KeyError as err:
         raise ValueError(f"missing {err.args[0]!r}") from None
-    if config["num_layers"] is None:
-        raise ValueError(f"an IR-SE body of {n_units} units is not IR-SE 50, 100 or 152")
-    return config
 
 
 def encoder_from_state_dict(method: str, state_dict: dict[str, torch.Tensor], source: str | os.PathLike):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from encoders.ir_se import STAGE_DEPTHS
 from encoders.psp_encoder import GradualStyleEncoder
 
 
@@ -15,8 +16,9 @@ class Encoder4Editing(GradualStyleEncoder):
     n_styles - 1, which is the official `Inference` stage (all offsets on).
     """
 
-    def __init__(self, n_styles: int, style_dim: int = 512, num_layers: int = 50, input_nc: int = 3):
-        super().__init__(n_styles, style_dim, num_layers, input_nc)
+    def __init__(self, n_styles: int, style_dim: int = 512, num_layers: int = 50, input_nc: int = 3,
+                 stage_depths: tuple[int, ...] = STAGE_DEPTHS):
+        super().__init__(n_styles, style_dim, num_layers, input_nc, stage_depths)
         self.stage = n_styles - 1
 
     @property

@@ -79,13 +79,16 @@ class BottleneckIRSE(nn.Module):
         return self.res_layer(x) + self.shortcut_layer(x)
 
 
-def body_units(num_layers: int) -> list[tuple[int, int, int]]:
+def body_units(num_layers: int, stage_depths: tuple[int, ...] = STAGE_DEPTHS) -> list[tuple[int, int, int]]:
     """(in_channels, depth, stride) of every unit of IR-SE-`num_layers`, in body order."""
     if num_layers not in UNITS_PER_STAGE:
         raise ValueError(f"IR-SE depth must be one of {sorted(UNITS_PER_STAGE)}, got {num_layers}")
+    # Widening at every stage is what puts the shortcut convs (and their keys) at each stage's first unit.
+    if len(stage_depths) != 4 or stage_depths[0] < SE_REDUCTION or list(stage_depths) != sorted(set(stage_depths)):
+        raise ValueError(f"stage_depths must be 4 increasing widths from at least {SE_REDUCTION}, got {stage_depths}")
     units = []
-    in_channels = STAGE_DEPTHS[0]
-    for depth, count in zip(STAGE_DEPTHS, UNITS_PER_STAGE[num_layers]):
+    in_channels = stage_depths[0]
+    for depth, count in zip(stage_depths, UNITS_PER_STAGE[num_layers]):
         units.append((in_channels, depth, 2))
         units += [(depth, depth, 1)] * (count - 1)
         in_channels = depth
@@ -97,28 +100,39 @@ def num_layers_from_units(n_units: int) -> int | None:
     return next((layers for layers, stages in UNITS_PER_STAGE.items() if sum(stages) == n_units), None)
 
 
+def stage_starts(num_layers: int) -> list[int]:
+    """Index of the first (stride-2) unit of each stage: [0, 3, 7, 21] for IR-SE-50."""
+    return [0, *itertools.accumulate(UNITS_PER_STAGE[num_layers][:-1])]
+
+
 class IRSEBackbone(nn.Module):
-    """Stem and body; `pyramid` returns the outputs of stages 2, 3 and 4 (strides 4, 8, 16)."""
+    """Stem and body; `pyramid` returns the outputs of stages 2, 3 and 4 (strides 4, 8, 16).
+
+    `stage_depths` other than the official (64, 128, 256, 512) keep every key name and only
+    change shapes: small test and toy encoders with the official layout.
+    """
 
     def __init__(
         self,
-        num_layers: int = 50,  # 50, 100 or 152
-        input_nc: int = 3,     # image channels
+        num_layers: int = 50,                          # 50, 100 or 152
+        input_nc: int = 3,                             # image channels
+        stage_depths: tuple[int, ...] = STAGE_DEPTHS,  # output channels of the stem/stage 1 and stages 2, 3, 4
     ):
         super().__init__()
         self.num_layers = num_layers
+        self.stage_depths = tuple(stage_depths)
         self.input_layer = nn.Sequential(
-            nn.Conv2d(input_nc, STAGE_DEPTHS[0], kernel_size=3, stride=1, padding=1, bias=False),
-            nn.BatchNorm2d(STAGE_DEPTHS[0]),
-            nn.PReLU(STAGE_DEPTHS[0]),
+            nn.Conv2d(input_nc, stage_depths[0], kernel_size=3, stride=1, padding=1, bias=False),
+            nn.BatchNorm2d(stage_depths[0]),
+            nn.PReLU(stage_depths[0]),
         )
-        self.body = nn.Sequential(*(BottleneckIRSE(*unit) for unit in body_units(num_layers)))
+        self.body = nn.Sequential(*(BottleneckIRSE(*unit) for unit in body_units(num_layers, self.stage_depths)))
         stage_ends = [end - 1 for end in itertools.accumulate(UNITS_PER_STAGE[num_layers])]
         # For IR-SE-50 these are units 6, 20 and 23, where the official encoders tap c1, c2, c3.
         self.tap_units = tuple(stage_ends[1:])
 
     def pyramid(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """[B,input_nc,H,W] -> (c1 [B,128,H/4,W/4], c2 [B,256,H/8,W/8], c3 [B,512,H/16,W/16])."""
+        """[B,input_nc,H,W] -> (c1 [B,128,H/4,W/4], c2 [B,256,H/8,W/8], c3 [B,512,H/16,W/16]) (official widths)."""
         x = self.input_layer(x)
         taps = []
         for index, unit in enumerate(self.body):

@@ -8,7 +8,6 @@ from torch.nn import functional as F
 from encoders.ir_se import STAGE_DEPTHS, IRSEBackbone
 from encoders.map2style import GradualStyleBlock
 
-PYRAMID_CHANNELS = 512
 # Styles [0, 3) read the coarse level (c3), [3, 7) the medium one (p2), the rest the fine one (p1).
 COARSE_END = 3
 MEDIUM_END = 7
@@ -30,24 +29,27 @@ class GradualStyleEncoder(IRSEBackbone):
     """Images [B,3,H,W] in [-1,1] -> codes [B, n_styles, style_dim], each style predicted independently.
 
     The codes are offsets from the generator's average latent (the wrapper adds `latent_avg`).
+    The pyramid has the width of the last stage (512 officially), which the lateral layers map to.
     """
 
     def __init__(
         self,
-        n_styles: int,          # codes per image: 2*log2(generator size) - 2 (16 for 512 px, 18 for 1024)
-        style_dim: int = 512,   # width of one code (the generator's style_dim)
-        num_layers: int = 50,   # IR-SE depth: 50, 100 or 152
-        input_nc: int = 3,      # image channels
+        n_styles: int,                                 # codes per image: 2*log2(generator size) - 2 (16 for 512 px)
+        style_dim: int = 512,                          # width of one code (the generator's style_dim)
+        num_layers: int = 50,                          # IR-SE depth: 50, 100 or 152
+        input_nc: int = 3,                             # image channels
+        stage_depths: tuple[int, ...] = STAGE_DEPTHS,  # IR-SE widths; the official ones unless testing
     ):
-        super().__init__(num_layers, input_nc)
+        super().__init__(num_layers, input_nc, stage_depths)
         self.n_styles = n_styles
         self.style_dim = style_dim
         self.head_levels = tuple(head_level(i) for i in range(n_styles))
+        pyramid_channels = stage_depths[3]
         self.styles = nn.ModuleList(
-            GradualStyleBlock(PYRAMID_CHANNELS, style_dim, LEVEL_SPATIAL[level]) for level in self.head_levels
+            GradualStyleBlock(pyramid_channels, style_dim, LEVEL_SPATIAL[level]) for level in self.head_levels
         )
-        self.latlayer1 = nn.Conv2d(STAGE_DEPTHS[2], PYRAMID_CHANNELS, kernel_size=1)
-        self.latlayer2 = nn.Conv2d(STAGE_DEPTHS[1], PYRAMID_CHANNELS, kernel_size=1)
+        self.latlayer1 = nn.Conv2d(stage_depths[2], pyramid_channels, kernel_size=1)
+        self.latlayer2 = nn.Conv2d(stage_depths[1], pyramid_channels, kernel_size=1)
 
     def levels(self, images: Tensor, deepest: int) -> list[Tensor]:
         """Pyramid levels 0..`deepest`: c3 [B,512,H/16,W/16], p2 [.., H/8, W/8], p1 [.., H/4, W/4]."""
@@ -64,4 +66,5 @@ class GradualStyleEncoder(IRSEBackbone):
         return torch.stack([head(levels[level]) for head, level in zip(self.styles, self.head_levels)], dim=1)
 
     def extra_repr(self) -> str:
-        return f"n_styles={self.n_styles}, style_dim={self.style_dim}, num_layers={self.num_layers}"
+        return (f"n_styles={self.n_styles}, style_dim={self.style_dim}, num_layers={self.num_layers}, "
+                f"stage_depths={self.stage_depths}")

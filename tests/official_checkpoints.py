@@ -2,8 +2,9 @@
 
 Layout as the official coaches write it: {'state_dict': the pSp wrapper's state dict
 (`encoder.*` + `decoder.*`), 'opts': vars(opts), 'latent_avg': [n_styles, style_dim]}. The encoder
-is the real IR-SE-50 (official key layout) with narrow style heads (style_dim of the tiny
-generator); BatchNorm statistics, PReLU slopes and biases are randomised so that every key matters.
+is IR-SE-50 with the official key names and narrow widths (`TINY_STAGE_DEPTHS`, style heads as
+wide as the tiny generator's style_dim); BatchNorm statistics, PReLU slopes and biases are
+randomised so that every key matters.
 """
 from __future__ import annotations
 
@@ -18,25 +19,28 @@ from encoders.e4e_encoder import Encoder4Editing
 from encoders.psp_encoder import GradualStyleEncoder
 
 OFFICIAL_ENCODER_TYPES = {"e4e": "Encoder4Editing", "psp": "GradualStyleEncoder"}
+TINY_STAGE_DEPTHS = (16, 24, 32, 48)
 
 
 ENCODER_CLASSES = {"e4e": Encoder4Editing, "psp": GradualStyleEncoder}
 
 
-def random_encoder(method: str, n_styles: int, style_dim: int, seed: int = 0) -> GradualStyleEncoder:
+def random_encoder(method: str, n_styles: int, style_dim: int, seed: int = 0,
+                   stage_depths: tuple[int, ...] = TINY_STAGE_DEPTHS) -> GradualStyleEncoder:
     """A fresh e4e or pSp encoder with random weights everywhere, including BN running statistics."""
     with torch.device("meta"):
-        encoder = ENCODER_CLASSES[method](n_styles, style_dim)
-    state = random_encoder_state(n_styles, style_dim, seed)
+        encoder = ENCODER_CLASSES[method](n_styles, style_dim, stage_depths=stage_depths)
+    state = random_encoder_state(n_styles, style_dim, seed, stage_depths)
     encoder.load_state_dict({k: v.clone() for k, v in state.items()}, assign=True)
     return encoder.eval().requires_grad_(False)
 
 
 @functools.cache
-def random_encoder_state(n_styles: int, style_dim: int, seed: int) -> dict[str, torch.Tensor]:
-    """Made once per configuration: initialising IR-SE-50 is the slow part of these tests."""
+def random_encoder_state(n_styles: int, style_dim: int, seed: int,
+                         stage_depths: tuple[int, ...]) -> dict[str, torch.Tensor]:
+    """Made once per configuration and copied for each encoder."""
     torch.manual_seed(seed)
-    encoder = GradualStyleEncoder(n_styles, style_dim)
+    encoder = GradualStyleEncoder(n_styles, style_dim, stage_depths=stage_depths)
     with torch.no_grad():
         for name, tensor in encoder.state_dict().items():
             if name.endswith("running_mean") or name.endswith(".bias"):
@@ -66,13 +70,14 @@ def official_checkpoint_dict(
     method: str,
     generator: Generator,
     *,
-    n_styles: int | None = None,               # default: the generator's n_latent
-    latent_avg: torch.Tensor | None = None,     # default: generator mean latent repeated to [n_styles, D]
+    n_styles: int | None = None,                         # default: the generator's n_latent
+    latent_avg: torch.Tensor | None = None,               # default: generator mean latent repeated to [n_styles, D]
     seed: int = 0,
+    stage_depths: tuple[int, ...] = TINY_STAGE_DEPTHS,    # IR-SE widths; encoders.ir_se.STAGE_DEPTHS is official
     **opts_overrides,
 ) -> dict:
     n_styles = n_styles or generator.n_latent
-    encoder = random_encoder(method, n_styles, generator.style_dim, seed)
+    encoder = random_encoder(method, n_styles, generator.style_dim, seed, stage_depths)
     if latent_avg is None:
         latent_avg = generator.mean_latent(1000, rng=torch.Generator().manual_seed(seed)).repeat(n_styles, 1)
     state = {f"encoder.{k}": v.clone() for k, v in encoder.state_dict().items()}

@@ -12,7 +12,6 @@ from encoders.psp_encoder import GradualStyleEncoder, upsample_add
 from tests.official_checkpoints import random_encoder
 
 STYLE_DIM = 32
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def official_encoder_shapes(n_styles: int) -> dict[str, tuple[int, ...]]:
@@ -60,6 +59,16 @@ def test_official_key_layout(cls, n_styles, n_keys, n_params):
     assert shapes == official_encoder_shapes(n_styles)
     assert len(shapes) == n_keys
     assert sum(p.numel() for p in encoder.parameters()) == n_params
+
+
+def test_narrow_widths_keep_the_official_key_names():
+    with torch.device("meta"):
+        narrow = GradualStyleEncoder(16, 64, stage_depths=(16, 24, 32, 48))
+    assert list(narrow.state_dict()) == list(official_encoder_shapes(16))
+    assert tuple(narrow.state_dict()["latlayer1.weight"].shape) == (48, 32, 1, 1)
+    for bad in [(8, 16, 32, 64), (16, 16, 32, 64), (16, 32, 64)]:
+        with pytest.raises(ValueError, match="4 increasing widths from at least 16"):
+            GradualStyleEncoder(4, 8, stage_depths=bad)
 
 
 @pytest.mark.parametrize("num_layers, n_units", [(50, 24), (100, 49), (152, 50)])
@@ -176,7 +185,7 @@ def test_psp_styles_are_independent_predictions():
 def test_e4e_codes_are_base_plus_psp_offsets():
     images = torch.randn(2, 3, 32, 32)
     psp, e4e = random_encoder("psp", 8, STYLE_DIM), random_encoder("e4e", 8, STYLE_DIM)
-    e4e.load_state_dict(psp.state_dict())
+    e4e.load_state_dict(psp.state_dict(), strict=True)
     with torch.inference_mode():
         heads, codes = psp(images), e4e(images)
     assert e4e.stage == e4e.last_stage == 7

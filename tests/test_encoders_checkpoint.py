@@ -16,7 +16,6 @@ from encoders.psp_encoder import GradualStyleEncoder
 from tests.conftest import make_tiny_generator, rosinality_checkpoint
 from tests.official_checkpoints import official_checkpoint_dict, random_encoder, write_official_checkpoint
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 PATH = "tiny_official.pt"
 
 

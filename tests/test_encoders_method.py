@@ -16,7 +16,6 @@ from e4e_bench.methods import InversionMethod, build_method
 from tests.conftest import TINY_CARS, make_tiny_generator, rosinality_checkpoint, write_images
 from tests.official_checkpoints import random_encoder, write_official_checkpoint
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 CPU = torch.device("cpu")
 
 

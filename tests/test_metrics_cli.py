@@ -78,6 +78,7 @@ def test_pairs_match_by_stem_and_domain_sets_the_size(tmp_path, tiny_domain, cap
         (lambda: smooth_images(2, 40, 32), "l2", "differ in size"),
         (lambda: smooth_images(2, 32, 32), "l2,psnr", "unknown metric 'psnr'; choose from: .*msssim"),
         (lambda: smooth_images(3, 32, 32), "l2", "no real image of the same name"),
+        (lambda: smooth_images(2, 32, 32), "l2,lec", "'lec' \\(method\\) cannot be computed here"),
         (lambda: smooth_images(2, 32, 32), "fid", "assets fetch inception-fid"),
     ],
 )

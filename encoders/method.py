@@ -13,7 +13,7 @@ from e4e_bench.checkpoints import load_generator
 from e4e_bench.domains import Domain
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.generator import Generator
-from encoders.checkpoint import load_inverter
+from encoders.checkpoint import ENCODER_CLASSES, MEAN_LATENT_SAMPLES, load_inverter
 from encoders.inverter import Inverter
 
 
@@ -40,20 +40,25 @@ class EncoderMethod:
 
 def build_e4e(*, domain: Domain, checkpoint: Path | None = None, generator: Path | None = None,
               device: torch.device, options: Mapping[str, Any] | None = None) -> EncoderMethod:
-    return build_encoder_method("e4e", domain, checkpoint, generator, device)
+    return build_encoder_method("e4e", domain, checkpoint, generator, device, options or {})
 
 
 def build_psp(*, domain: Domain, checkpoint: Path | None = None, generator: Path | None = None,
               device: torch.device, options: Mapping[str, Any] | None = None) -> EncoderMethod:
-    return build_encoder_method("psp", domain, checkpoint, generator, device)
+    return build_encoder_method("psp", domain, checkpoint, generator, device, options or {})
 
 
 def build_encoder_method(method: str, domain: Domain, checkpoint: Path | None, generator: Path | None,
-                         device: torch.device) -> EncoderMethod:
+                         device: torch.device, options: Mapping[str, Any]) -> EncoderMethod:
     """The method from `checkpoint` (default: the domain's pretrained file); `generator` replaces its decoder.
 
+    options["random_weights"]: an official-size encoder with random weights (throughput runs, no
+    files needed), decoding with `generator` or a random generator of the domain's resolution.
     The projector options `invert` passes to every method do not apply to encoders and are ignored.
     """
+    if options.get("random_weights"):
+        inverter = random_inverter(method, domain, generator)
+        return EncoderMethod(method, inverter.to(device).eval().requires_grad_(False), domain.encoder_input)
     path = checkpoint if checkpoint is not None else default_checkpoint(method, domain)
     inverter, _ = load_inverter(path, method)
     if generator is not None:
@@ -66,6 +71,13 @@ def build_encoder_method(method: str, domain: Domain, checkpoint: Path | None, g
         raise E4EBenchError(f"{path} decodes {inverter.decoder.size} px images but domain {domain.name!r} needs "
                             f"{domain.resolution} px; pass the --domain the checkpoint was trained for")
     return EncoderMethod(method, inverter.to(device).eval(), domain.encoder_input)
+
+
+def random_inverter(method: str, domain: Domain, generator: Path | None, seed: int = 0) -> Inverter:
+    torch.manual_seed(seed)
+    decoder = load_generator(generator)[0] if generator is not None else Generator(domain.resolution)
+    encoder = ENCODER_CLASSES[method](decoder.n_latent, decoder.style_dim)
+    return Inverter(encoder, decoder, decoder.mean_latent(MEAN_LATENT_SAMPLES, rng=torch.Generator().manual_seed(seed)))
 
 
 def default_checkpoint(method: str, domain: Domain) -> Path:

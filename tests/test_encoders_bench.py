@@ -11,10 +11,7 @@ import pytest
 import torch
 
 from e4e_bench.domains import get_domain
-from e4e_bench.generator import Generator
-from encoders.inverter import Inverter
-from encoders.method import EncoderMethod
-from tests.official_checkpoints import ENCODER_CLASSES
+from e4e_bench.methods import build_method
 
 CARS = get_domain("cars")
 
@@ -28,20 +25,11 @@ def two_threads():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="module")
-def decoder():
-    torch.manual_seed(0)
-    return Generator(CARS.resolution).eval().requires_grad_(False)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("batch_size", [1, 4])
 @pytest.mark.parametrize("method", ["e4e", "psp"])
-def test_cars_inversion_speed(benchmark, two_threads, decoder, method, batch_size):
-    torch.manual_seed(1)
-    encoder = ENCODER_CLASSES[method](decoder.n_latent)  # official IR-SE-50 widths
-    inverter = Inverter(encoder, decoder, decoder.mean_latent(1000)).eval().requires_grad_(False)
-    built = EncoderMethod(method, inverter, CARS.encoder_input)
+def test_cars_inversion_speed(benchmark, two_threads, method, batch_size):
+    built = build_method(method, domain=CARS, device=torch.device("cpu"), options={"random_weights": True})
     images = torch.rand(batch_size, 3, *CARS.encoder_input) * 2 - 1
 
     def invert_and_decode() -> torch.Tensor:

@@ -13,6 +13,7 @@ from e4e_bench.domains import get_domain
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.generator import Generator
 from e4e_bench.methods import InversionMethod, build_method
+from encoders.ir_se import STAGE_DEPTHS
 from tests.conftest import TINY_CARS, make_tiny_generator, rosinality_checkpoint, write_images
 from tests.official_checkpoints import random_encoder, write_official_checkpoint
 
@@ -93,3 +94,16 @@ def test_invert_command_method_mismatch_is_one_line(tmp_path, checkpoints, tiny_
                  "--images", str(image_folder), "--out", str(tmp_path / "out"), "--device", "cpu"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "use --method psp" in err
+
+
+def test_random_weights_option_needs_no_checkpoint(tiny_domain, tiny_generator_ckpt):
+    def build():
+        return build_method("psp", domain=tiny_domain, generator=tiny_generator_ckpt, device=CPU,
+                            options={"random_weights": True})
+
+    first, second = build(), build()
+    assert first.inverter.encoder.stage_depths == STAGE_DEPTHS
+    images = torch.rand(2, 3, 32, 32) * 2 - 1
+    codes = first.invert(images)
+    assert codes.shape == (2, 8, 64)
+    torch.testing.assert_close(codes, second.invert(images), rtol=0, atol=0)  # seeded

@@ -101,6 +101,8 @@ def test_projection_into_w_recovers_the_generating_codes(generator, statistics):
     error = (result.codes - w[:, None]).norm(dim=2)
     assert result.codes.shape == (2, generator.n_latent, generator.style_dim)
     assert (error < 0.3 * start[:, None]).all()
+    # Without noise optimisation the generator's stored maps are used, and returned for decoding.
+    assert all(torch.equal(n, b.expand(2, -1, -1, -1)) for n, b in zip(result.noise, generator.noise_buffers()))
 
 
 @pytest.mark.parametrize("space", ["w", "wplus"])

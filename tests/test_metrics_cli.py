@@ -72,6 +72,12 @@ def test_pairs_match_by_stem_and_domain_sets_the_size(tmp_path, tiny_domain, cap
     assert result["msssim"] > 0.9  # JPEG round trip of the same image
 
 
+def test_weights_option_takes_only_networks_that_honour_it(folders, capsys):
+    real_dir, fake_dir = folders
+    code, _, err = run_metrics(capsys, "--real", real_dir, "--fake", fake_dir, "--weights", "lpips-alex=/x.pth")
+    assert code == 2 and "only inception-fid, moco-v2, arcface-w600k-r50" in err
+
+
 @pytest.mark.parametrize(
     "make_fake,metrics,message",
     [

@@ -17,8 +17,12 @@ from e4e_bench.domains import get_domain
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.metrics import METRICS, MetricContext, parse_metric_list
 from e4e_bench.metrics.evaluate import evaluate_folders
+from e4e_bench.metrics.fid import FID_ASSET
+from e4e_bench.metrics.identity import ARCFACE_ASSET
+from e4e_bench.moco import MOCO_ASSET
 
 DEFAULT_METRICS = "l2,lpips,msssim"
+LOCAL_WEIGHTS = (FID_ASSET, MOCO_ASSET, ARCFACE_ASSET)  # networks whose file --weights can replace
 IMAGE_KINDS = ("paired", "set")
 EXAMPLES = """examples:
   python -m e4e_bench metrics --real data/test --fake runs/e4e/images --metrics l2,lpips,msssim,id,fid,swd --domain faces
@@ -47,7 +51,8 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of SWD's patches and directions")
     parser.add_argument(
         "--weights", action="append", default=[], metavar="ASSET=PATH",
-        help="use a local file for a metric network instead of the assets cache, e.g. inception-fid=pt_inception.pth",
+        help=f"a local file for a metric network instead of the assets cache ({', '.join(LOCAL_WEIGHTS)}), "
+        "e.g. inception-fid=pt_inception.pth",
     )
     parser.add_argument("--random-weights", action="store_true", help="metric networks with random weights (smoke tests)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write cached real-set FID statistics")
@@ -60,6 +65,8 @@ def parse_weights(items: list[str]) -> dict[str, Path]:
         asset, separator, path = item.partition("=")
         if not separator or not asset or not path:
             raise E4EBenchError(f"--weights {item!r} must look like ASSET=PATH, e.g. inception-fid=/data/pt_inception.pth")
+        if asset not in LOCAL_WEIGHTS:
+            raise E4EBenchError(f"--weights {asset}: only {', '.join(LOCAL_WEIGHTS)} can be given as local files")
         if not Path(path).is_file():
             raise E4EBenchError(f"--weights {asset}: {path} is not a file")
         weights[asset] = Path(path)

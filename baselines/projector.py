@@ -6,7 +6,8 @@ noise on the latent, per-layer noise maps optimised under an autocorrelation pen
 256 px plus an optional MSE term. Unlike the official scripts, N images are optimised at once and stay
 independent: the loss is a sum of per-image losses (Adam is elementwise), the noise prior and its
 renormalisation are per image, and each image draws its latent noise from its own seeded generator,
-so an image's result does not depend on its batch-mates.
+so an image's result does not depend on its batch-mates. For cropped domains (cars) the loss sees
+only the content rows of the generator frame, not the letterbox.
 """
 
 from dataclasses import dataclass

@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
-from e4e_bench.domains import Domain
 from e4e_bench.generator import Generator, NoiseSpec
 from encoders.psp_encoder import GradualStyleEncoder
 
@@ -59,11 +57,3 @@ class Inverter(nn.Module):
         codes = self.codes(images)
         return self.decoder(codes, noise=noise, rng=rng), codes
 
-
-def to_input_size(images: Tensor, domain: Domain) -> Tensor:
-    """Generator frames [B, 3, S, S] -> the domain's content at the encoder's input size (H, W).
-
-    The official losses pool every output to 256x256 and keep rows 32:224 for cars; cropping rows
-    64:448 first and pooling 2x2 to 192x256 averages exactly the same pixels.
-    """
-    return F.adaptive_avg_pool2d(domain.crop(images), domain.encoder_input)

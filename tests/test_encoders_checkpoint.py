@@ -7,11 +7,9 @@ import pytest
 import torch
 
 from e4e_bench.checkpoints import load_file
-from e4e_bench.domains import get_domain
 from e4e_bench.errors import E4EBenchError
 from encoders.checkpoint import inverter_from_checkpoint, load_inverter, official_checkpoint, save_inverter
 from encoders.e4e_encoder import Encoder4Editing
-from encoders.inverter import to_input_size
 from encoders.psp_encoder import GradualStyleEncoder
 from tests.conftest import make_tiny_generator, rosinality_checkpoint
 from tests.official_checkpoints import official_checkpoint_dict, random_encoder, write_official_checkpoint
@@ -178,7 +176,11 @@ def test_official_checkpoint_keeps_caller_opts_but_sets_the_loader_fields(genera
                     "start_from_latent_avg": False}
 
 
-def test_output_pooled_to_the_input_size_matches_the_official_cars_route():
-    frames = torch.randn(2, 3, 512, 512)
-    official = torch.nn.AdaptiveAvgPool2d((256, 256))(frames)[:, :, 32:224, :]
-    torch.testing.assert_close(to_input_size(frames, get_domain("cars")), official)
+
+def test_inverter_forward_decodes_its_codes(generator, images):
+    inverter, _ = load(official_checkpoint_dict("e4e", generator))
+    with torch.inference_mode():
+        frames, codes = inverter(images)
+        torch.testing.assert_close(codes, inverter.codes(images), rtol=0, atol=0)
+        torch.testing.assert_close(frames, generator(codes, noise="const"), rtol=0, atol=0)
+    assert frames.shape == (2, 3, 32, 32)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from e4e_bench.checkpoints import read_checkpoint
+from official_checkpoints import TINY_STAGE_DEPTHS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,7 +22,8 @@ def test_torchrun_two_cpu_processes_train_with_equal_weights(tmp_path, tiny_gene
                "--generator", str(tiny_generator_ckpt), "--data", str(generated_images), "--out", str(out),
                "--device", "cpu", "--max-steps", "3", "--batch-size", "1", "--test-batch-size", "1",
                "--test-fraction", "0.5", "--workers", "0", "--test-workers", "0", "--random-weights",
-               "--encoder-init", "random", "--id-lambda", "0", "--lpips-lambda", "0", "--progressive-steps", "0", "2",
+               "--encoder-init", "random", "--encoder-stage-depths", *map(str, TINY_STAGE_DEPTHS),
+               "--id-lambda", "0", "--lpips-lambda", "0", "--progressive-steps", "0", "2",
                "--w-pool-size", "3", "--d-reg-every", "2", "--board-interval", "1"]
     env = os.environ | {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)

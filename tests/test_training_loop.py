@@ -16,6 +16,7 @@ from e4e_bench.checkpoints import read_checkpoint
 from e4e_bench.data import list_images, load_images
 from e4e_bench.errors import E4EBenchError
 from encoders.checkpoint import load_inverter
+from official_checkpoints import TINY_STAGE_DEPTHS
 from encoders.training.setup import run_training
 
 
@@ -23,9 +24,10 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_options(tmp_path, generator_ckpt, data, out="out", **overrides) -> dict:
-    """Offline settings: random LPIPS backbone and encoder start, no similarity network."""
+    """Offline settings: a narrow random encoder, a random LPIPS backbone, no similarity network."""
     return dict(exp_dir=str(tmp_path / out), data=str(data), stylegan_weights=str(generator_ckpt), random_weights=True,
-                encoder_init="random", workers=0, test_workers=0, batch_size=2, test_batch_size=2, id_lambda=0.0, moco_lambda=0.0,
+                encoder_init="random", encoder_stage_depths=TINY_STAGE_DEPTHS, workers=0, test_workers=0,
+                batch_size=2, test_batch_size=2, id_lambda=0.0, moco_lambda=0.0,
                 board_interval=1, image_interval=2, val_interval=100, test_fraction=0.25) | overrides
 
 
@@ -120,7 +122,7 @@ def test_missing_weights_stop_before_step_one_unless_their_lambda_is_zero(
     monkeypatch.setenv("E4E_BENCH_HOME", str(tmp_path / "empty_cache"))
     opts = tiny_options(tmp_path, tiny_generator_ckpt, generated_images, max_steps=1, random_weights=False)
     with pytest.raises(E4EBenchError, match="assets fetch lpips-alex") as err:
-        run_training("psp", "tiny", opts | {"encoder_init": "ir_se50"})
+        run_training("psp", "tiny", opts | {"encoder_init": "ir_se50", "encoder_stage_depths": None})
     assert "arcface-ir-se50" in str(err.value) and not (tmp_path / "out" / "log.jsonl").exists()
     summary = run_training("psp", "tiny", opts | {"lpips_lambda": 0.0})
     assert summary["steps"] == 1
@@ -131,6 +133,7 @@ def test_train_command_end_to_end(tmp_path, tiny_domain, tiny_generator_ckpt, ge
     argv = ["train", "--method", "e4e", "--domain", "tiny", "--data", str(generated_images), "--out", str(out),
             "--generator", str(tiny_generator_ckpt), "--max-steps", "2", "--batch-size", "2", "--device", "cpu",
             "--workers", "0", "--test-workers", "0", "--random-weights", "--encoder-init", "random",
+            "--encoder-stage-depths", *map(str, TINY_STAGE_DEPTHS),
             "--id-lambda", "0", "--progressive-start", "1", "--progressive-step-every", "1", "--val-interval", "1"]
     assert cli.main(argv) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -160,13 +163,12 @@ def test_trained_checkpoint_loads_strict_with_the_official_loader_and_inverts(
         torch.testing.assert_close(latents, inverter.codes(images), rtol=1e-4, atol=1e-5)
 
 
-def test_training_can_start_from_a_checkpoint(tmp_path, tiny_domain, tiny_generator_ckpt, generated_images, monkeypatch):
+def test_training_can_start_from_a_checkpoint(tmp_path, tiny_domain, tiny_generator_ckpt, generated_images):
     opts = tiny_options(tmp_path, tiny_generator_ckpt, generated_images, max_steps=1, lpips_lambda=0.0)
     run_training("psp", "tiny", opts)
     first = tmp_path / "out" / "checkpoints" / "iteration_1.pt"
-    monkeypatch.setenv("E4E_BENCH_HOME", str(tmp_path / "empty_cache"))  # no IR-SE50 needed to start from a file
     run_training("psp", "tiny", opts | dict(exp_dir=str(tmp_path / "tuned"), checkpoint_path=str(first),
-                                            encoder_init="ir_se50", learning_rate=1e-12, seed=1))
+                                            learning_rate=1e-12, seed=1))
     start, tuned = (read_checkpoint(p)["state_dict"] for p in (first, tmp_path / "tuned/checkpoints/iteration_1.pt"))
     weights = [k for k in start if k.startswith("encoder.") and k.endswith("weight") and "running" not in k]
     for key in weights:

@@ -71,8 +71,7 @@ def main(args: argparse.Namespace) -> int:
         raise E4EBenchError("--out DIR is required: the folder for checkpoints, logs and image grids")
     if "data" not in overrides and args.resume is None:
         raise E4EBenchError("--data DIR is required: a folder of training images")
-    if "progressive_steps" in overrides:
-        overrides["progressive_steps"] = tuple(overrides["progressive_steps"])
+    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
     summary = run_training(args.method, args.domain, overrides, args.resume)
     if summary is not None:
         print(json.dumps(summary))

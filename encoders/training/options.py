@@ -88,6 +88,9 @@ class TrainOptions:
     seed: int = _opt(0, "seed of every random stream (split, order, flips, noise, discriminator)", ours=True)
     random_weights: bool = _opt(
         False, "random LPIPS/ArcFace/MoCo weights instead of the assets (offline smoke runs only)", ours=True)
+    encoder_stage_depths: tuple[int, ...] | None = _opt(
+        None, "IR-SE widths of the encoder's stem and 4 stages (default: the official 64 128 256 512; narrower ones "
+              "are for tests and start from random weights)", ours=True)
     encoder_init: str = _opt("ir_se50", "encoder backbone start: ir_se50 (ArcFace weights, official) or random",
                              ours=True)
     flip: bool = _opt(True, "random horizontal flips of the training images, as the official transforms", ours=True)
@@ -99,6 +102,12 @@ class TrainOptions:
             (self.optim_name in OPTIMIZERS, f"--optim-name must be one of {', '.join(OPTIMIZERS)}"),
             ((self.input_nc, self.label_nc, self.learn_in_w) == (3, 0, False),
              "only RGB-to-W+ encoding is trained here: input_nc 3, label_nc 0, learn_in_w off"),
+            (self.encoder_stage_depths is None or (
+                len(self.encoder_stage_depths) == 4 and self.encoder_stage_depths[0] >= 16
+                and list(self.encoder_stage_depths) == sorted(set(self.encoder_stage_depths))),
+             "--encoder-stage-depths must be 4 increasing widths, the first at least 16"),
+            (self.encoder_stage_depths is None or self.encoder_init == "random",
+             "--encoder-stage-depths other than the official widths needs --encoder-init random"),
             (self.encoder_init in ENCODER_INITS, f"--encoder-init must be one of {', '.join(ENCODER_INITS)}"),
             (self.lpips_type in LPIPS_TYPES, f"--lpips-type must be one of {', '.join(LPIPS_TYPES)}"),
             (self.batch_size >= 1 and self.test_batch_size >= 1, "batch sizes must be at least 1"),
@@ -137,21 +146,13 @@ class TrainOptions:
 
     def to_opts_dict(self) -> dict:
         """The official `opts` dict (plain types only, so `torch.load(weights_only=True)` reads it)."""
-        opts = dataclasses.asdict(self)
-        for name in ("progressive_steps", "input_size"):
-            if opts[name] is not None:
-                opts[name] = list(opts[name])
-        return opts
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
     def from_opts_dict(cls, opts: dict) -> TrainOptions:
         """Options from an `opts` dict; official keys this project does not use are ignored."""
         known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in opts.items() if k in known}
-        for name in ("progressive_steps", "input_size"):
-            if values.get(name) is not None:
-                values[name] = tuple(int(v) for v in values[name])
-        return cls(**values)
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in opts.items() if k in known})
 
 
 def recipe_defaults(method: str, domain: str) -> dict:

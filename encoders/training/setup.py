@@ -22,7 +22,7 @@ from e4e_bench.moco import MOCO_ASSET, load_moco
 from encoders.checkpoint import MEAN_LATENT_SAMPLES, load_inverter
 from encoders.e4e_encoder import Encoder4Editing
 from encoders.inverter import Inverter
-from encoders.ir_se import ArcFaceIRSE
+from encoders.ir_se import STAGE_DEPTHS, ArcFaceIRSE
 from encoders.psp_encoder import GradualStyleEncoder
 from encoders.training.distributed import ProcessGroup, start_process_group
 from encoders.training.losses import ARCFACE_ASSET, ArcFaceSimilarity, EncoderObjective, LossNetworks, similarity_networks
@@ -125,7 +125,7 @@ def average_latent(decoder, stored: torch.Tensor | None, seed: int) -> torch.Ten
 
 def build_encoder(opts: TrainOptions, n_styles: int, style_dim: int, pretrained_backbone: bool) -> torch.nn.Module:
     cls = Encoder4Editing if opts.method == "e4e" else GradualStyleEncoder
-    encoder = cls(n_styles, style_dim)
+    encoder = cls(n_styles, style_dim, stage_depths=opts.encoder_stage_depths or STAGE_DEPTHS)
     if pretrained_backbone:
         # As the official load_weights: the ArcFace IR-SE50 weights for the stem and body only.
         weights = read_checkpoint(asset_path(ARCFACE_ASSET))

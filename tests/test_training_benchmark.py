@@ -20,15 +20,6 @@ from encoders.training.setup import prepare
 from encoders.training.trainer import train_step
 
 
-@pytest.fixture
-def two_threads():
-    """The suite runs single-threaded; a benchmark uses the machine's two cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("device", ["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
 def test_benchmark_e4e_cars_training_steps(benchmark, tmp_path, device, two_threads):

@@ -37,6 +37,7 @@ class ProjectionMethod:
     statistics: LatentStatistics
     seed: int = 0
     progress: bool = True
+    resizes_inputs: bool = False  # targets must have the domain frame's aspect ratio
 
     def invert(self, images: Tensor) -> Tensor:
         return self.invert_with_noise(images)[0]

@@ -78,6 +78,26 @@ def load_images(paths: Sequence[Path], size: tuple[int, int]) -> LoadedImages:
     return LoadedImages(images, kept, failed)
 
 
+def check_aspect(paths: Sequence[Path], size: tuple[int, int], tolerance: float = 0.01) -> None:
+    """Refuse, before any work, images whose aspect ratio is not that of (H, W): they belong to another domain."""
+    height, width = size
+    wrong = []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                w, h = image.size
+        except (OSError, UnidentifiedImageError, ValueError):
+            continue  # reported and skipped when the image is loaded
+        if abs((w / h) / (width / height) - 1) > tolerance:
+            wrong.append(f"{path.name} ({w}x{h})")
+    if wrong:
+        listed = ", ".join(wrong[:5]) + (f" and {len(wrong) - 5} more" if len(wrong) > 5 else "")
+        raise E4EBenchError(
+            f"{listed} in {Path(paths[0]).parent} do not have the {width}x{height} aspect ratio of this domain; "
+            "crop them to the domain's frame or pick the right --domain"
+        )
+
+
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """[-1, 1] float -> uint8, as clamp(-1, 1) -> (x + 1) * 127.5 -> round."""
     return ((images.detach().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)

@@ -12,6 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
+from e4e_bench.data import check_aspect, list_images
 from e4e_bench.domains import Domain
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.generator import Generator
@@ -29,6 +30,8 @@ class InversionMethod(Protocol):
     name: str
     generator: Generator  # the decoder the codes belong to
     input_size: tuple[int, int]  # (H, W) the images are loaded at
+    # Methods may set `resizes_inputs = False`: images must then already have the aspect ratio of
+    # `input_size` (projection compares pixels with the domain's frame; a stretched image is an error).
 
     def invert(self, images: torch.Tensor) -> torch.Tensor:
         """[B, 3, H, W] in [-1, 1] -> W+ codes [B, n_latent, style_dim], latent_avg included."""
@@ -49,6 +52,14 @@ def build_method(
     module_name, factory_name = METHODS[name].split(":")
     factory = getattr(importlib.import_module(module_name), factory_name)
     return factory(domain=domain, checkpoint=checkpoint, generator=generator, device=device, options=dict(options or {}))
+
+
+def images_for(method: InversionMethod, folder: Path) -> list[Path]:
+    """The sorted image files of `folder`, checked up front against what the method accepts."""
+    paths = list_images(folder)
+    if not getattr(method, "resizes_inputs", True):
+        check_aspect(paths, method.input_size)
+    return paths
 
 
 def invert_with_noise(method: InversionMethod, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor] | str]:

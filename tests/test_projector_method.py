@@ -113,12 +113,31 @@ def test_cli_rejects_bad_values(argv):
     assert exit_info.value.code == 2
 
 
+@pytest.fixture
+def framed_images(generated_images, tmp_path):
+    """The generated 32x32 images cropped to tiny_cars' 24x32 frame (rows 4:28)."""
+    folder = tmp_path / "framed"
+    folder.mkdir()
+    for path in sorted(generated_images.iterdir()):
+        Image.open(path).crop((0, 4, 32, 28)).save(folder / path.name)
+    return folder
+
+
+def test_invert_command_refuses_images_of_another_aspect(tiny_domain, tiny_generator_ckpt, generated_images, tmp_path,
+                                                          capsys):
+    code = main(["invert", "--method", "opt_w", "--domain", "tiny_cars", "--generator", str(tiny_generator_ckpt),
+                 "--images", str(generated_images), "--out", str(tmp_path / "out"), "--device", "cpu",
+                 "--steps", "1", "--lpips-weight", "0", "--mse-weight", "1"])
+    assert code == 2
+    assert "000.png (32x32)" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("method", ["opt_w", "opt_wplus"])
-def test_invert_command_writes_codes_reconstructions_and_noise(tiny_domain, tiny_generator_ckpt, generated_images,
+def test_invert_command_writes_codes_reconstructions_and_noise(tiny_domain, tiny_generator_ckpt, framed_images,
                                                                 tmp_path, method):
     out = tmp_path / "out"
     code = main(["invert", "--method", method, "--domain", "tiny_cars", "--generator", str(tiny_generator_ckpt),
-                 "--images", str(generated_images), "--out", str(out), "--device", "cpu", "--batch-size", "3",
+                 "--images", str(framed_images), "--out", str(out), "--device", "cpu", "--batch-size", "3",
                  "--steps", "3", "--lpips-weight", "0", "--mse-weight", "1"])
     assert code == 0
     assert np.load(out / "latents.npy").shape == (4, 8, 64)
@@ -127,10 +146,10 @@ def test_invert_command_writes_codes_reconstructions_and_noise(tiny_domain, tiny
     assert sorted(p.name for p in (out / "noise").iterdir()) == ["000.pt", "001.pt", "002.pt", "003.pt"]
 
 
-def test_invert_command_without_lpips_weights_names_the_asset(tiny_domain, tiny_generator_ckpt, generated_images,
+def test_invert_command_without_lpips_weights_names_the_asset(tiny_domain, tiny_generator_ckpt, framed_images,
                                                               tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("E4E_BENCH_HOME", str(tmp_path / "empty_cache"))
     code = main(["invert", "--method", "opt_w", "--domain", "tiny_cars", "--generator", str(tiny_generator_ckpt),
-                 "--images", str(generated_images), "--out", str(tmp_path / "out"), "--device", "cpu", "--steps", "1"])
+                 "--images", str(framed_images), "--out", str(tmp_path / "out"), "--device", "cpu", "--steps", "1"])
     assert code == 2
     assert "assets fetch lpips-vgg" in capsys.readouterr().err

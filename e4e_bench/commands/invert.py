@@ -14,11 +14,11 @@ from tqdm import tqdm
 
 from e4e_bench.checkpoints import load_file, save_checkpoint
 from e4e_bench.commands.method_options import add_projector_options, projector_options
-from e4e_bench.data import list_images, load_images, save_images
+from e4e_bench.data import load_images, save_images
 from e4e_bench.devices import resolve_device
 from e4e_bench.domains import DOMAINS, Domain, get_domain
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.methods import METHODS, InversionMethod, build_method, invert_with_noise
+from e4e_bench.methods import METHODS, InversionMethod, build_method, images_for, invert_with_noise
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def invert_folder(
     method: InversionMethod, domain: Domain, images_dir: Path, out: Path, batch_size: int, resume: bool = False
 ) -> Inverted:
     """Invert every image of a folder in batches; each finished batch is kept in OUT/.parts for --resume."""
-    paths = list_images(images_dir)
+    paths = images_for(method, images_dir)
     parts = out / ".parts"
     if parts.exists() and not resume:
         for stale in parts.glob("*.pt"):

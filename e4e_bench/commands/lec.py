@@ -11,10 +11,10 @@ import torch
 from tqdm import tqdm
 
 from e4e_bench.commands.invert import add_method_arguments, method_from_args, resolve_domain
-from e4e_bench.data import list_images, load_images
+from e4e_bench.data import load_images
 from e4e_bench.editing import SPEC_HELP, parse_direction
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.methods import InversionMethod
+from e4e_bench.methods import InversionMethod, images_for
 from e4e_bench.metrics.latent_proximity import latent_proximity
 from e4e_bench.metrics.lec import PROTOCOL_BATCH_SIZE, latent_editing_consistency
 
@@ -59,14 +59,14 @@ def image_batches(method: InversionMethod, paths: list[Path], batch_size: int) -
 def main(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise E4EBenchError(f"--batch-size must be at least 1, got {args.batch_size}")
-    paths = list_images(args.images)
+    domain = resolve_domain(args)
+    method = method_from_args(args, domain)
+    paths = images_for(method, args.images)
     if len(paths) < args.batch_size:
         raise E4EBenchError(
             f"LEC needs at least one full batch of {args.batch_size} images; {args.images} has {len(paths)}"
         )
     paths = paths[: len(paths) // args.batch_size * args.batch_size]  # e4e's drop_last: the rest is never scored
-    domain = resolve_domain(args)
-    method = method_from_args(args, domain)
     direction = parse_direction(args.direction, method.generator)
     result = latent_editing_consistency(
         method, image_batches(method, paths, args.batch_size), direction, args.factor, domain, args.batch_size

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -185,8 +184,9 @@ def set_stage(run: Run, stage: int | None) -> None:
         run.net.encoder.set_stage(run.net.encoder.last_stage if stage is None else stage)
 
 
-def train_step(run: Run, images: Tensor) -> tuple[dict[str, Tensor], Tensor]:
-    """One encoder step (after the discriminator's); returns the loss terms and the reconstructions."""
+def train_step(run: Run, images: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+    """One discriminator step, then one encoder step; returns the loss terms, the (flipped) inputs and
+    their reconstructions."""
     step = run.state.global_step
     stage = run.stage(step)
     set_stage(run, stage)
@@ -198,7 +198,7 @@ def train_step(run: Run, images: Tensor) -> tuple[dict[str, Tensor], Tensor]:
     total.backward()
     run.optimizer.step()
     run.state.global_step += 1
-    return {"loss": total.detach(), **terms, **parts}, recon.detach()
+    return {"loss": total.detach(), **terms, **parts}, images, recon.detach()
 
 
 # -- evaluation, grids, logs ------------------------------------------------------------------------
@@ -225,9 +225,7 @@ def evaluate(run: Run, loader: DataLoader) -> tuple[dict[str, float], tuple[Tens
             first = (images, recon)
     run.net.train()
     names = sorted(sums)
-    totals = run.group.sum(torch.stack([sums[n] for n in names] + [count]).double()) if names else None
-    if totals is None:
-        return {}, None
+    totals = run.group.sum(torch.stack([sums[n] for n in names] + [count]).double())
     return {name: float(totals[i] / totals[-1]) for i, name in enumerate(names)}, first
 
 
@@ -314,6 +312,10 @@ def read_resume_checkpoint(path: Path, method: str) -> dict:
 
 def restore(run: Run, ckpt: dict) -> None:
     device = run.group.device
+    rng_states = ckpt["rng_states"]
+    if len(rng_states) != run.group.world_size:
+        raise E4EBenchError(f"the checkpoint was written by {len(rng_states)} processes but this run has "
+                            f"{run.group.world_size}; resume with the same --nproc_per_node for an exact continuation")
     run.net.load_state_dict(ckpt["state_dict"], strict=True)
     if ckpt.get("latent_avg") is not None:
         run.net.latent_avg = ckpt["latent_avg"].to(device)
@@ -323,10 +325,6 @@ def restore(run: Run, ckpt: dict) -> None:
         run.discriminator_optimizer.load_state_dict(ckpt["discriminator_optimizer_state_dict"])
     for name, pool in run.state.pools.items():
         pool.load_state_dict(ckpt["w_pools"][name], device)
-    rng_states = ckpt["rng_states"]
-    if len(rng_states) != run.group.world_size:
-        raise E4EBenchError(f"the checkpoint was written by {len(rng_states)} processes but this run has "
-                            f"{run.group.world_size}; resume with the same --nproc_per_node for an exact continuation")
     for name, generator in run.state.rngs.items():
         generator.set_state(rng_states[run.group.rank][name])
     run.state.global_step = int(ckpt["global_step"])
@@ -344,7 +342,7 @@ def make_loaders(run: Run, train_set: ImageFolder, test_set: ImageFolder, epoch:
     o, g = run.opts, run.group
     sampler = ResumableDistributedSampler(len(train_set), g.rank, g.world_size, o.seed, epoch, start)
     train = DataLoader(train_set, batch_size=o.batch_size, sampler=sampler, num_workers=o.workers, drop_last=True,
-                       pin_memory=g.device.type == "cuda", persistent_workers=False)
+                       pin_memory=g.device.type == "cuda")
     shard = torch.utils.data.Subset(test_set, range(g.rank, len(test_set), g.world_size))
     test = DataLoader(shard, batch_size=o.test_batch_size, num_workers=o.test_workers)
     return train, test
@@ -369,7 +367,7 @@ def train(run: Run, train_set: ImageFolder, test_set: ImageFolder) -> dict:
         epoch, offset = divmod(state.global_step, batches_per_epoch)
         loader, test_loader = make_loaders(run, train_set, test_set, epoch, offset * o.batch_size)
         for images in loader:
-            terms, recon = train_step(run, images.to(g.device))
+            terms, inputs, recon = train_step(run, images.to(g.device))
             step = state.global_step
             progress.update(1)
             if step % o.board_interval == 0 or step == o.max_steps:
@@ -377,7 +375,7 @@ def train(run: Run, train_set: ImageFolder, test_set: ImageFolder) -> dict:
                 last = dict(zip(terms, means.tolist()))
                 metrics.write("train", step, last, stage=run.stage(step - 1))
             if g.is_main and (step % o.image_interval == 0 or step == o.max_steps):
-                save_grid(images.to(g.device), recon, run.out / "images" / "train" / f"{step:06d}.png", o.grid_images)
+                save_grid(inputs, recon, run.out / "images" / "train" / f"{step:06d}.png", o.grid_images)
             if step % o.val_interval == 0 or step == o.max_steps:
                 validate(run, test_loader, metrics)
             if step % save_every == 0 or step == o.max_steps:
@@ -391,7 +389,7 @@ def train(run: Run, train_set: ImageFolder, test_set: ImageFolder) -> dict:
     if not consistent:
         log.warning("weights differ across the %d processes; the checkpoint holds rank 0's", g.world_size)
     summary = {"steps": state.global_step, "steps_run": state.global_step - start_step, "seconds": round(seconds, 3),
-               "steps_per_second": round((state.global_step - start_step) / seconds, 4) if seconds else math.nan,
+               "steps_per_second": round((state.global_step - start_step) / seconds, 4),
                "processes": g.world_size, "effective_batch_size": o.batch_size * g.world_size,
                "ranks_consistent": consistent, "best_val_loss": state.best_val_loss, "last_train": last}
     metrics.write("summary", state.global_step, {}, **{k: v for k, v in summary.items() if k != "last_train"})

@@ -41,7 +41,7 @@ def flag_arguments(option) -> dict:
     if kind.startswith("tuple[int, int]"):
         return kwargs | {"type": parse_size, "metavar": "H,W"}
     if kind.startswith("tuple[int, ...]"):
-        return kwargs | {"type": int, "nargs": "+"}
+        return kwargs | {"type": int, "nargs": "+", "metavar": "N"}
     for name, cast in (("int", int), ("float", float), ("str", str)):
         if kind.startswith(name):
             return kwargs | {"type": cast}

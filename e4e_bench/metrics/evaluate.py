@@ -177,7 +177,9 @@ def evaluate_folders(
                         evaluation.add_set(side, load(chunk)[1])
         summary = evaluation.summary()
     columns = {name: values.tolist() for name, values in evaluation.per_image().items()}
-    per_image = {image: {name: column[row] for name, column in columns.items()} for row, image in enumerate(evaluation.names)}
+    per_image = {
+        image: {name: column[row] for name, column in columns.items()} for row, image in enumerate(evaluation.names)
+    }
     meta = {
         "real": str(real_dir),
         "fake": str(fake_dir),

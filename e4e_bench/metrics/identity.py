@@ -52,7 +52,10 @@ class ArcFaceEmbedder:
             providers.insert(0, "CUDAExecutionProvider")
         self.model = get_model(str(model_file), providers=providers)
         if self.model is None or getattr(self.model, "taskname", None) != "recognition":
-            raise E4EBenchError(f"{model_file} is not an insightface recognition model; run `python -m e4e_bench assets fetch {ARCFACE_ASSET}`")
+            raise E4EBenchError(
+                f"{model_file} is not an insightface recognition model; "
+                f"run `python -m e4e_bench assets fetch {ARCFACE_ASSET}`"
+            )
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         # ArcFaceONNX.forward takes RGB 0..255 and applies (x - 127.5) / 127.5 itself.

@@ -79,7 +79,7 @@ def check_finite(state_dict: dict[str, torch.Tensor], path: str | os.PathLike) -
             raise E4EBenchError(f"{path}: tensor {key!r} holds NaN or infinite values; the checkpoint is damaged")
 
 
-def _indices(state_dict: dict, pattern: str) -> list[int]:
+def key_indices(state_dict: dict, pattern: str) -> list[int]:
     regex = re.compile(pattern)
     return sorted({int(m.group(1)) for k in state_dict if (m := regex.fullmatch(k))})
 
@@ -87,9 +87,9 @@ def _indices(state_dict: dict, pattern: str) -> list[int]:
 def generator_config(state_dict: dict[str, torch.Tensor]) -> dict:
     """Constructor arguments of the Generator that owns `state_dict`, read from its keys and shapes."""
     try:
-        n_mlp = len(_indices(state_dict, r"style\.(\d+)\.weight"))
+        n_mlp = len(key_indices(state_dict, r"style\.(\d+)\.weight"))
         style_dim = state_dict["conv1.conv.modulation.weight"].shape[1]
-        n_blocks = len(_indices(state_dict, r"to_rgbs\.(\d+)\.conv\.weight"))
+        n_blocks = len(key_indices(state_dict, r"to_rgbs\.(\d+)\.conv\.weight"))
         channels = {4: state_dict["input.input"].shape[1]}
         for k in range(n_blocks):
             channels[2 ** (k + 3)] = state_dict[f"convs.{2 * k}.conv.weight"].shape[1]
@@ -106,14 +106,22 @@ def generator_config(state_dict: dict[str, torch.Tensor]) -> dict:
     return config | dict(channels=channels)
 
 
+def load_error_detail(err: Exception, limit: int = 300) -> str:
+    """The informative part of a load_state_dict error (missing keys, size mismatches), on one line."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    detail = " ".join(lines[1:] or lines)
+    return detail if len(detail) <= limit else detail[: limit - 3] + "..."
+
+
 def generator_from_state_dict(state_dict: dict[str, torch.Tensor], source: str | os.PathLike = "checkpoint") -> Generator:
     """Build the generator the state dict describes and load it with strict=True."""
     try:
-        generator = Generator(**generator_config(state_dict))
-        generator.load_state_dict(state_dict, strict=True)
+        config = generator_config(state_dict)
+        with torch.device("meta"):  # no random initialisation of weights that are replaced at once
+            generator = Generator(**config)
+        generator.load_state_dict(state_dict, strict=True, assign=True)
     except (ValueError, RuntimeError) as err:
-        first = str(err).strip().splitlines()[0]
-        raise E4EBenchError(f"{source}: the generator weights do not match a StyleGAN2 generator ({first})") from None
+        raise E4EBenchError(f"{source}: the generator weights do not match a StyleGAN2 generator ({load_error_detail(err)})") from None
     check_finite(state_dict, source)
     return generator.eval().requires_grad_(False)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from e4e_bench.errors import E4EBenchError
 
@@ -36,6 +37,14 @@ class Domain:
         size = images.shape[-2]
         top, bottom = (row * size // self.resolution for row in self.crop_rows)
         return images[..., top:bottom, :]
+
+    def resize_frames(self, images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Generator frames `[B, 3, S, S]` -> the content at (H, W), cropped then area-averaged.
+
+        The official losses pool to 256x256 first and crop cars rows 32:224 after; cropping first
+        and pooling to 192x256 averages the same pixels.
+        """
+        return F.adaptive_avg_pool2d(self.crop(images), size)
 
     def encoder_checkpoint_asset(self, method: str) -> str | None:
         return dict(self.encoder_assets).get(method)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 from typing import Any
 
 import torch
@@ -19,6 +18,8 @@ from e4e_bench.checkpoints import (
     check_finite,
     describe_keys,
     generator_from_state_dict,
+    key_indices,
+    load_error_detail,
     read_checkpoint,
     save_checkpoint,
     strip_prefix,
@@ -61,20 +62,15 @@ def checkpoint_method(ckpt: dict, path: str | os.PathLike, requested: str | None
     return method
 
 
-def _indices(state_dict: dict, pattern: str) -> list[int]:
-    regex = re.compile(pattern)
-    return sorted({int(m.group(1)) for key in state_dict if (m := regex.fullmatch(key))})
-
-
 def encoder_config(state_dict: dict[str, torch.Tensor]) -> dict[str, int]:
     """Constructor arguments of the encoder that owns `state_dict` (its keys without `encoder.`)."""
-    n_units = len(_indices(state_dict, r"body\.(\d+)\.res_layer\.1\.weight"))
+    n_units = len(key_indices(state_dict, r"body\.(\d+)\.res_layer\.1\.weight"))
     num_layers = num_layers_from_units(n_units)
     if num_layers is None:
         raise ValueError(f"an IR-SE body of {n_units} units is not IR-SE 50, 100 or 152")
     try:
         return dict(
-            n_styles=len(_indices(state_dict, r"styles\.(\d+)\.linear\.weight")),
+            n_styles=len(key_indices(state_dict, r"styles\.(\d+)\.linear\.weight")),
             style_dim=state_dict["styles.0.linear.weight"].shape[0],
             num_layers=num_layers,
             input_nc=state_dict["input_layer.0.weight"].shape[1],
@@ -94,8 +90,7 @@ def encoder_from_state_dict(method: str, state_dict: dict[str, torch.Tensor], so
             encoder = ENCODER_CLASSES[method](**config)
         missing, unexpected = encoder.load_state_dict(state_dict, strict=False, assign=True)
     except (ValueError, RuntimeError) as err:
-        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-        raise E4EBenchError(f"{source}: the weights do not fit the {method} encoder ({lines[-1]})") from None
+        raise E4EBenchError(f"{source}: the weights do not fit the {method} encoder ({load_error_detail(err)})") from None
     if missing or unexpected:
         found = [f"{name} keys {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
                  for name, keys in (("missing", missing), ("unexpected", unexpected)) if keys]

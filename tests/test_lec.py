@@ -10,7 +10,7 @@ from e4e_bench.domains import Domain
 from e4e_bench.editing import parse_direction
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.generator import Generator
-from e4e_bench.metrics.lec import aggregate, latent_editing_consistency, to_encoder_input
+from e4e_bench.metrics.lec import aggregate, latent_editing_consistency
 from e4e_bench.metrics.registry import MetricContext, get_metric
 from tests.conftest import TINY_CARS, make_tiny_generator, rosinality_checkpoint, write_images
 
@@ -32,7 +32,7 @@ class LookupMethod:
 
     def _record(self, module, args, output):
         self.codes.append(module.to_wplus(args[0]).clone())
-        self.frames.append(to_encoder_input(output, self.domain, self.input_size).flatten(1))
+        self.frames.append(self.domain.resize_frames(output, self.input_size).flatten(1))
 
     def invert(self, images: torch.Tensor) -> torch.Tensor:
         nearest = torch.cdist(images.flatten(1), torch.cat(self.frames)).argmin(dim=1)
@@ -44,7 +44,7 @@ def decode_table(method: LookupMethod) -> torch.Tensor:
     """The encoder inputs of N_TABLE frames decoded from seeded W codes (recorded by the method)."""
     z = torch.randn(N_TABLE, method.generator.style_dim, generator=torch.Generator().manual_seed(5))
     with torch.inference_mode():
-        return to_encoder_input(method.generator(method.generator.mapping(z)), method.domain, method.input_size)
+        return method.domain.resize_frames(method.generator(method.generator.mapping(z)), method.input_size)
 
 
 def build_lookup(*, domain, checkpoint, generator, device, options):

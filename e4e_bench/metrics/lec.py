@@ -45,11 +45,6 @@ def protocol_text(direction: Direction, factor: float, batch_size: int) -> str:
     )
 
 
-def to_encoder_input(frames: torch.Tensor, domain: Domain, input_size: tuple[int, int]) -> torch.Tensor:
-    """Generator frames `[B, 3, S, S]` as the encoder sees its input: the domain's crop, area-averaged."""
-    return F.adaptive_avg_pool2d(domain.crop(frames), input_size)
-
-
 @torch.inference_mode()
 def edit_distances(
     method: InversionMethod, images: torch.Tensor, direction: Direction, factor: float, domain: Domain
@@ -57,7 +52,7 @@ def edit_distances(
     """(||w - (E(G(w + F*d)) - F*d)|| per image `[B]`, w) for images `[B, 3, H, W]` at `method.input_size`."""
     codes = method.invert(images)
     edited_frames = method.generator(direction.add(codes, factor), noise="const")
-    recoded = method.invert(to_encoder_input(edited_frames, domain, method.input_size))
+    recoded = method.invert(domain.resize_frames(edited_frames, method.input_size))
     return (codes - direction.add(recoded, -factor)).flatten(1).norm(dim=1), codes
 
 

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
@@ -99,13 +98,9 @@ class Run:
         return stage_at(step, self.opts.progressive_steps) if self.progressive else None
 
     def reconstruct(self, images: Tensor, noise: str, rng: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """(reconstructions at the input size after the domain crop, the codes the decoder saw).
-
-        Official: AdaptiveAvgPool2d(256) then the cars rows 32:224; cropping first and pooling to
-        the input size averages the same pixels.
-        """
+        """(reconstructions at the input size after the domain crop, the codes the decoder saw)."""
         frames, codes = (self.net_ddp if noise == "random" else self.net)(images, noise, rng)
-        return F.adaptive_avg_pool2d(self.domain.crop(frames), self.opts.input_size), codes
+        return self.domain.resize_frames(frames, self.opts.input_size), codes
 
 
 def build_optimizer(opts: TrainOptions, net: Inverter) -> torch.optim.Optimizer:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from conftest import write_images
 from e4e_bench import cli
@@ -115,6 +116,18 @@ def test_bad_data_and_generator_size_fail_before_training(tmp_path, tiny_domain,
     with pytest.raises(E4EBenchError, match="1024px"):
         run_training("psp", "faces", faces)
     assert run_training("psp", "faces", faces | {"input_size": (32, 32), "lpips_lambda": 0.0})["steps"] == 1
+    with pytest.raises(E4EBenchError, match="larger than the 32x32 content"):
+        run_training("psp", "faces", faces | {"input_size": (64, 64)})
+
+
+def test_cars_geometry_trains_on_the_cropped_content(tmp_path, tiny_domain, tiny_generator_ckpt, generated_images):
+    """tiny_cars keeps rows 4:28 of 32 (as cars keep 64:448 of 512) and trains at 24x32."""
+    opts = tiny_options(tmp_path, tiny_generator_ckpt, generated_images, max_steps=2, lpips_lambda=0.0,
+                        progressive_start=1, progressive_step_every=1)
+    run_training("e4e", "tiny_cars", opts)
+    with Image.open(tmp_path / "out" / "images" / "train" / "000002.png") as grid:
+        assert grid.size == (2 * 32, 2 * 24)  # two rows of input | reconstruction, each 24x32
+    assert read_checkpoint(tmp_path / "out" / "checkpoints" / "iteration_2.pt")["opts"]["input_size"] == [24, 32]
 
 
 def test_missing_weights_stop_before_step_one_unless_their_lambda_is_zero(

@@ -7,9 +7,10 @@ official e4e/pSp checkpoints load with `strict=True`.
 The official fallback ops are replaced by cheaper equivalents with the same maths:
   * upfirdn2d upsampling (zero insertion, pad, FIR) is one depthwise transposed convolution;
   * the blur after an up-convolution is one depthwise convolution;
-  * the modulated convolution scales activations instead of building per-sample weights, so a
-    batch shares one dense convolution (demodulation is a matrix product of squared styles with
-    the squared weight norms).
+  * the modulated convolution folds style, demodulation and gain into the weights for one image
+    and scales activations for a batch, so that a batch shares one dense convolution
+    (demodulation is a matrix product of squared styles with the squared weight norms);
+  * activations are channels_last.
 """
 
 from __future__ import annotations
@@ -375,7 +376,9 @@ class Generator(nn.Module):
         batch = latent.shape[0]
         noises = self._resolve_noise(noise, batch, rng)
 
-        out = self.conv1(self.input(batch), latent[:, 0], noises[0])
+        # channels_last lets the CPU (oneDNN) and cuDNN convolutions skip layout conversions.
+        out = self.input(batch).contiguous(memory_format=torch.channels_last)
+        out = self.conv1(out, latent[:, 0], noises[0])
         skip = self.to_rgb1(out, latent[:, 1])
         row = 1
         for k, to_rgb in enumerate(self.to_rgbs):
@@ -383,7 +386,7 @@ class Generator(nn.Module):
             out = self.convs[2 * k + 1](out, latent[:, row + 1], noises[2 * k + 2])
             skip = to_rgb(out, latent[:, row + 2], skip)
             row += 2
-        return skip
+        return skip.contiguous()
 
     def extra_repr(self) -> str:
         return f"size={self.size}, style_dim={self.style_dim}, n_latent={self.n_latent}, n_mlp={self.n_mlp}"

@@ -39,13 +39,14 @@ def read_log(out: Path) -> list[dict]:
 E4E_FULL = dict(progressive_steps=(0, 2, 4), use_w_pool=True, w_pool_size=3, w_discriminator_lambda=0.1, d_reg_every=3)
 
 
-def test_psp_loss_goes_down(tmp_path, tiny_domain, tiny_generator_ckpt, tiny_generator):
+@pytest.mark.parametrize("method", ["psp", "e4e"])
+def test_loss_goes_down(method, tmp_path, tiny_domain, tiny_generator_ckpt, tiny_generator):
     with torch.no_grad():
         image = tiny_generator(tiny_generator.mapping(torch.randn(1, tiny_generator.style_dim)))
     write_images(tmp_path / "same", image.repeat(4, 1, 1, 1))
     opts = tiny_options(tmp_path, tiny_generator_ckpt, tmp_path / "same", max_steps=12, optim_name="adam",
                         learning_rate=1e-3, lpips_lambda=0.0, flip=False)
-    summary = run_training("psp", "tiny", opts)
+    summary = run_training(method, "tiny", opts)  # e4e: its recipe (discriminator, base code only until 20k)
     l2 = [r["l2"] for r in read_log(tmp_path / "out") if r["split"] == "train"]
     assert summary["steps"] == 12 and len(l2) == 12
     assert sum(l2[-3:]) < 0.7 * sum(l2[:3])

@@ -102,16 +102,6 @@ def generated_images(tmp_path, tiny_generator) -> Path:
 
 
 @pytest.fixture
-def one_thread():
-    """One intra-op thread for the test: on a loaded shared machine two OpenMP threads wait on each
-    other at every small op, which makes full-depth networks (IR-SE-50) many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
 def two_threads():
     """Benchmarks: the suite runs on one thread; a benchmark uses the machine's two cores."""
     threads = torch.get_num_threads()

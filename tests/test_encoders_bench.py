@@ -16,15 +16,6 @@ from e4e_bench.methods import build_method
 CARS = get_domain("cars")
 
 
-@pytest.fixture
-def two_threads():
-    """The suite runs on one thread (tests/conftest.py); the benchmark uses the machine's two cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("batch_size", [1, 4])
 @pytest.mark.parametrize("method", ["e4e", "psp"])

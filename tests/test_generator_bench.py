@@ -13,7 +13,7 @@ from e4e_bench.generator import Generator
 
 @pytest.mark.slow
 @pytest.mark.parametrize("size", [256, 512])
-def test_generator_forward_speed(benchmark, size):
+def test_generator_forward_speed(benchmark, two_threads, size):
     torch.manual_seed(0)
     generator = Generator(size).eval().requires_grad_(False)
     codes = torch.randn(1, generator.n_latent, 512)

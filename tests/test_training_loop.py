@@ -21,9 +21,6 @@ from official_checkpoints import TINY_STAGE_DEPTHS
 from encoders.training.setup import run_training
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 def tiny_options(tmp_path, generator_ckpt, data, out="out", **overrides) -> dict:
     """Offline settings: a narrow random encoder, a random LPIPS backbone, no similarity network."""
     return dict(exp_dir=str(tmp_path / out), data=str(data), stylegan_weights=str(generator_ckpt), random_weights=True,

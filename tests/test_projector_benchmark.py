@@ -59,6 +59,6 @@ def test_projection_throughput_tiny_generator(benchmark, random_lpips, batch, de
 @pytest.mark.slow
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("batch", [1, 8])
-def test_projection_throughput_256px_config_f(benchmark, random_lpips, batch, device):
+def test_projection_throughput_256px_config_f(benchmark, two_threads, random_lpips, batch, device):
     torch.manual_seed(0)
     measure(benchmark, Generator(256).eval().requires_grad_(False), random_lpips, batch, steps=3, device=device, rounds=2)

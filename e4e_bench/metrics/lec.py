@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from e4e_bench.domains import Domain
 from e4e_bench.editing.directions import Direction, parse_direction

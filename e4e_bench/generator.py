@@ -302,6 +302,11 @@ class Generator(nn.Module):
             self.to_rgbs.append(ToRGB(out_ch, style_dim, blur_taps=blur_kernel))
             in_ch = out_ch
 
+    @property
+    def device(self) -> torch.device:
+        """Where the weights live (and where codes, noise and random draws must be)."""
+        return self.input.input.device
+
     # -- latent space ------------------------------------------------------------------------
     def mapping(self, z: torch.Tensor) -> torch.Tensor:
         """z `[B, style_dim]` -> w `[B, style_dim]`."""
@@ -310,7 +315,7 @@ class Generator(nn.Module):
     @torch.no_grad()
     def mean_latent(self, n: int = 10_000, rng: torch.Generator | None = None) -> torch.Tensor:
         """Mean of `n` mapped samples, `[1, style_dim]`."""
-        z = torch.randn(n, self.style_dim, generator=rng, device=self.input.input.device)
+        z = torch.randn(n, self.style_dim, generator=rng, device=self.device)
         return self.mapping(z).mean(0, keepdim=True)
 
     def to_wplus(self, codes: torch.Tensor) -> torch.Tensor:
@@ -339,8 +344,7 @@ class Generator(nn.Module):
         return [getattr(self.noises, f"noise_{i}") for i in range(self.num_layers)]
 
     def make_noise(self, batch: int = 1, rng: torch.Generator | None = None) -> list[torch.Tensor]:
-        device = self.input.input.device
-        return [torch.randn(batch, *buf.shape[1:], generator=rng, device=device) for buf in self.noise_buffers()]
+        return [torch.randn(batch, *buf.shape[1:], generator=rng, device=self.device) for buf in self.noise_buffers()]
 
     def _resolve_noise(self, noise: NoiseSpec, batch: int, rng: torch.Generator | None) -> list[torch.Tensor | None]:
         if isinstance(noise, str):

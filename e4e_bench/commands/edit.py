@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
 from e4e_bench.checkpoints import load_generator
-from e4e_bench.commands.generate import decode_to_files, read_codes
+from e4e_bench.commands.generate import decode_to_files, read_codes, write_codes
 from e4e_bench.devices import resolve_device
 from e4e_bench.editing import SPEC_HELP, parse_direction
 from e4e_bench.errors import E4EBenchError
@@ -56,9 +54,6 @@ def main(args: argparse.Namespace) -> int:
         raise E4EBenchError(f"direction {args.direction!r} has no default strength; pass --strength S")
     edited = direction.add(codes, strength) if args.additive else direction.apply(codes, strength)
     paths = decode_to_files(generator, edited, args.out, "const", 0, args.batch_size)
-    tmp = args.out / ".latents.npy.tmp"
-    with open(tmp, "wb") as f:
-        np.save(f, edited.cpu().numpy().astype(np.float32))
-    tmp.replace(args.out / "latents.npy")
+    write_codes(edited, args.out / "latents.npy")
     print(f"edited {len(paths)} codes along {args.direction} (strength {strength:g}) into {args.out}")
     return 0

@@ -50,8 +50,16 @@ def read_codes(path: Path, generator: Generator) -> torch.Tensor:
     return torch.from_numpy(codes.astype(np.float32))
 
 
+def write_codes(codes: torch.Tensor, path: Path) -> None:
+    """Codes as a float32 .npy, written under a temporary name, then renamed."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, codes.detach().cpu().numpy().astype(np.float32))
+    tmp.replace(path)
+
+
 def decode_to_files(generator: Generator, codes: torch.Tensor, out: Path, noise: str, seed: int, batch_size: int) -> list[Path]:
-    device = generator.input.input.device
+    device = generator.device
     rng = torch.Generator(device).manual_seed(seed)
     paths = [out / f"{i:05d}.png" for i in range(len(codes))]
     with torch.inference_mode():

@@ -8,11 +8,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
 from e4e_bench.checkpoints import load_file, save_checkpoint
+from e4e_bench.commands.generate import write_codes
 from e4e_bench.commands.method_options import add_projector_options, projector_options
 from e4e_bench.data import load_images, save_images
 from e4e_bench.devices import resolve_device
@@ -120,7 +120,7 @@ def invert_folder(
         failed += len(loaded.failed)
         if not loaded.paths:
             continue
-        batch_codes, noise = invert_with_noise(method, loaded.images.to(method.generator.input.input.device))
+        batch_codes, noise = invert_with_noise(method, loaded.images.to(method.generator.device))
         if not torch.isfinite(batch_codes).all():
             raise E4EBenchError(f"{method.name} produced NaN codes for {', '.join(p.name for p in loaded.paths)}")
         with torch.inference_mode():
@@ -142,11 +142,7 @@ def invert_folder(
 
 
 def write_inversion(result: Inverted, out: Path) -> None:
-    latents = out / "latents.npy"
-    tmp = out / ".latents.npy.tmp"
-    with open(tmp, "wb") as f:
-        np.save(f, result.codes.numpy().astype(np.float32))
-    tmp.replace(latents)
+    write_codes(result.codes, out / "latents.npy")
     (out / "names.txt").write_text("".join(f"{name}\n" for name in result.names))
     shutil.rmtree(out / ".parts", ignore_errors=True)
 

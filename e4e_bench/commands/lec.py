@@ -49,7 +49,7 @@ def register(subparsers) -> None:
 
 
 def image_batches(method: InversionMethod, paths: list[Path], batch_size: int) -> Iterator[torch.Tensor]:
-    device = method.generator.input.input.device
+    device = method.generator.device
     for start in tqdm(range(0, len(paths), batch_size), desc=f"lec {method.name}", unit="batch"):
         loaded = load_images(paths[start : start + batch_size], method.input_size)
         if loaded.paths:

@@ -79,12 +79,17 @@ class BottleneckIRSE(nn.Module):
         return self.res_layer(x) + self.shortcut_layer(x)
 
 
+def valid_stage_depths(stage_depths: tuple[int, ...]) -> bool:
+    """4 strictly increasing widths, the first at least SE_REDUCTION (so every SE gate has a channel)."""
+    # Widening at every stage is what puts the shortcut convs (and their keys) at each stage's first unit.
+    return len(stage_depths) == 4 and stage_depths[0] >= SE_REDUCTION and list(stage_depths) == sorted(set(stage_depths))
+
+
 def body_units(num_layers: int, stage_depths: tuple[int, ...] = STAGE_DEPTHS) -> list[tuple[int, int, int]]:
     """(in_channels, depth, stride) of every unit of IR-SE-`num_layers`, in body order."""
     if num_layers not in UNITS_PER_STAGE:
         raise ValueError(f"IR-SE depth must be one of {sorted(UNITS_PER_STAGE)}, got {num_layers}")
-    # Widening at every stage is what puts the shortcut convs (and their keys) at each stage's first unit.
-    if len(stage_depths) != 4 or stage_depths[0] < SE_REDUCTION or list(stage_depths) != sorted(set(stage_depths)):
+    if not valid_stage_depths(stage_depths):
         raise ValueError(f"stage_depths must be 4 increasing widths from at least {SE_REDUCTION}, got {stage_depths}")
     units = []
     in_channels = stage_depths[0]

@@ -18,7 +18,6 @@ from encoders.training.latent_discriminator import adversarial_loss
 from encoders.training.options import TrainOptions
 
 ARCFACE_ASSET = "arcface-ir-se50"
-MOCO_ASSET = "moco-v2"
 # The ID loss's fixed FFHQ-alignment face box, in a 256x256 frame: rows 35:223, columns 32:220.
 FACE_BOX_256 = (35, 223, 32, 220)
 ARCFACE_INPUT = 112

@@ -13,13 +13,14 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 
 from e4e_bench.errors import E4EBenchError
+from encoders.checkpoint import ENCODER_TYPES
+from encoders.ir_se import valid_stage_depths
 from encoders.training.progressive import progressive_steps
 
 METHODS = ("e4e", "psp")
 OPTIMIZERS = ("ranger", "adam")
 LPIPS_TYPES = ("alex", "vgg")
 ENCODER_INITS = ("ir_se50", "random")
-ENCODER_TYPES = {"e4e": "Encoder4Editing", "psp": "GradualStyleEncoder"}
 # The official `dataset_type` of each domain; it is what the official loaders key the cars crop on.
 DATASET_TYPES = {"faces": "ffhq_encode", "cars": "cars_encode", "horse": "horse_encode", "church": "church_encode"}
 
@@ -102,9 +103,7 @@ class TrainOptions:
             (self.optim_name in OPTIMIZERS, f"--optim-name must be one of {', '.join(OPTIMIZERS)}"),
             ((self.input_nc, self.label_nc, self.learn_in_w) == (3, 0, False),
              "only RGB-to-W+ encoding is trained here: input_nc 3, label_nc 0, learn_in_w off"),
-            (self.encoder_stage_depths is None or (
-                len(self.encoder_stage_depths) == 4 and self.encoder_stage_depths[0] >= 16
-                and list(self.encoder_stage_depths) == sorted(set(self.encoder_stage_depths))),
+            (self.encoder_stage_depths is None or valid_stage_depths(self.encoder_stage_depths),
              "--encoder-stage-depths must be 4 increasing widths, the first at least 16"),
             (self.encoder_stage_depths is None or self.encoder_init == "random",
              "--encoder-stage-depths other than the official widths needs --encoder-init random"),

@@ -19,11 +19,9 @@ from e4e_bench.domains import Domain, get_domain
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.lpips_net import BACKBONE_ASSETS, build_lpips
 from e4e_bench.moco import MOCO_ASSET, load_moco
-from encoders.checkpoint import MEAN_LATENT_SAMPLES, load_inverter
-from encoders.e4e_encoder import Encoder4Editing
+from encoders.checkpoint import ENCODER_CLASSES, MEAN_LATENT_SAMPLES, load_inverter
 from encoders.inverter import Inverter
 from encoders.ir_se import STAGE_DEPTHS, ArcFaceIRSE
-from encoders.psp_encoder import GradualStyleEncoder
 from encoders.training.distributed import ProcessGroup, start_process_group
 from encoders.training.losses import ARCFACE_ASSET, ArcFaceSimilarity, EncoderObjective, LossNetworks, similarity_networks
 from encoders.training.options import TrainOptions, recipe_defaults
@@ -124,8 +122,7 @@ def average_latent(decoder, stored: torch.Tensor | None, seed: int) -> torch.Ten
 
 
 def build_encoder(opts: TrainOptions, n_styles: int, style_dim: int, pretrained_backbone: bool) -> torch.nn.Module:
-    cls = Encoder4Editing if opts.method == "e4e" else GradualStyleEncoder
-    encoder = cls(n_styles, style_dim, stage_depths=opts.encoder_stage_depths or STAGE_DEPTHS)
+    encoder = ENCODER_CLASSES[opts.method](n_styles, style_dim, stage_depths=opts.encoder_stage_depths or STAGE_DEPTHS)
     if pretrained_backbone:
         # As the official load_weights: the ArcFace IR-SE50 weights for the stem and body only.
         weights = read_checkpoint(asset_path(ARCFACE_ASSET))
@@ -201,7 +198,6 @@ def prepare(opts: TrainOptions, group: ProcessGroup, resume_ckpt: dict | None) -
         raise E4EBenchError(f"{len(test_set)} held-out images for {group.world_size} processes; each needs one: "
                             "raise --test-fraction or pass --test-data")
     return run, train_set, test_set
-
 
 
 def run_training(method: str, domain: str, overrides: dict, resume: str | None = None) -> dict | None:

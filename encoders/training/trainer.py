@@ -90,12 +90,9 @@ class Run:
     state: TrainingState
     out: Path
 
-    @property
-    def progressive(self) -> bool:
-        return self.opts.progressive_steps is not None
-
     def stage(self, step: int) -> int | None:
-        return stage_at(step, self.opts.progressive_steps) if self.progressive else None
+        steps = self.opts.progressive_steps
+        return None if steps is None else stage_at(step, steps)
 
     def reconstruct(self, images: Tensor, noise: str, rng: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """(reconstructions at the input size after the domain crop, the codes the decoder saw)."""

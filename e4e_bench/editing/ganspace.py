@@ -73,7 +73,7 @@ def load_pca(path: Path) -> PCA:
     if not path.is_file():
         raise E4EBenchError(f"GANSpace PCA file {path} does not exist; pass e4e's cars_pca.pt/ffhq_pca.pt or use 'fit'")
     content = read_checkpoint(path)
-    if not isinstance(content, dict) or not {"comp", "std", "mean"} <= content.keys():
+    if not {"comp", "std", "mean"} <= content.keys():
         raise E4EBenchError(f"{path} is not a GANSpace PCA file; expected a dict with 'comp', 'std' and 'mean'")
     components = content["comp"].float().flatten(1)
     std = content["std"].float().flatten()

@@ -42,7 +42,7 @@ class WDistribution:
 @torch.no_grad()
 def sample_w(generator: Generator, n: int, seed: int) -> torch.Tensor:
     """`n` mapped samples `[n, D]` from z ~ N(0, I) drawn with a seeded torch.Generator."""
-    device = generator.input.input.device
+    device = generator.device
     rng = torch.Generator(device=device).manual_seed(seed)
     z = torch.randn(n, generator.style_dim, generator=rng, device=device)
     return torch.cat([generator.mapping(chunk) for chunk in z.split(MAPPING_BATCH)])
@@ -92,7 +92,7 @@ def latent_proximity(codes: torch.Tensor, generator: Generator) -> ProximityResu
     """Both proximity measures for codes `[N, n_latent, D]` of `generator`."""
     distribution = w_distribution(generator)
     reference = distribution.mahalanobis(sample_w(generator, REFERENCE_SAMPLES, SAMPLE_SEED + 1))
-    codes = codes.to(generator.input.input.device)
+    codes = codes.to(generator.device)
     return ProximityResult(layer_spread(codes).cpu(), distribution.mahalanobis(codes).cpu(), float(reference.mean()))
 
 
@@ -110,6 +110,6 @@ def build_w_mahalanobis(context: MetricContext):
     def metric(codes: torch.Tensor, generator: Generator) -> torch.Tensor:
         if generator not in fitted:
             fitted[generator] = w_distribution(generator)
-        return fitted[generator].mahalanobis(codes.to(generator.input.input.device)).mean(1).cpu()
+        return fitted[generator].mahalanobis(codes.to(generator.device)).mean(1).cpu()
 
     return metric

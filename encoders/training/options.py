@@ -21,8 +21,6 @@ METHODS = ("e4e", "psp")
 OPTIMIZERS = ("ranger", "adam")
 LPIPS_TYPES = ("alex", "vgg")
 ENCODER_INITS = ("ir_se50", "random")
-# The official `dataset_type` of each domain; it is what the official loaders key the cars crop on.
-DATASET_TYPES = {"faces": "ffhq_encode", "cars": "cars_encode", "horse": "horse_encode", "church": "church_encode"}
 
 
 def _opt(default, help: str, ours: bool = False, flag: str | None = None):
@@ -165,8 +163,9 @@ def recipe_defaults(method: str, domain: str) -> dict:
     if method not in METHODS:
         raise E4EBenchError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
     faces = domain == "faces"
+    # The official `dataset_type` (ffhq_encode, cars_encode, ...): what the official loaders key the cars crop on.
     common = dict(method=method, domain=domain, encoder_type=ENCODER_TYPES[method], start_from_latent_avg=True,
-                  dataset_type=DATASET_TYPES.get(domain, f"{domain}_encode"), batch_size=8)
+                  dataset_type="ffhq_encode" if faces else f"{domain}_encode", batch_size=8)
     if method == "e4e":
         return common | dict(test_batch_size=4, use_w_pool=True, w_discriminator_lambda=0.1,
                              progressive_start=20_000, val_interval=10_000, id_lambda=0.1 if faces else 0.5,

@@ -54,11 +54,11 @@ def resolve_options(method: str, domain: str, overrides: dict, resume: str | Non
     saved = TrainOptions.from_opts_dict(ckpt["opts"])
     given = overrides | {"method": method, "domain": domain}
     conflicts = [f"--{k.replace('_', '-')} {v} (checkpoint: {getattr(saved, k)})" for k, v in given.items()
-                 if k not in RESUMABLE_OVERRIDES | {"exp_dir"} and getattr(saved, k) != v]
+                 if k not in RESUMABLE_OVERRIDES and getattr(saved, k) != v]
     if conflicts:
         raise E4EBenchError(f"{path} was trained with other options: {'; '.join(conflicts)}; drop these flags to "
                             f"resume, or start a new run in another --out folder")
-    kept = {k: v for k, v in overrides.items() if k in RESUMABLE_OVERRIDES | {"exp_dir"}}
+    kept = {k: v for k, v in overrides.items() if k in RESUMABLE_OVERRIDES}
     return dataclasses.replace(saved, **kept, checkpoint_path=str(path)), ckpt
 
 

@@ -57,7 +57,7 @@ CHECKPOINT_DIR = "checkpoints"
 LOG_FILE = "log.jsonl"
 ITERATION_PATTERN = re.compile(r"iteration_(\d+)\.pt")
 # Options a resumed run may change: they do not alter the training trajectory.
-RESUMABLE_OVERRIDES = frozenset({"max_steps", "device", "workers", "test_workers", "board_interval",
+RESUMABLE_OVERRIDES = frozenset({"exp_dir", "max_steps", "device", "workers", "test_workers", "board_interval",
                                  "image_interval", "val_interval", "save_interval", "checkpoint_path"})
 STREAMS = {"flip": 1, "noise": 2, "discriminator": 3}
 

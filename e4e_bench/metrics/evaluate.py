@@ -31,7 +31,7 @@ class Evaluation:
     def __init__(self, specs: Sequence[MetricSpec], context: MetricContext):
         unsupported = [spec.name for spec in specs if spec.kind not in ("paired", "set")]
         if unsupported:
-            raise E4EBenchError(f"metrics {', '.join(unsupported)} do not compare images; run them with `run` or `lec`")
+            raise E4EBenchError(f"metrics {', '.join(unsupported)} do not compare images; the `lec` command reports them")
         self.context = context
         self.specs = {spec.name: spec for spec in specs}
         self.seconds = dict.fromkeys(self.specs, 0.0)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from e4e_bench.checkpoints import load_generator
 from e4e_bench.commands.generate import decode_to_files, read_codes, write_codes
+from e4e_bench.commands.method_options import positive_int
 from e4e_bench.devices import resolve_device
 from e4e_bench.editing import SPEC_HELP, parse_direction
 from e4e_bench.errors import E4EBenchError
@@ -40,7 +41,7 @@ def register(subparsers) -> None:
         "--additive", action="store_true", help="GANSpace: add S*std_K*comp_K instead of setting the coordinate"
     )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=positive_int, default=8)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K")
     parser.set_defaults(func=main)
 

@@ -10,6 +10,7 @@ import torch
 from tqdm import tqdm
 
 from e4e_bench.checkpoints import load_generator
+from e4e_bench.commands.method_options import positive_int
 from e4e_bench.data import save_images
 from e4e_bench.devices import resolve_device
 from e4e_bench.errors import E4EBenchError
@@ -31,7 +32,7 @@ def register(subparsers) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--noise", choices=NOISE_MODES, default="const", help="const: the checkpoint's stored noise (default)")
     parser.add_argument("--seed", type=int, default=0, help="seed of --noise random")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=positive_int, default=8)
     parser.add_argument("--device", default="auto")
     parser.set_defaults(func=main)
 

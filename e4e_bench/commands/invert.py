@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from e4e_bench.checkpoints import load_file, save_checkpoint
 from e4e_bench.commands.generate import write_codes
-from e4e_bench.commands.method_options import add_projector_options, projector_options
+from e4e_bench.commands.method_options import add_projector_options, positive_int, projector_options
 from e4e_bench.data import load_images, save_images
 from e4e_bench.devices import resolve_device
 from e4e_bench.domains import DOMAINS, Domain, get_domain
@@ -42,7 +42,7 @@ def register(subparsers) -> None:
     add_method_arguments(parser)
     parser.add_argument("--images", type=Path, required=True, help="folder of png/jpg/webp images")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=positive_int, default=8)
     parser.add_argument("--resume", action="store_true", help="keep batches already inverted in OUT")
     parser.set_defaults(func=main)
 

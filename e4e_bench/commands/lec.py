@@ -11,6 +11,7 @@ import torch
 from tqdm import tqdm
 
 from e4e_bench.commands.invert import add_method_arguments, method_from_args, resolve_domain
+from e4e_bench.commands.method_options import positive_int
 from e4e_bench.data import load_images
 from e4e_bench.editing import SPEC_HELP, parse_direction
 from e4e_bench.errors import E4EBenchError
@@ -44,7 +45,7 @@ def register(subparsers) -> None:
     parser.add_argument("--images", type=Path, required=True, help="folder of png/jpg/webp images (sorted by name)")
     parser.add_argument("--direction", required=True, metavar="SPEC", help="see above")
     parser.add_argument("--factor", type=float, required=True, help="F: the edit's strength (e4e's example: 3)")
-    parser.add_argument("--batch-size", type=int, default=PROTOCOL_BATCH_SIZE, help="protocol batch (e4e: 8)")
+    parser.add_argument("--batch-size", type=positive_int, default=PROTOCOL_BATCH_SIZE, help="protocol batch (e4e: 8)")
     parser.set_defaults(func=main)
 
 
@@ -57,8 +58,6 @@ def image_batches(method: InversionMethod, paths: list[Path], batch_size: int) -
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.batch_size < 1:
-        raise E4EBenchError(f"--batch-size must be at least 1, got {args.batch_size}")
     domain = resolve_domain(args)
     method = method_from_args(args, domain)
     paths = images_for(method, args.images)

@@ -9,7 +9,7 @@ import argparse
 from typing import Any
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
@@ -25,7 +25,7 @@ def _non_negative_float(text: str) -> float:
 
 def add_projector_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("optimization baselines (opt_w, opt_wplus)")
-    group.add_argument("--steps", type=_positive_int, default=1000,
+    group.add_argument("--steps", type=positive_int, default=1000,
                        help="optimisation steps per batch (default 1000; e.g. 20 for a smoke run)")
     group.add_argument("--lr", type=_non_negative_float, default=0.1,
                        help="peak Adam learning rate, ramped up over 5%% and down over 25%% of the steps (default 0.1)")

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from e4e_bench.assets import cache_home
+from e4e_bench.commands.method_options import positive_int
 from e4e_bench.devices import resolve_device
 from e4e_bench.domains import get_domain
 from e4e_bench.errors import E4EBenchError
@@ -46,7 +47,7 @@ def register(subparsers) -> None:
     parser.add_argument("--metrics", default=DEFAULT_METRICS, help=f"comma-separated (default {DEFAULT_METRICS})")
     parser.add_argument("--domain", help="resize both sets to this domain's evaluation size; chooses the id network")
     parser.add_argument("--per-image", type=Path, metavar="FILE", help="write per-image paired values as CSV")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=positive_int, default=16)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K")
     parser.add_argument("--seed", type=int, default=0, help="seed of SWD's patches and directions")
     parser.add_argument(
@@ -102,8 +103,6 @@ def json_safe(value):
 
 def main(args: argparse.Namespace) -> int:
     specs = parse_metric_list(args.metrics, kinds=IMAGE_KINDS)
-    if args.batch_size < 1:
-        raise E4EBenchError(f"--batch-size must be >= 1, got {args.batch_size}")
     context = MetricContext(
         device=resolve_device(args.device),
         domain=get_domain(args.domain) if args.domain else None,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from e4e_bench.data import to_uint8
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.metrics.registry import MetricContext, MetricResult, register_metric
 
@@ -138,7 +139,7 @@ class SlicedWasserstein:
                 raise E4EBenchError(f"SWD needs images at least {MIN_LEVEL_SIZE} px high; got {size[0]}x{size[1]}")
         elif size != self.size:
             raise E4EBenchError(f"SWD needs one image size for both sets; got {self.size} and {size}")
-        pixels = ((images.clamp(-1, 1) + 1) * 127.5).round()  # the uint8 values ProGAN works on
+        pixels = to_uint8(images).to(images.dtype)  # the uint8 values ProGAN works on
         pyramid = laplacian_pyramid(pixels, level_count(size[0]))
         if side not in self.positions:
             offset = SIDES.index(side) * 1000

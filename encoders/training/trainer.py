@@ -259,28 +259,31 @@ class MetricLog:
 
 
 # -- checkpoints ----------------------------------------------------------------------------------
-def checkpoint_dict(run: Run, training_state: bool) -> dict:
+def checkpoint_dict(run: Run, rng_states: list[dict] | None) -> dict:
     """The official layout (`state_dict`, `opts`, `latent_avg`, and with `--save_training_data` the
-    optimiser and discriminator states), plus what an exact resume needs (pools, random streams)."""
+    optimiser and discriminator states), plus what an exact resume needs (pools, every rank's random
+    streams); `rng_states` None leaves the training state out."""
     ckpt = official_checkpoint(run.net, run.opts.method, run.opts.to_opts_dict())
     ckpt |= {"global_step": run.state.global_step, "best_val_loss": run.state.best_val_loss}
-    if not training_state:
+    if rng_states is None:
         return ckpt
     ckpt["optimizer"] = run.optimizer.state_dict()
     if run.discriminator is not None:
         ckpt["discriminator_state_dict"] = run.discriminator.state_dict()
         ckpt["discriminator_optimizer_state_dict"] = run.discriminator_optimizer.state_dict()
     ckpt["w_pools"] = {name: pool.state_dict() for name, pool in run.state.pools.items()}
-    rngs = {name: g.get_state() for name, g in run.state.rngs.items()}
-    ckpt["rng_states"] = run.group.all_gather_object(rngs)
+    ckpt["rng_states"] = rng_states
     return ckpt
 
 
 def save(run: Run, name: str, training_state: bool) -> Path:
-    ckpt = checkpoint_dict(run, training_state)  # every rank takes part in gathering the streams
+    """Every rank hands rank 0 its random streams; rank 0 alone builds and writes the file."""
+    rng_states = None
+    if training_state:
+        rng_states = run.group.all_gather_object({key: g.get_state() for key, g in run.state.rngs.items()})
     path = run.out / CHECKPOINT_DIR / name
     if run.group.is_main:
-        save_checkpoint(ckpt, path)
+        save_checkpoint(checkpoint_dict(run, rng_states), path)
     return path
 
 

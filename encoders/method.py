@@ -33,7 +33,7 @@ class EncoderMethod:
         """[B, 3, H, W] in [-1, 1] -> W+ codes [B, n_latent, style_dim] (latent_avg included)."""
         if tuple(images.shape[-2:]) != self.input_size:
             raise ValueError(f"{self.name} expects images of {self.input_size}, got {tuple(images.shape[-2:])}")
-        device = self.inverter.decoder.input.input.device
+        device = self.inverter.decoder.device
         with torch.inference_mode():
             return self.inverter.codes(images.to(device))
 

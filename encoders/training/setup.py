@@ -118,7 +118,7 @@ def average_latent(decoder, stored: torch.Tensor | None, seed: int) -> torch.Ten
     """The generator file's latent_avg or, as e4e when it has none, the mean of 10000 mapped samples."""
     if stored is not None:
         return stored
-    return decoder.mean_latent(MEAN_LATENT_SAMPLES, rng=torch.Generator(decoder.input.input.device).manual_seed(seed))
+    return decoder.mean_latent(MEAN_LATENT_SAMPLES, rng=torch.Generator(decoder.device).manual_seed(seed))
 
 
 def build_encoder(opts: TrainOptions, n_styles: int, style_dim: int, pretrained_backbone: bool) -> torch.nn.Module:

@@ -13,6 +13,7 @@ import argparse
 import os
 import re
 import tempfile
+import zipfile
 from pathlib import Path
 
 import torch
@@ -29,8 +30,10 @@ def load_file(path: str | os.PathLike):
     if not path.is_file():
         raise E4EBenchError(f"checkpoint {path} does not exist; check the path or run `python -m e4e_bench assets list`")
     try:
+        # Zip-format files are memory-mapped (copy-on-write): reading `opts` out of a 1 GB encoder
+        # file costs nothing, and tensors are paged in only when used. Legacy files cannot be.
         with torch.serialization.safe_globals([argparse.Namespace]):
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+            ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except Exception as err:  # a damaged pickle can fail with almost any error type
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise E4EBenchError(f"{path} is not a readable PyTorch checkpoint ({reason}); re-download or re-save it") from None

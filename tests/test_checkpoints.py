@@ -116,3 +116,16 @@ def test_read_tensor(tmp_path):
     with pytest.raises(E4EBenchError, match="expected a single tensor"):
         save_checkpoint({"a": 1}, tmp_path / "dict.pt")
         read_tensor(tmp_path / "dict.pt")
+
+
+def test_legacy_serialization_format_loads(tmp_path, tiny_generator):
+    torch.save(rosinality_checkpoint(tiny_generator), tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    generator, _ = load_generator(tmp_path / "legacy.pt")
+    torch.testing.assert_close(decode(generator), decode(tiny_generator), atol=0, rtol=0)
+
+
+def test_loaded_weights_never_write_back_to_the_file(tmp_path, tiny_generator_ckpt):
+    before = tiny_generator_ckpt.read_bytes()
+    ckpt = read_checkpoint(tiny_generator_ckpt)
+    ckpt["g_ema"]["conv1.activate.bias"].add_(1.0)
+    assert tiny_generator_ckpt.read_bytes() == before

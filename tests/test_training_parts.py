@@ -15,7 +15,8 @@ from encoders.training.latent_discriminator import (
     discriminator_loss,
     r1_penalty,
 )
-from encoders.training.losses import ArcFaceSimilarity, delta_regulariser, face_crop, similarity_loss, w_norm
+from e4e_bench.face_crop import face_box as face_crop
+from encoders.training.losses import ArcFaceSimilarity, delta_regulariser, similarity_loss, w_norm
 from encoders.training.options import TrainOptions, recipe_defaults
 from encoders.training.progressive import active_rows, progressive_steps, stage_at
 from encoders.training.ranger import Ranger, radam_step_size

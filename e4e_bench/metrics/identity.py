@@ -14,12 +14,11 @@ import torch
 import torch.nn.functional as F
 
 from e4e_bench.errors import E4EBenchError
+from e4e_bench.face_crop import arcface_input
 from e4e_bench.moco import MOCO_ASSET, load_moco
 from e4e_bench.metrics.registry import MetricContext, register_metric
 
 ARCFACE_ASSET = "arcface-w600k-r50"
-ARCFACE_SIZE = 112
-FACE_BOX_256 = (35, 223, 32, 220)  # top, bottom, left, right at 256x256 (pSp/e4e id_loss crop)
 
 ARCFACE_PROTOCOL = (
     "cosine of insightface ArcFace (buffalo_l w600k_r50.onnx, ArcFaceONNX, RGB (x-127.5)/127.5) embeddings of "
@@ -29,14 +28,6 @@ MOCO_PROTOCOL = (
     "cosine of MoCo-v2 ResNet-50 (800 ep, encoder_q without head) 2048-d features, e4e MocoLoss input: "
     "[-1,1] images, nearest resize to 224x224, no ImageNet normalisation"
 )
-
-
-def face_crop(images: torch.Tensor) -> torch.Tensor:
-    """The fixed FFHQ-aligned face box, scaled to the image size, area-averaged to 112x112."""
-    height, width = images.shape[-2:]
-    top, bottom, left, right = FACE_BOX_256
-    box = images[..., top * height // 256 : bottom * height // 256, left * width // 256 : right * width // 256]
-    return F.adaptive_avg_pool2d(box, (ARCFACE_SIZE, ARCFACE_SIZE))
 
 
 class ArcFaceEmbedder:
@@ -59,7 +50,7 @@ class ArcFaceEmbedder:
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         # ArcFaceONNX.forward takes RGB 0..255 and applies (x - 127.5) / 127.5 itself.
-        pixels = (face_crop(images).clamp(-1, 1) * 127.5 + 127.5).float().cpu().numpy()
+        pixels = (arcface_input(images).clamp(-1, 1) * 127.5 + 127.5).float().cpu().numpy()
         return torch.from_numpy(self.model.forward(pixels)).to(images.device)
 
 

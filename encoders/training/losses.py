@@ -14,22 +14,12 @@ from torch import Tensor, nn
 
 from e4e_bench.domains import Domain
 from e4e_bench.errors import E4EBenchError
+from e4e_bench.face_crop import arcface_input, face_box
 from encoders.training.latent_discriminator import adversarial_loss
 from encoders.training.options import TrainOptions
 
 ARCFACE_ASSET = "arcface-ir-se50"
 # The ID loss's fixed FFHQ-alignment face box, in a 256x256 frame: rows 35:223, columns 32:220.
-FACE_BOX_256 = (35, 223, 32, 220)
-ARCFACE_INPUT = 112
-
-
-def face_crop(images: Tensor) -> Tensor:
-    """The face box [35:223, 32:220] of a 256x256 image, scaled to the image's actual size."""
-    height, width = images.shape[-2:]
-    top, bottom, left, right = FACE_BOX_256
-    return images[..., top * height // 256: bottom * height // 256, left * width // 256: right * width // 256]
-
-
 class ArcFaceSimilarity(nn.Module):
     """Unit ArcFace embeddings of the face box pooled to 112x112 (criteria/id_loss.py)."""
 
@@ -38,7 +28,7 @@ class ArcFaceSimilarity(nn.Module):
         self.arcface = arcface
 
     def forward(self, images: Tensor) -> Tensor:
-        return self.arcface(F.adaptive_avg_pool2d(face_crop(images), (ARCFACE_INPUT, ARCFACE_INPUT)))
+        return self.arcface(arcface_input(images))
 
 
 def similarity_loss(features: nn.Module, reconstructions: Tensor, targets: Tensor) -> Tensor:
@@ -111,9 +101,9 @@ class EncoderObjective(nn.Module):
             terms["lpips"] = (o.lpips_lambda, self.lpips(reconstructions, targets).mean())
         if o.lpips_lambda_crop > 0:
             terms["lpips_crop"] = (o.lpips_lambda_crop,
-                                   self.lpips(face_crop(reconstructions), face_crop(targets)).mean())
+                                   self.lpips(face_box(reconstructions), face_box(targets)).mean())
         if o.l2_lambda_crop > 0:
-            terms["l2_crop"] = (o.l2_lambda_crop, F.mse_loss(face_crop(reconstructions), face_crop(targets)))
+            terms["l2_crop"] = (o.l2_lambda_crop, F.mse_loss(face_box(reconstructions), face_box(targets)))
         for name, network in self.similarity.items():
             weight = o.id_lambda if name == "id" else o.moco_lambda
             terms[name] = (weight, similarity_loss(network, reconstructions, targets))

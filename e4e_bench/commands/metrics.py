@@ -17,6 +17,7 @@ from e4e_bench.devices import resolve_device
 from e4e_bench.domains import get_domain
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.metrics import METRICS, MetricContext, parse_metric_list
+from e4e_bench.metrics.registry import IMAGE_KINDS
 from e4e_bench.metrics.evaluate import evaluate_folders
 from e4e_bench.metrics.fid import FID_ASSET
 from e4e_bench.metrics.identity import ARCFACE_ASSET
@@ -24,7 +25,6 @@ from e4e_bench.moco import MOCO_ASSET
 
 DEFAULT_METRICS = "l2,lpips,msssim"
 LOCAL_WEIGHTS = (FID_ASSET, MOCO_ASSET, ARCFACE_ASSET)  # networks whose file --weights can replace
-IMAGE_KINDS = ("paired", "set")
 EXAMPLES = """examples:
   python -m e4e_bench metrics --real data/test --fake runs/e4e/images --metrics l2,lpips,msssim,id,fid,swd --domain faces
   python -m e4e_bench metrics --real real/ --fake fake/ --metrics swd --seed 1 --per-image scores.csv

@@ -20,16 +20,15 @@ from tqdm import tqdm
 from e4e_bench.data import list_images, load_images
 from e4e_bench.devices import synchronize
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.metrics.registry import MetricContext, MetricSpec
+from e4e_bench.metrics.registry import IMAGE_KINDS, SIDES, MetricContext, MetricSpec
 
-SIDES = ("real", "fake")
 
 
 class Evaluation:
     """Built metrics plus what they have seen; feed with ``add_pairs`` / ``add_set``, read ``summary``."""
 
     def __init__(self, specs: Sequence[MetricSpec], context: MetricContext):
-        unsupported = [spec.name for spec in specs if spec.kind not in ("paired", "set")]
+        unsupported = [spec.name for spec in specs if spec.kind not in IMAGE_KINDS]
         if unsupported:
             raise E4EBenchError(f"metrics {', '.join(unsupported)} do not compare images; the `lec` command reports them")
         self.context = context

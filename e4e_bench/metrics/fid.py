@@ -137,9 +137,13 @@ class FrechetInceptionDistance:
     def _write_cache(self, mu: np.ndarray, sigma: np.ndarray, n: int) -> None:
         self.cache_file.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=self.cache_file.parent, suffix=".npz.tmp")
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, mu=mu, sigma=sigma, n=n)
-        os.replace(temporary, self.cache_file)
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                np.savez(stream, mu=mu, sigma=sigma, n=n)
+            os.replace(temporary, self.cache_file)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
 
     def wants(self, side: str) -> bool:
         return not (side == "real" and self.cached is not None)

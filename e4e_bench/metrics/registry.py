@@ -34,6 +34,8 @@ from e4e_bench.domains import Domain
 from e4e_bench.errors import E4EBenchError
 
 KINDS = ("paired", "set", "latent", "method")
+IMAGE_KINDS = ("paired", "set")  # the kinds that compare two image folders
+SIDES = ("real", "fake")  # what a set metric's `add(side, images)` accepts
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from e4e_bench.data import to_uint8
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.metrics.registry import MetricContext, MetricResult, register_metric
+from e4e_bench.metrics.registry import SIDES, MetricContext, MetricResult, register_metric
 
 MIN_LEVEL_SIZE = 16
 PATCH_HALF = 3  # 7x7 neighbourhoods
@@ -25,7 +25,6 @@ DIR_REPEATS = 4
 DIRS_PER_REPEAT = 128
 SCALE = 1e3
 POSITION_BLOCK = 4096  # patches drawn at a time; fixed so the stream does not depend on batching
-SIDES = ("real", "fake")
 
 
 def binomial_kernel(like: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,8 @@ COMMANDS = (
     "lec",
     "train",
     "metrics",
+    "toy-data",
+    "toy-gan",
 )
 
 
@@ -28,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"e4e_bench.commands.{name}").register(subparsers)
+        importlib.import_module(f"e4e_bench.commands.{name.replace('-', '_')}").register(subparsers)
     return parser
 
 

@@ -19,6 +19,8 @@ COMMANDS = (
     "metrics",
     "toy-data",
     "toy-gan",
+    "report",
+    "check",
 )
 
 

@@ -1,0 +1,98 @@
+"""What a run directory holds, as data: the summary `report`, `check` and the notebook read.
+
+`summary.json` layout (one object)::
+
+    {"format": "e4e-bench-run/1", "domain": "toy", "label": "toy",
+     "metrics": {"l2": {"higher_is_better": false, "protocol": "..."}, ...},
+     "methods": {"e4e": {"status": "ok", "reason": null,
+                         "values": {"l2": {"mean": 0.01, "std": 0.004, "n": 64, "failures": 0}, ...}}, ...}}
+
+`per_image.csv` has one row per method and image: `method,image,<metric>...`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from e4e_bench.errors import E4EBenchError
+from e4e_bench.io import write_text
+
+FORMAT = "e4e-bench-run/1"
+SUMMARY_FILE = "summary.json"
+PER_IMAGE_FILE = "per_image.csv"
+CONFIG_FILE = "config.json"
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    higher_is_better: bool
+    protocol: str
+
+
+@dataclass(frozen=True)
+class Value:
+    mean: float
+    std: float = math.nan
+    n: int = 0
+    failures: int = 0
+
+
+@dataclass
+class MethodResult:
+    status: str = "ok"  # "ok" or "failed"
+    reason: str | None = None  # why it failed
+    values: dict[str, Value] = field(default_factory=dict)
+
+
+@dataclass
+class RunSummary:
+    domain: str
+    label: str
+    metrics: dict[str, MetricInfo] = field(default_factory=dict)
+    methods: dict[str, MethodResult] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(_nan_to_none({"format": FORMAT, **asdict(self)}), indent=2, allow_nan=False) + "\n"
+
+    def save(self, run_dir: Path) -> None:
+        write_text(run_dir / SUMMARY_FILE, self.to_json())
+
+    @classmethod
+    def load(cls, run_dir: Path) -> "RunSummary":
+        path = Path(run_dir) / SUMMARY_FILE
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise E4EBenchError(f"{run_dir} is not a run directory: {SUMMARY_FILE} is missing") from None
+        except (OSError, json.JSONDecodeError) as err:
+            raise E4EBenchError(f"{path}: cannot read the run summary ({err})") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise E4EBenchError(f"{path}: not an e4e-bench run summary (format {FORMAT!r} expected)")
+        try:
+            return cls(
+                domain=data["domain"],
+                label=data["label"],
+                metrics={name: MetricInfo(**info) for name, info in data["metrics"].items()},
+                methods={
+                    name: MethodResult(m["status"], m["reason"], {k: _value(v) for k, v in m["values"].items()})
+                    for name, m in data["methods"].items()
+                },
+            )
+        except (KeyError, TypeError) as err:
+            raise E4EBenchError(f"{path}: malformed run summary ({err})") from None
+
+
+def _nan_to_none(data):
+    """JSON has no NaN: an undefined number (the std of one image, a failed metric) is written as null."""
+    if isinstance(data, dict):
+        return {key: _nan_to_none(value) for key, value in data.items()}
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    return data
+
+
+def _value(data: dict) -> Value:
+    return Value(**{key: math.nan if value is None else value for key, value in data.items()})

@@ -9,8 +9,10 @@ from e4e_bench.checkpoints import load_generator, read_checkpoint
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.toy.discriminator import Discriminator
 from e4e_bench.toy.gan_training import SNAPSHOT, GANOptions, GANRun, export_generator, train_gan
+from e4e_bench.toy.render import UNIFORMS, scenes_from_uniforms
 
-TINY = GANOptions(size=8, channels=8, style_dim=16, n_mlp=1, batch=4, r1_every=2)
+# Imitation for steps 0-1, adversarial from step 2 on.
+TINY = GANOptions(size=8, channels=8, style_dim=32, n_mlp=1, batch=4, r1_every=2, imitation_kimg=0.008)
 
 
 def kimg(steps: int) -> float:
@@ -68,6 +70,17 @@ def test_discriminator_sees_the_spread_of_its_minibatch():
     assert d(same).shape == (4, 1)
 
 
-def test_r1_uses_the_lazy_interval():
+def test_phases_imitation_then_adversarial_with_lazy_r1():
     run = GANRun(TINY)
-    assert "r1" in run.train_step() and "r1" not in run.train_step() and "r1" in run.train_step()
+    stats = [run.train_step() for _ in range(5)]
+    assert [set(s) for s in stats[:2]] == [{"imitation_loss"}] * 2
+    assert ["r1" in s for s in stats[2:]] == [True, False, True]
+    assert all({"d_loss", "g_loss"} <= set(s) for s in stats[2:])
+
+
+def test_imitation_targets_are_the_renderer_at_ndtr_of_z():
+    """The imitation target of z is the scene of uniforms Phi(z[:24]): z = 0 is the scene of all-0.5 uniforms."""
+    uniforms = torch.special.ndtr(torch.zeros(1, UNIFORMS, dtype=torch.float64)).numpy()
+    assert (uniforms == 0.5).all()
+    scene = scenes_from_uniforms(uniforms)
+    assert scene.length[0] == pytest.approx(0.675) and scene.facing[0] == 1.0 and scene.centre[0] == 0.5

@@ -48,60 +48,68 @@ class CarScenes:
     cabin_shift: np.ndarray  # cabin centre offset towards the back
 
 
+UNIFORMS = 24  # independent U(0, 1) numbers that make one scene
+
+
 def sample_scenes(n: int, seed: int = 0, split: str = "train", start: int = 0) -> CarScenes:
     """Parameters of images `start .. start + n - 1` of a split."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
-    rows = [_sample_one(np.random.default_rng((seed, SPLITS[split], start + i))) for i in range(n)]
-    return CarScenes(**{f.name: np.array([row[f.name] for row in rows]) for f in fields(CarScenes)})
+    uniforms = np.stack([np.random.default_rng((seed, SPLITS[split], start + i)).random(UNIFORMS) for i in range(n)])
+    return scenes_from_uniforms(uniforms)
 
 
-def _sample_one(rng: np.random.Generator) -> dict:
-    u = rng.uniform
-    length = u(0.5, 0.85)
-    body_height = length * u(0.2, 0.32)
-    cabin_bottom = length * u(0.42, 0.62)
-    daylight = u(0.5, 1.0)
-    sky_top = np.array([u(0.15, 0.45), u(0.35, 0.65), u(0.7, 1.0)]) * daylight
-    return dict(
+def scenes_from_uniforms(u: np.ndarray) -> CarScenes:
+    """Scenes from `[N, UNIFORMS]` numbers in [0, 1]: the whole randomness of the toy domain.
+
+    Through this map any source of uniforms draws toy cars, e.g. `ndtr(z)` of a Gaussian z, which
+    is how the toy generator learns to imitate the renderer before its adversarial training.
+    """
+    def between(column: int, low: float, high: float) -> np.ndarray:
+        return low + (high - low) * u[:, column]
+
+    length = between(0, 0.5, 0.85)
+    body_height = length * between(1, 0.2, 0.32)
+    daylight = between(2, 0.5, 1.0)[:, None]
+    sky_top = np.stack([between(3, 0.15, 0.45), between(4, 0.35, 0.65), between(5, 0.7, 1.0)], axis=1) * daylight
+    return CarScenes(
         sky_top=sky_top,
-        sky_bottom=np.clip(sky_top + u(0.1, 0.4), 0, 1),
-        ground=np.array(_ground_colour(rng)),
-        horizon=u(0.42, 0.56),
-        body_colour=np.array(_body_colour(rng)),
+        sky_bottom=np.clip(sky_top + between(6, 0.1, 0.4)[:, None], 0, 1),
+        ground=_ground_colour(u[:, 7], u[:, 8], u[:, 9]),
+        horizon=between(10, 0.42, 0.56),
+        body_colour=_body_colour(u[:, 11], u[:, 12], u[:, 13]),
         length=length,
-        centre=u(0.5 - (0.95 - length) / 2, 0.5 + (0.95 - length) / 2),
-        facing=rng.choice([-1.0, 1.0]),
+        centre=0.5 + (0.95 - length) * (u[:, 14] - 0.5),
+        facing=np.where(u[:, 15] < 0.5, -1.0, 1.0),
         body_height=body_height,
-        corner=u(0.15, 0.45),
-        wheel_radius=length * u(0.1, 0.14),
-        wheelbase=length * u(0.29, 0.35),
-        road_depth=u(0.04, 0.14),
-        cabin_bottom=cabin_bottom,
-        cabin_taper=u(0.5, 0.85),
-        cabin_height=body_height * u(0.6, 1.0),
-        cabin_shift=length * u(-0.04, 0.1),
+        corner=between(16, 0.15, 0.45),
+        wheel_radius=length * between(17, 0.1, 0.14),
+        wheelbase=length * between(18, 0.29, 0.35),
+        road_depth=between(19, 0.04, 0.14),
+        cabin_bottom=length * between(20, 0.42, 0.62),
+        cabin_taper=between(21, 0.5, 0.85),
+        cabin_height=body_height * between(22, 0.6, 1.0),
+        cabin_shift=length * between(23, -0.04, 0.1),
     )
 
 
-def _ground_colour(rng: np.random.Generator) -> tuple[float, float, float]:
-    kind = rng.integers(3)
-    shade = rng.uniform(0.6, 1.0)
-    if kind == 0:  # grass
-        return (0.2 * shade, rng.uniform(0.45, 0.65) * shade, 0.15 * shade)
-    if kind == 1:  # asphalt
-        grey = rng.uniform(0.25, 0.45)
-        return (grey, grey, grey * 1.05)
-    return (0.55 * shade, 0.45 * shade, 0.3 * shade)  # sand
+def _ground_colour(kind: np.ndarray, shade: np.ndarray, tone: np.ndarray) -> np.ndarray:
+    """Grass, asphalt or sand, a third of the scenes each."""
+    shade = 0.6 + 0.4 * shade
+    grass = np.stack([0.2 * shade, (0.45 + 0.2 * tone) * shade, 0.15 * shade], axis=1)
+    grey = 0.25 + 0.2 * tone
+    asphalt = np.stack([grey, grey, grey * 1.05], axis=1)
+    sand = np.stack([0.55 * shade, 0.45 * shade, 0.3 * shade], axis=1)
+    choice = np.minimum((kind * 3).astype(int), 2)[:, None]
+    return np.where(choice == 0, grass, np.where(choice == 1, asphalt, sand))
 
 
-def _body_colour(rng: np.random.Generator) -> tuple[float, float, float]:
-    hue = rng.uniform(0, 1)
-    saturation = rng.choice([0.1, rng.uniform(0.55, 0.95)], p=[0.2, 0.8])
-    value = rng.uniform(0.35, 0.95)
-    # HSV -> RGB on the colour wheel.
-    k = (np.array([5.0, 3.0, 1.0]) + hue * 6) % 6
-    return tuple(value - value * saturation * np.clip(np.minimum(k, 4 - k), 0, 1))
+def _body_colour(hue: np.ndarray, saturation: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """HSV -> RGB; a fifth of the cars are nearly grey."""
+    saturation = np.where(saturation < 0.2, 0.1, 0.55 + 0.4 * (saturation - 0.2) / 0.8)
+    value = 0.35 + 0.6 * value
+    k = (np.array([5.0, 3.0, 1.0]) + hue[:, None] * 6) % 6
+    return value[:, None] - (value * saturation)[:, None] * np.clip(np.minimum(k, 4 - k), 0, 1)
 
 
 def render(scenes: CarScenes, size: int) -> torch.Tensor:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from e4e_bench.toy.render import sample_scenes, toy_images
+from e4e_bench.toy.render import sample_scenes, toy_images, toy_photos
 
 
 def test_an_image_is_a_function_of_seed_split_and_index_alone():
@@ -31,6 +31,10 @@ def test_frame_is_letterboxed_like_the_cars_domain():
     assert frames[:, :, 4:28].float().mean(dim=(1, 2, 3)).gt(20).all()
 
 
+def test_photos_are_the_frames_without_the_bars():
+    assert torch.equal(toy_photos(2, 32, split="test"), toy_images(2, 32, split="test")[:, :, 4:28])
+
+
 def test_scenes_vary_in_colour_size_and_facing():
     scenes = sample_scenes(100)
     assert set(scenes.facing.tolist()) == {-1.0, 1.0}
@@ -48,6 +52,7 @@ def test_toy_data_command_writes_the_rendered_images(tmp_path):
     subprocess.run([sys.executable, "-m", "e4e_bench", "toy-data", "--n", "3", "--out", str(out), "--split", "test", "--seed", "2"],
                    check=True, capture_output=True)
     written = np.stack([np.asarray(Image.open(out / f"{i:05d}.png")) for i in range(3)])
-    expected = toy_images(3, 32, seed=2, split="test").permute(0, 2, 3, 1).numpy()
+    expected = toy_photos(3, 32, seed=2, split="test").permute(0, 2, 3, 1).numpy()
+    assert written.shape == (3, 24, 32, 3)
     assert sorted(p.name for p in out.iterdir()) == ["00000.png", "00001.png", "00002.png"]
     np.testing.assert_array_equal(written, expected)

@@ -15,8 +15,9 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "toy-data",
         help="write procedural toy-car images",
-        description="Writes DIR/00000.png ...: letterboxed square frames (the scene in the middle 3/4 of the rows), "
-        "a pure function of --seed, --split and the image number; train and test never share a seed.",
+        description="Writes DIR/00000.png ...: 4:3 pictures of toy cars (24x32 at the default --size 32), each a pure "
+        "function of --seed, --split and its number; train and test never share a seed. --frames writes the "
+        "letterboxed square frames the toy generator makes (the picture in the middle 3/4 of the rows).",
         epilog=EXAMPLE,
     )
     parser.add_argument("--n", type=positive_int, required=True, help="number of images")
@@ -24,6 +25,7 @@ def register(subparsers) -> None:
     parser.add_argument("--split", choices=("train", "test"), default="train")
     parser.add_argument("--seed", type=int, default=0, help="data seed (default 0, the seed of the shipped toy domain)")
     parser.add_argument("--size", type=positive_int, default=32, help="frame side in pixels (default 32, the toy generator's)")
+    parser.add_argument("--frames", action="store_true", help="write the letterboxed square frames instead of the pictures")
     parser.set_defaults(func=main)
 
 
@@ -31,11 +33,12 @@ def main(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from e4e_bench.data import save_images
-    from e4e_bench.toy.render import toy_images
+    from e4e_bench.toy.render import toy_images, toy_photos
 
     for start in tqdm(range(0, args.n, CHUNK), desc="toy-data", unit="chunk"):
         count = min(CHUNK, args.n - start)
-        pixels = toy_images(count, args.size, seed=args.seed, split=args.split, start=start)
+        draw = toy_images if args.frames else toy_photos
+        pixels = draw(count, args.size, seed=args.seed, split=args.split, start=start)
         save_images(pixels.float() / 127.5 - 1, [args.out / f"{start + i:05d}.png" for i in range(count)])
     print(f"wrote {args.n} {args.split} images to {args.out}")
     return 0

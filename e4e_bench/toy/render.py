@@ -176,5 +176,11 @@ def render(scenes: CarScenes, size: int) -> torch.Tensor:
 
 
 def toy_images(n: int, size: int, seed: int = 0, split: str = "train", start: int = 0) -> torch.Tensor:
-    """Images `start .. start + n - 1` of a split as uint8 frames `[n, 3, size, size]`."""
+    """Images `start .. start + n - 1` of a split as uint8 frames `[n, 3, size, size]`, as the generator makes them."""
     return render(sample_scenes(n, seed, split, start), size)
+
+
+def toy_photos(n: int, size: int, seed: int = 0, split: str = "train", start: int = 0) -> torch.Tensor:
+    """The same images without the bars: the 4:3 pictures `[n, 3, 3 * size // 4, size]` a user inverts."""
+    top, bottom = (round(size * r) for r in CONTENT_ROWS)
+    return toy_images(n, size, seed, split, start)[:, :, top:bottom]

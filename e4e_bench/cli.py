@@ -17,6 +17,7 @@ COMMANDS = (
     "lec",
     "train",
     "metrics",
+    "convert",
 )
 
 

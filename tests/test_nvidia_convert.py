@@ -20,6 +20,7 @@ from e4e_bench.checkpoints import load_generator, read_checkpoint
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.generator import Generator
 from e4e_bench.nvidia.convert import convert_pickle, read_nvidia_pickle
+from nvidia_synthesis import nvidia_synthesis
 from official_checkpoints import TINY_STAGE_DEPTHS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,6 +74,16 @@ def test_ada_pickle_converts_to_the_same_tensors(tmp_path, protocol):
     for key, value in reference.state_dict().items():
         assert torch.equal(converted.state_dict()[key], value), key
     assert_same_generator(converted, latent_avg, reference)
+
+
+def test_converted_ada_generator_renders_what_nvidia_synthesis_renders(tmp_path):
+    reference = varied_generator(0)
+    network = nv.ada_generator(reference, w_avg_of(reference))
+    src = nv.write_pickle(tmp_path / "snapshot.pkl", nv.ada_snapshot(network))
+    converted = read_nvidia_pickle(src).generator
+    ws = torch.randn(3, converted.n_latent, converted.style_dim, generator=torch.Generator().manual_seed(3))
+    with torch.inference_mode():
+        torch.testing.assert_close(converted(ws, noise="const"), nvidia_synthesis(network.state_dict(), ws))
 
 
 def test_tf_pickle_renders_what_the_generator_with_its_weights_renders(tmp_path):

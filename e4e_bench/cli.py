@@ -21,6 +21,7 @@ COMMANDS = (
     "toy-gan",
     "report",
     "check",
+    "convert",
 )
 
 

@@ -15,7 +15,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "toy-gan",
         help="train the toy StyleGAN2 on procedural toy cars",
-        description="Trains a small StyleGAN2 (32 px, 64 channels, style_dim 128) on freshly rendered toy cars; "
+        description="Trains a small StyleGAN2 (32 px, 64 channels, style_dim 64) on freshly rendered toy cars; "
         "OUT/snapshot.pt holds the whole state (Ctrl-C or SIGTERM save it), OUT/samples/ the EMA samples, "
         "OUT/log.jsonl the losses. --export writes the EMA generator as a rosinality-format checkpoint.",
         epilog=EXAMPLES,

@@ -45,7 +45,7 @@ SNAPSHOT = "snapshot.pt"
 class GANOptions:
     size: int = 32
     channels: int = 64  # feature maps at every resolution, generator and discriminator
-    style_dim: int = 128
+    style_dim: int = 64
     n_mlp: int = 4
     batch: int = 16
     lr: float = 0.002

@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     except E4EBenchError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted; finished work is kept, rerun with --resume where the command has it", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:  # a command that saved its state on the way out says where
+        detail = str(interrupt) or "files already written are kept (invert: rerun with --resume to continue)"
+        print(f"interrupted; {detail}", file=sys.stderr)
         return 130

@@ -72,6 +72,9 @@ class TrainOptions:
     board_interval: int = _opt(50, "log the training losses every this many steps")
     val_interval: int = _opt(1000, "evaluate on the held-out images every this many steps")
     save_interval: int | None = _opt(None, "save iteration_N.pt every this many steps (default: at the end)")
+    snapshot_minutes: float = _opt(
+        10.0, "also save a resumable iteration_N.pt after this many minutes without a save, replacing the previous "
+              "such snapshot (0: never); Ctrl-C or SIGTERM always saves one before stopping", ours=True)
     progressive_steps: tuple[int, ...] | None = _opt(None, "e4e: steps at which stage i starts (first must be 0)")
     progressive_start: int | None = _opt(None, "e4e: step of the first offset; one more every --progressive-step-every")
     progressive_step_every: int = _opt(2000, "e4e: steps between two offsets")
@@ -115,6 +118,7 @@ class TrainOptions:
             (self.d_reg_every >= 1 and self.w_pool_size >= 0, "--d-reg-every must be >= 1, --w-pool-size >= 0"),
             (min(self.image_interval, self.board_interval, self.val_interval, self.save_interval or 1) >= 1,
              "intervals must be at least 1"),
+            (self.snapshot_minutes >= 0, "--snapshot-minutes must be >= 0 (0 turns wall-time snapshots off)"),
             (self.progressive_steps is None or (len(self.progressive_steps) > 0 and self.progressive_steps[0] == 0
                                                 and list(self.progressive_steps) == sorted(self.progressive_steps)),
              "--progressive-steps must start at 0 and increase"),

@@ -48,7 +48,7 @@ def register(subparsers) -> None:
     parser.add_argument("--metrics", default=DEFAULT_METRICS, help=f"comma-separated (default {DEFAULT_METRICS})")
     parser.add_argument("--domain", help="resize both sets to this domain's evaluation size; chooses the id network")
     parser.add_argument("--per-image", type=Path, metavar="FILE", help="write per-image paired values as CSV")
-    parser.add_argument("--batch-size", type=positive_int, default=16)
+    parser.add_argument("--batch-size", type=positive_int, default=16, help="image pairs scored at once (default 16)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K")
     parser.add_argument("--seed", type=int, default=0, help="seed of SWD's patches and directions")
     parser.add_argument(

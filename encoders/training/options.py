@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field, fields
 
+from e4e_bench.domains import DOMAINS
 from e4e_bench.errors import E4EBenchError
 from encoders.checkpoint import ENCODER_TYPES
 from encoders.ir_se import valid_stage_depths
@@ -176,3 +177,43 @@ def recipe_defaults(method: str, domain: str) -> dict:
                              max_steps=300_000 if faces else 200_000)
     return common | dict(test_batch_size=8, val_interval=2500, save_interval=5000,
                          id_lambda=0.1 if faces else 0.0, moco_lambda=0.0 if faces else 0.5)
+
+
+UNSET = "unset"
+
+
+def describe_default(name: str, official) -> str:
+    """The default of option `name` for --help ("" when unset): one value, or each recipe's where the
+    recipes differ, e.g. 'defaults: e4e 0.1 (faces), 0.5 (cars, horse, church); psp 0.1 (faces), ...'."""
+    per_method = {}
+    for method in METHODS:
+        domains_by_value: dict[str, list[str]] = {}
+        for domain in DOMAINS:
+            value = recipe_defaults(method, domain).get(name, official)
+            domains_by_value.setdefault(option_text(value), []).append(domain)
+        per_method[method] = domains_by_value
+    values = {value for domains_by_value in per_method.values() for value in domains_by_value}
+    if values == {UNSET}:
+        return ""  # the option's help says what its absence means
+    if len(values) == 1:
+        return f"default: {values.pop()}"
+    parts = []
+    for method, domains_by_value in per_method.items():
+        if len(domains_by_value) == 1:
+            parts.append(f"{method} {next(iter(domains_by_value))}")
+        else:
+            parts.append(f"{method} " + ", ".join(f"{value} ({', '.join(domains)})"
+                                                  for value, domains in domains_by_value.items()))
+    return f"defaults: {'; '.join(parts)}"
+
+
+def option_text(value) -> str:
+    if value is None or value == "":
+        return UNSET
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple):
+        return " ".join(map(str, value))
+    return str(value)

@@ -214,20 +214,20 @@ def without_summaries(records: list[dict]) -> list[dict]:
 
 def test_stop_signals_save_a_snapshot_and_resume_equals_uninterrupted(
         tmp_path, tiny_domain, tiny_generator_ckpt, generated_images, monkeypatch, capsys):
-    """Ctrl-C at step 2 and SIGTERM at step 4 with --save-interval 1000: each saves the state of its step."""
+    """Ctrl-C at step 3 and SIGTERM at step 4 with --save-interval 1000: each saves the state of its step."""
     opts = dict(max_steps=5, save_interval=1000, val_interval=2, **E4E_FULL)
     straight = tiny_options(tmp_path, tiny_generator_ckpt, generated_images, out="straight", **opts)
     run_training("e4e", "tiny", straight)
     stopped = tiny_options(tmp_path, tiny_generator_ckpt, generated_images, out="stopped", **opts)
     out = tmp_path / "stopped"
-    stop_at(monkeypatch, {2: send(signal.SIGINT), 4: send(signal.SIGTERM)})
-    with pytest.raises(KeyboardInterrupt, match=f"SIGINT at step 2: the training state is saved in "
-                                                f"{out / 'checkpoints' / 'iteration_2.pt'}; rerun with --resume"):
+    stop_at(monkeypatch, {3: send(signal.SIGINT), 4: send(signal.SIGTERM)})
+    with pytest.raises(KeyboardInterrupt, match=f"SIGINT at step 3: the training state is saved in "
+                                                f"{out / 'checkpoints' / 'iteration_3.pt'}; rerun with --resume"):
         run_training("e4e", "tiny", stopped)
     with pytest.raises(KeyboardInterrupt, match="SIGTERM at step 4"):
         run_training("e4e", "tiny", stopped, resume="latest")
     # each session's snapshot stays until a later save of the same session supersedes it
-    assert {p.name for p in (out / "checkpoints").glob("iteration_*")} == {"iteration_2.pt", "iteration_4.pt"}
+    assert {p.name for p in (out / "checkpoints").glob("iteration_*")} == {"iteration_3.pt", "iteration_4.pt"}
     summary = run_training("e4e", "tiny", stopped, resume="latest")
     assert summary["steps"] == 5 and summary["steps_run"] == 1
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

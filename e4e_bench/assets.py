@@ -3,7 +3,8 @@
 Files live in `$E4E_BENCH_HOME` (default `~/.cache/e4e_bench`); on an air-gapped machine copy
 them there by hand under the listed file names. Where the publisher gives no checksum the
 registry says so (`sha256=None`): the first `fetch` or `verify` records the file's hash in
-`hashes.json` beside the files, and later checks compare against that record.
+`hashes.json` beside the files, and later checks compare against that record. Such a file is only
+ever "unverified": the record vouches for nothing but the file it was taken from.
 """
 
 from __future__ import annotations
@@ -148,41 +149,62 @@ def record_hash(name: str, digest: str) -> None:
     os.replace(tmp, record)
 
 
-def check_hash(asset: Asset, digest: str) -> str:
-    """'ok' when the digest matches what is known, 'recorded' when nothing was known; raises on mismatch."""
-    expected = asset.sha256 or recorded_hashes().get(asset.name)
-    if expected is not None:
-        if digest != expected:
-            raise E4EBenchError(f"{asset.filename}: sha256 {digest} does not match the expected {expected}; delete it and fetch again")
-        return "ok"
+VERIFIED, UNVERIFIED, MISMATCHED, MISSING = "verified", "unverified", "mismatched", "missing"
+
+
+@dataclass(frozen=True)
+class HashCheck:
+    status: str  # VERIFIED (published hash), UNVERIFIED (only a locally recorded hash), MISMATCHED or MISSING
+    detail: str  # what the status rests on, in words
+
+
+def check_hash(asset: Asset, digest: str) -> HashCheck:
+    """Compare a file's sha256 with the published one, else with the one recorded here (recording it
+    when there is none: that hash is only as trustworthy as the file it was taken from)."""
+    if asset.sha256 is not None:
+        if digest != asset.sha256:
+            return HashCheck(MISMATCHED, f"sha256 {digest} is not the published {asset.sha256}")
+        return HashCheck(VERIFIED, "matches the published sha256")
     if asset.sha256_prefix is not None and not digest.startswith(asset.sha256_prefix):
-        raise E4EBenchError(f"{asset.filename}: sha256 {digest} does not start with {asset.sha256_prefix}; delete it and fetch again")
-    record_hash(asset.name, digest)
-    return "recorded"
+        return HashCheck(MISMATCHED, f"sha256 {digest} does not start with the published {asset.sha256_prefix}")
+    if asset.sha256_prefix is not None:
+        return HashCheck(VERIFIED, f"matches the published sha256 prefix {asset.sha256_prefix}")
+    recorded = recorded_hashes().get(asset.name)
+    if recorded is None:
+        record_hash(asset.name, digest)
+        return HashCheck(UNVERIFIED, f"no published sha256; recorded this file's sha256 {digest[:12]}... in "
+                                     f"{HASH_RECORD}, later checks compare against it")
+    if digest != recorded:
+        return HashCheck(MISMATCHED, f"sha256 {digest} is not the {recorded} recorded in {HASH_RECORD}")
+    return HashCheck(UNVERIFIED, f"no published sha256; matches the sha256 recorded locally in {HASH_RECORD}")
 
 
-def fetch(name: str, force: bool = False) -> Path:
+@dataclass(frozen=True)
+class Fetched:
+    path: Path
+    check: HashCheck | None  # None: the file was already cached and was not downloaded again
+    member: str | None = None  # the archive member kept, for zip packs
+
+
+def fetch(name: str, force: bool = False) -> Fetched:
     """Download an asset to a temporary name, check its hash, then rename it into the cache."""
     asset = get_asset(name)
     target = cache_home() / asset.filename
     if target.is_file() and not force:
-        return target
+        return Fetched(target, None)
     target.parent.mkdir(parents=True, exist_ok=True)
     errors = []
     for url in asset.urls:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{asset.filename}.", suffix=".part")
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
-                total = int(response.headers.get("Content-Length") or 0) or None
-                with tqdm(total=total, unit="B", unit_scale=True, desc=asset.filename) as bar:
-                    while block := response.read(1 << 20):
-                        out.write(block)
-                        bar.update(len(block))
-            if asset.archive_member is not None:
-                extract_member(Path(tmp), asset.archive_member)
-            check_hash(asset, sha256_of(Path(tmp)))
+            download(url, fd, asset.filename)
+            member = extract_member(Path(tmp), asset.archive_member) if asset.archive_member is not None else None
+            check = check_hash(asset, sha256_of(Path(tmp)))
+            if check.status == MISMATCHED:
+                errors.append(f"{url}: {check.detail}")
+                continue
             os.replace(tmp, target)
-            return target
+            return Fetched(target, check, member)
         except OSError as err:
             errors.append(f"{url}: {err}")
         finally:
@@ -192,23 +214,35 @@ def fetch(name: str, force: bool = False) -> Path:
     )
 
 
-def extract_member(archive: Path, member: str) -> None:
-    """Replace a downloaded zip by the one member we keep (matched by base name)."""
+def download(url: str, fd: int, label: str) -> None:
+    """Stream `url` into the open file descriptor `fd` (closed afterwards), with a progress bar."""
+    with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        with tqdm(total=total, unit="B", unit_scale=True, desc=label) as bar:
+            while block := response.read(1 << 20):
+                out.write(block)
+                bar.update(len(block))
+
+
+def extract_member(archive: Path, member: str) -> str:
+    """Replace a downloaded zip by the one member we keep (matched by base name); returns its name in the pack."""
     try:
         with zipfile.ZipFile(archive) as pack:
             matches = [n for n in pack.namelist() if Path(n).name == member]
-            if not matches:
-                raise E4EBenchError(f"the downloaded pack does not contain {member}")
+            if len(matches) != 1:
+                found = ", ".join(matches) if matches else "none"
+                raise OSError(f"the downloaded pack should hold exactly one {member}; it holds {found}")
             data = pack.read(matches[0])
     except zipfile.BadZipFile as err:
         raise OSError(f"download is not a zip archive ({err})") from None
     archive.write_bytes(data)
+    return matches[0]
 
 
-def verify(name: str) -> str:
-    """'missing', 'ok' or 'recorded' for one asset; raises when the file does not match."""
+def verify(name: str) -> HashCheck:
+    """The HashCheck of one cached asset (MISSING when it is not in the cache)."""
     asset = get_asset(name)
     path = cache_home() / asset.filename
     if not path.is_file():
-        return "missing"
+        return HashCheck(MISSING, f"{path} is not there")
     return check_hash(asset, sha256_of(path))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import re
 import tempfile
 import zipfile
@@ -34,10 +35,24 @@ def load_file(path: str | os.PathLike):
         # file costs nothing, and tensors are paged in only when used. Legacy files cannot be.
         with torch.serialization.safe_globals([argparse.Namespace]):
             ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+    except pickle.UnpicklingError as err:
+        raise E4EBenchError(refusal_message(path, str(err))) from None
     except Exception as err:  # a damaged pickle can fail with almost any error type
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise E4EBenchError(f"{path} is not a readable PyTorch checkpoint ({reason}); re-download or re-save it") from None
     return ckpt
+
+
+def refusal_message(path: Path, torch_message: str) -> str:
+    """Our sentence for a file the data-only unpickler refused. torch's own message advises loading
+    with weights_only=False, which would run whatever code the file carries, so none of it is quoted."""
+    if found := re.search(r"GLOBAL ([\w.]+)", torch_message):
+        return (f"{path} holds objects other than tensors (a reference to {found.group(1)}) and is refused: "
+                "checkpoints are read as data, never run as code; use a file that holds only tensors and plain values")
+    operand = re.search(r"Unsupported operand (\d+)", torch_message)
+    detail = f" (pickle operand {operand.group(1)})" if operand else ""
+    return (f"{path} is not a readable PyTorch checkpoint: it holds something other than tensors and plain values"
+            f"{detail} and is refused; re-download or re-save it")
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:

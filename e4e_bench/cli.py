@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
+from e4e_bench import __version__
 from e4e_bench.errors import E4EBenchError
 
 COMMANDS = (
@@ -23,6 +25,7 @@ COMMANDS = (
     "check",
     "convert",
 )
+OUR_PACKAGES = ("e4e_bench", "encoders", "baselines")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,25 +33,37 @@ def build_parser() -> argparse.ArgumentParser:
         prog="e4e-bench",
         description="StyleGAN inversion benchmark: e4e, pSp and W/W+ projection under one pinned metrics pipeline.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (this project's loggers only)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     for name in COMMANDS:
         importlib.import_module(f"e4e_bench.commands.{name.replace('-', '_')}").register(subparsers)
     return parser
 
 
+def configure_logging(verbose: bool) -> None:
+    """Our loggers at INFO (DEBUG with -v); third-party ones (PIL, matplotlib, ...) at WARNING."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for package in OUR_PACKAGES:
+        logging.getLogger(package).setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(args.verbose)
     try:
-        return args.func(args) or 0
+        status = args.func(args) or 0
+        sys.stdout.flush()  # a closed pipe shows here, not as a traceback when Python exits
+        return status
+    except BrokenPipeError:
+        # The reader stopped early (`assets list | head`): not an error of ours. Point stdout at
+        # /dev/null so that the flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what the shell reports for a command ended by a closed pipe
     except E4EBenchError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted; finished work is kept, rerun with --resume where the command has it", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:  # a command that saved its state on the way out says where
+        detail = str(interrupt) or "files already written are kept (invert: rerun with --resume to continue)"
+        print(f"interrupted; {detail}", file=sys.stderr)
         return 130

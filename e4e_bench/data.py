@@ -89,12 +89,12 @@ def check_aspect(paths: Sequence[Path], size: tuple[int, int], tolerance: float 
         except (OSError, UnidentifiedImageError, ValueError):
             continue  # reported and skipped when the image is loaded
         if abs((w / h) / (width / height) - 1) > tolerance:
-            wrong.append(f"{path.name} ({w}x{h})")
+            wrong.append(f"{path.name} ({h}x{w})")
     if wrong:
         listed = ", ".join(wrong[:5]) + (f" and {len(wrong) - 5} more" if len(wrong) > 5 else "")
         raise E4EBenchError(
-            f"{listed} in {Path(paths[0]).parent} do not have the {width}x{height} aspect ratio of this domain; "
-            "crop them to the domain's frame or pick the right --domain"
+            f"{listed} in {Path(paths[0]).parent} do not have the aspect ratio of this domain's {height}x{width} "
+            "frame (sizes are H x W); crop them to the domain's frame or pick the right --domain"
         )
 
 

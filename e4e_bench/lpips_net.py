@@ -8,6 +8,7 @@ torchvision file instead, so the download goes through `assets fetch` and can be
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import lpips
 import torch
@@ -18,11 +19,16 @@ from e4e_bench.checkpoints import read_checkpoint
 BACKBONE_ASSETS = {"alex": "lpips-alex", "vgg": "lpips-vgg"}
 
 
-def build_lpips(net: str = "alex", pretrained: bool = True, device: torch.device | str = "cpu") -> lpips.LPIPS:
-    """Frozen LPIPS taking images in [-1, 1]; `pretrained=False` keeps random backbone weights (tests)."""
+def build_lpips(net: str = "alex", pretrained: bool = True, device: torch.device | str = "cpu",
+                backbone_file: Path | None = None) -> lpips.LPIPS:
+    """Frozen LPIPS taking images in [-1, 1]; the backbone is `backbone_file` (a torchvision file),
+    else the cached asset; `pretrained=False` keeps random backbone weights (tests)."""
     if net not in BACKBONE_ASSETS:
         raise ValueError(f"LPIPS backbone must be one of {sorted(BACKBONE_ASSETS)}, got {net!r}")
-    backbone_file = asset_path(BACKBONE_ASSETS[net]) if pretrained else None
+    if not pretrained:
+        backbone_file = None
+    elif backbone_file is None:
+        backbone_file = asset_path(BACKBONE_ASSETS[net])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # torchvision's deprecated `pretrained=` argument
         model = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False)

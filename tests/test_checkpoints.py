@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import ast
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,7 +18,11 @@ from e4e_bench.checkpoints import (
     read_tensor,
     save_checkpoint,
 )
+from e4e_bench import cli
+from e4e_bench.editing.ganspace import load_pca
+from e4e_bench.editing.interfacegan import read_boundary
 from e4e_bench.errors import E4EBenchError
+from encoders.checkpoint import load_inverter
 from tests.conftest import make_tiny_generator, rosinality_checkpoint
 
 
@@ -106,8 +113,57 @@ def test_nan_weights(tmp_path, tiny_generator):
 
 def test_code_in_pickle_is_refused(tmp_path):
     torch.save({"g_ema": {}, "hook": make_tiny_generator}, tmp_path / "code.pt")
-    with pytest.raises(E4EBenchError, match="not a readable PyTorch checkpoint"):
+    with pytest.raises(E4EBenchError, match=r"holds objects other than tensors \(a reference to .*make_tiny_generator\)"):
         read_checkpoint(tmp_path / "code.pt")
+
+
+class Payload:
+    """Unpickling this runs a shell command that leaves a marker file."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("zip_format", [True, False])
+def test_malicious_pickle_is_refused_by_every_reader_without_torch_advice(tmp_path, zip_format, capsys):
+    marker = tmp_path / "ran"
+    path = tmp_path / "evil.pt"
+    torch.save({"g_ema": {}, "comp": Payload(marker)}, path, _use_new_zipfile_serialization=zip_format)
+    readers = [read_checkpoint, read_tensor, load_generator, load_inverter, load_pca, read_boundary]
+    for reader in readers:
+        with pytest.raises(E4EBenchError) as refused:
+            reader(path)
+        message = str(refused.value)
+        assert f"{path} holds objects other than tensors (a reference to " in message and "is refused" in message
+        assert "weights_only" not in message and "\n" not in message
+    assert cli.main(["generate", "--generator", str(path), "--latents", str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "holds objects other than tensors" in err and "weights_only" not in err
+    assert not marker.exists()
+
+
+def test_only_the_checkpoint_module_calls_torch_load():
+    """Every file goes through load_file's data-only reading."""
+    root = Path(__file__).resolve().parents[1]
+
+    def calls_torch_load(source: str) -> bool:
+        return any(isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load"
+                   and isinstance(node.func.value, ast.Name) and node.func.value.id == "torch"
+                   for node in ast.walk(ast.parse(source)))
+
+    callers = {p.relative_to(root).as_posix() for folder in ("e4e_bench", "encoders", "baselines")
+               for p in (root / folder).rglob("*.py") if calls_torch_load(p.read_text())}
+    assert callers == {"e4e_bench/checkpoints.py"}
+
+
+def test_non_pickle_bytes_are_refused_without_torch_advice(tmp_path):
+    (tmp_path / "noise.pt").write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(E4EBenchError, match="is not a readable PyTorch checkpoint") as refused:
+        read_checkpoint(tmp_path / "noise.pt")
+    assert "weights_only" not in str(refused.value)
 
 
 def test_read_tensor(tmp_path):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
+import logging
 import subprocess
 import sys
 import zipfile
@@ -13,14 +15,75 @@ import pytest
 import torch
 from PIL import Image
 
+import e4e_bench
+from conftest import write_images
 from e4e_bench import assets
-from e4e_bench.cli import COMMANDS, main
+from e4e_bench.cli import COMMANDS, build_parser, configure_logging, main
 
 
 def test_help_lists_the_registered_commands():
     out = subprocess.run([sys.executable, "-m", "e4e_bench", "--help"], capture_output=True, text=True, check=True).stdout
     for name in COMMANDS:
         assert name in out
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_status:
+        main(["--version"])
+    assert exit_status.value.code == 0 and capsys.readouterr().out == f"e4e-bench {e4e_bench.__version__}\n"
+
+
+def options_without_help(parser: argparse.ArgumentParser, name: str) -> list[str]:
+    missing = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command, subparser in action.choices.items():
+                missing += options_without_help(subparser, f"{name} {command}")
+        elif action.option_strings and not action.help:
+            missing.append(f"{name} {action.option_strings[-1]}")
+    return missing
+
+
+def test_every_option_of_every_command_has_help():
+    assert options_without_help(build_parser(), "e4e-bench") == []
+
+
+def test_train_help_shows_the_defaults_and_domain_is_a_fixed_list(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # undo argparse's line wrapping
+    # official default 0.1; the e4e recipe sets 0.5 beyond faces, the pSp one 0 (encoders.md section 4)
+    assert "(defaults: e4e 0.1 (faces), 0.5 (cars, horse, church); psp 0.1 (faces), 0 (cars, horse, church))" in text
+    assert "--batch-size BATCH_SIZE training images per step and per process" in text and "(default: 8)" in text
+    assert "(default: 10)" in text and "--domain {cars,church,faces,horse}" in text
+    with pytest.raises(SystemExit) as exit_status:
+        main(["train", "--method", "e4e", "--domain", "cats", "--data", "d", "--out", "o"])
+    assert exit_status.value.code == 2 and "invalid choice: 'cats'" in capsys.readouterr().err
+
+
+def test_closed_output_pipe_ends_quietly():
+    """`assets list | head`: the reader closes the pipe before the command writes."""
+    process = subprocess.Popen([sys.executable, "-m", "e4e_bench", "assets", "list"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    assert process.wait() == 141 and err == ""
+
+
+def test_verbose_logging_leaves_third_party_loggers_at_warning(tmp_path):
+    images = torch.zeros(2, 3, 16, 16)
+    write_images(tmp_path / "real", images)
+    write_images(tmp_path / "fake", images)
+    run = subprocess.run([sys.executable, "-m", "e4e_bench", "-v", "metrics", "--real", str(tmp_path / "real"),
+                          "--fake", str(tmp_path / "fake"), "--metrics", "l2", "--device", "cpu"],
+                         capture_output=True, text=True, check=True)
+    assert "PIL" not in run.stderr  # PIL logs every PNG chunk it reads at DEBUG
+    configure_logging(verbose=True)
+    assert logging.getLogger("e4e_bench.metrics").getEffectiveLevel() == logging.DEBUG
+    assert logging.getLogger("encoders.training").getEffectiveLevel() == logging.DEBUG
+    assert logging.getLogger("PIL.PngImagePlugin").getEffectiveLevel() == logging.WARNING
+    configure_logging(verbose=False)
+    assert logging.getLogger("e4e_bench").getEffectiveLevel() == logging.INFO
 
 
 def test_generate_w_and_wplus(tmp_path, tiny_generator, tiny_generator_ckpt):
@@ -73,34 +136,89 @@ def test_assets_list_and_missing_message(cache, capsys):
         assets.asset_path("lpips-alex")
 
 
-def serve(monkeypatch, payload: bytes):
+def serve(monkeypatch, payload: bytes, broken_url: str | None = None):
     def fake_urlopen(url, timeout):
+        if url == broken_url:
+            raise OSError("connection refused")
         response = io.BytesIO(payload)
         response.headers = {"Content-Length": str(len(payload))}
         return response
     monkeypatch.setattr(assets.urllib.request, "urlopen", fake_urlopen)
 
 
-def test_fetch_records_then_verifies_hash(cache, monkeypatch, capsys):
+def report_lines(text: str) -> dict[str, str]:
+    """{asset name: the rest of its line} of `assets verify` output."""
+    return {line.split()[0]: line.split(None, 1)[1] for line in text.splitlines() if line.strip()}
+
+
+def test_fetch_records_a_local_hash_and_calls_the_file_unverified(cache, monkeypatch, capsys):
     serve(monkeypatch, b"generator bytes")
     assert main(["assets", "fetch", "stylegan2-horse"]) == 0
+    assert "unverified: no published sha256; recorded" in capsys.readouterr().out
     assert (cache / "stylegan2-horse-config-f.pt").read_bytes() == b"generator bytes"
     assert assets.recorded_hashes()["stylegan2-horse"] == hashlib.sha256(b"generator bytes").hexdigest()
     assert main(["assets", "verify", "stylegan2-horse"]) == 0
-    assert "ok" in capsys.readouterr().out
+    assert report_lines(capsys.readouterr().out)["stylegan2-horse"].startswith(
+        "unverified no published sha256; matches the sha256 recorded locally")
     (cache / "stylegan2-horse-config-f.pt").write_bytes(b"tampered")
     assert main(["assets", "verify", "stylegan2-horse"]) == 2
-    assert "does not match" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert report_lines(captured.out)["stylegan2-horse"].startswith("mismatched sha256")
+    assert "error: mismatched: stylegan2-horse" in captured.err
+
+
+def test_verify_reports_every_asset_and_goes_on_after_a_mismatch(cache, monkeypatch, capsys):
+    good = b"published bytes"
+    monkeypatch.setitem(assets.ASSETS, "toy-published", assets.Asset(
+        "toy-published", "toy.pt", (), "edit-direction", "a file with a published hash",
+        sha256=hashlib.sha256(good).hexdigest()))
+    cache.mkdir()
+    (cache / "alexnet-owt-7be5be79.pth").write_bytes(b"not alexnet")  # published prefix, wrong file
+    (cache / "toy.pt").write_bytes(good)
+    (cache / "stylegan2-horse-config-f.pt").write_bytes(b"copied by hand")
+    names = ["lpips-alex", "toy-published", "stylegan2-horse"]
+    assert main(["assets", "verify", *names]) == 2
+    lines = report_lines(capsys.readouterr().out)
+    assert list(lines) == names
+    assert lines["lpips-alex"].startswith("mismatched sha256") and "7be5be79" in lines["lpips-alex"]
+    assert lines["toy-published"] == "verified   matches the published sha256"
+    assert lines["stylegan2-horse"].startswith("unverified no published sha256; recorded this file's sha256")
+
+    assert main(["assets", "verify"]) == 2  # every registered asset, the missing ones named as missing
+    lines = report_lines(capsys.readouterr().out)
+    assert set(lines) == set(assets.ASSETS) and lines["stylegan2-car"].startswith("missing")
+    assert lines["stylegan2-horse"].startswith("unverified no published sha256; matches")
+
+
+def test_verify_fails_when_nothing_is_there_to_verify(cache, capsys):
+    assert main(["assets", "verify"]) == 2
+    assert "nothing was verified" in capsys.readouterr().err
+    assert main(["assets", "verify", "stylegan2-car"]) == 2
+    assert f"not cached in {cache}: stylegan2-car" in capsys.readouterr().err
+
+
+def test_fetch_tries_every_name_and_reports_each(cache, monkeypatch, capsys):
+    serve(monkeypatch, b"bytes", broken_url=assets.ASSETS["stylegan2-car"].urls[0])
+    assert main(["assets", "fetch", "stylegan2-car", "no-such-asset", "stylegan2-church"]) == 2
+    captured = capsys.readouterr()
+    assert "stylegan2-car: failed: could not download stylegan2-car-config-f.pt" in captured.err
+    assert "connection refused" in captured.err
+    assert "no-such-asset: failed: unknown asset" in captured.err
+    assert "error: 2 of 3 assets could not be fetched: stylegan2-car, no-such-asset" in captured.err
+    assert "stylegan2-church: " in captured.out and (cache / "stylegan2-church-config-f.pt").read_bytes() == b"bytes"
+    assert not (cache / "stylegan2-car-config-f.pt").exists()
+    assert main(["assets", "fetch", "stylegan2-church"]) == 0
+    assert "stylegan2-church: already cached" in capsys.readouterr().out
 
 
 def test_fetch_rejects_wrong_prefix_and_leaves_nothing(cache, monkeypatch, capsys):
     serve(monkeypatch, b"not alexnet")
     assert main(["assets", "fetch", "lpips-alex"]) == 2
-    assert "does not start with 7be5be79" in capsys.readouterr().err
+    assert "does not start with the published 7be5be79" in capsys.readouterr().err
     assert not any(cache.iterdir())
 
 
-def test_fetch_extracts_archive_member(cache, monkeypatch):
+def test_fetch_extracts_archive_member_and_says_which(cache, monkeypatch, capsys):
     pack = io.BytesIO()
     with zipfile.ZipFile(pack, "w") as z:
         z.writestr("buffalo_l/w600k_r50.onnx", b"onnx model")
@@ -108,3 +226,4 @@ def test_fetch_extracts_archive_member(cache, monkeypatch):
     serve(monkeypatch, pack.getvalue())
     assert main(["assets", "fetch", "arcface-w600k-r50"]) == 0
     assert (cache / "w600k_r50.onnx").read_bytes() == b"onnx model"
+    assert "kept buffalo_l/w600k_r50.onnx of the downloaded pack" in capsys.readouterr().out

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from e4e_bench.data import ImageFolder, list_images, load_images, save_images, to_uint8
+from e4e_bench.data import ImageFolder, check_aspect, list_images, load_images, save_images, to_uint8
 from e4e_bench.errors import E4EBenchError
 
 
@@ -63,3 +63,10 @@ def test_image_folder_drops_unreadable(tmp_path):
     (tmp_path / "ok.png").unlink()
     with pytest.raises(E4EBenchError, match="none of the images"):
         ImageFolder(list_images(tmp_path), (8, 8))
+
+
+def test_aspect_refusal_writes_sizes_height_first(tmp_path):
+    Image.new("RGB", (40, 10)).save(tmp_path / "wide.png")  # PIL takes (width, height): 10 rows of 40
+    Image.new("RGB", (512, 384)).save(tmp_path / "car.png")  # the cars frame, 384 rows of 512
+    with pytest.raises(E4EBenchError, match=r"wide.png \(10x40\) in .* this domain's 384x512 frame \(sizes are H x W\)"):
+        check_aspect([tmp_path / "car.png", tmp_path / "wide.png"], (384, 512))

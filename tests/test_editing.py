@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -197,3 +199,30 @@ def test_edit_cli_end_to_end(tmp_path, tiny_generator, tiny_generator_ckpt, caps
     argv = argv[:5] + ["--direction", f"interfacegan:{tmp_path / 'normal.pt'}", "--out", str(out), "--device", "cpu"]
     assert cli.main(argv) == 2
     assert "pass --strength" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_directions_holding_nan_or_inf_are_refused_by_name(bad, tmp_path, pca_file, generator):
+    normal = torch.randn(1, STYLE_DIM)
+    normal[0, 5] = bad
+    np.save(tmp_path / "normal.npy", normal.numpy())
+    _, pca = pca_file
+    for field in ("components", "std", "mean"):
+        values = {"components": pca.components.clone(), "std": pca.std.clone(), "mean": pca.mean.clone()}
+        values[field].view(-1)[-1] = bad  # the last entry: outside component 0, so only a whole-file check sees it
+        torch.save(PCA(**values).state(), tmp_path / f"{field}_pca.pt")
+    specs = [f"interfacegan:{tmp_path / 'normal.npy'}"] + [
+        f"ganspace:{tmp_path / f'{field}_pca.pt'}:0:0:3" for field in ("components", "std", "mean")]
+    for spec in specs:
+        with pytest.raises(E4EBenchError, match=f"bad direction {re.escape(repr(spec))}: its .* NaN or infinite"):
+            parse_direction(spec, generator)
+
+
+def test_ganspace_component_without_spread_is_refused(tmp_path, pca_file, generator):
+    _, pca = pca_file
+    std = pca.std.clone()
+    std[2] = 0.0
+    torch.save(PCA(pca.components, std, pca.mean).state(), tmp_path / "flat_pca.pt")
+    with pytest.raises(E4EBenchError, match="component 2 has standard deviation 0.0"):
+        parse_direction(f"ganspace:{tmp_path / 'flat_pca.pt'}:2:0:3", generator)
+    parse_direction(f"ganspace:{tmp_path / 'flat_pca.pt'}:1:0:3", generator)  # the other components still work

@@ -7,10 +7,12 @@ import re
 import numpy as np
 import pytest
 import torch
+import torchvision
 
 from conftest import write_images
 from e4e_bench import cli
 from e4e_bench.data import list_images, load_images
+from e4e_bench.lpips_net import build_lpips
 from metrics_helpers import distort, smooth_images
 
 
@@ -74,8 +76,24 @@ def test_pairs_match_by_stem_and_domain_sets_the_size(tmp_path, tiny_domain, cap
 
 def test_weights_option_takes_only_networks_that_honour_it(folders, capsys):
     real_dir, fake_dir = folders
-    code, _, err = run_metrics(capsys, "--real", real_dir, "--fake", fake_dir, "--weights", "lpips-alex=/x.pth")
-    assert code == 2 and "only inception-fid, moco-v2, arcface-w600k-r50" in err
+    code, _, err = run_metrics(capsys, "--real", real_dir, "--fake", fake_dir, "--weights", "stylegan2-car=/x.pt")
+    assert code == 2 and "only inception-fid, moco-v2, arcface-w600k-r50, lpips-alex, lpips-vgg" in err
+
+
+def test_weights_option_gives_the_lpips_backbone(folders, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("E4E_BENCH_HOME", str(tmp_path / "empty_cache"))
+    backbone = tmp_path / "alexnet.pth"
+    torch.save(torchvision.models.alexnet().state_dict(), backbone)
+    real_dir, fake_dir = folders
+    code = cli.main(["metrics", "--real", str(real_dir), "--fake", str(fake_dir), "--metrics", "lpips",
+                     "--weights", f"lpips-alex={backbone}", "--device", "cpu", "--no-cache"])
+    assert code == 0, capsys.readouterr().err
+    network = build_lpips("alex", backbone_file=backbone)
+    real = load_images(list_images(real_dir), (32, 32)).images
+    fake = load_images(list_images(fake_dir), (32, 32)).images
+    with torch.inference_mode():
+        expected = network(real, fake).flatten().mean()
+    assert json.loads(capsys.readouterr().out)["lpips"] == pytest.approx(float(expected), rel=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -1,18 +1,15 @@
 """Identity similarity: MoCo-v2 loading and features, ArcFace through insightface, failure counting."""
 
-import numpy as np
-import onnx
 import onnxruntime
 import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
-from onnx import TensorProto, helper, numpy_helper
 
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.metrics import MetricSpec, get_metric
 from e4e_bench.metrics.evaluate import Evaluation
-from e4e_bench.metrics.identity import IdentitySimilarity
+from e4e_bench.metrics.identity import IdentitySimilarity, write_random_recognition_onnx
 from e4e_bench.moco import load_moco
 from metrics_helpers import distort, random_context, smooth_images
 
@@ -70,35 +67,8 @@ def test_moco_similarity_equals_a_direct_resnet50_computation():
     torch.testing.assert_close(scores, F.cosine_similarity(a, b), rtol=1e-4, atol=1e-5)
 
 
-def tiny_recognition_onnx(path, dims=16, seed=0):
-    """A small random ONNX 'recognition' model with insightface's expected input: [N,3,112,112] -> [N,dims]."""
-    rng = np.random.default_rng(seed)
-    weights = {
-        "conv_w": rng.normal(0, 0.2, (8, 3, 8, 8)).astype(np.float32),
-        "fc_w": rng.normal(0, 0.5, (8, dims)).astype(np.float32),
-    }
-    nodes = [
-        helper.make_node("Conv", ["input.1", "conv_w"], ["c"], name="conv0", strides=[8, 8]),
-        helper.make_node("Relu", ["c"], ["r"], name="relu0"),
-        helper.make_node("GlobalAveragePool", ["r"], ["p"], name="pool0"),
-        helper.make_node("Flatten", ["p"], ["f"], name="flatten0"),
-        helper.make_node("MatMul", ["f", "fc_w"], ["embedding"], name="fc0"),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "tiny_arcface",
-        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, ["None", 3, 112, 112])],
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["None", dims])],
-        [numpy_helper.from_array(value, name) for name, value in weights.items()],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.save(model, path)
-    return path
-
-
 def test_arcface_runs_insightface_on_the_fixed_face_crop(tmp_path):
-    model = tiny_recognition_onnx(tmp_path / "w600k_r50.onnx")
+    model = write_random_recognition_onnx(tmp_path / "w600k_r50.onnx", seed=0, dims=16)
     context = random_context(weights={"arcface-w600k-r50": model})
     real, fake = smooth_images(3, 256, 256), distort(smooth_images(3, 256, 256), 0.3)
     scores = get_metric("id_arcface").build(context)(real, fake)
@@ -116,7 +86,7 @@ def test_id_follows_the_domain_and_needs_one(tmp_path, monkeypatch):
 
     monkeypatch.setenv("E4E_BENCH_HOME", str(tmp_path))
     with pytest.raises(E4EBenchError, match="assets fetch arcface-w600k-r50"):
-        get_metric("id").build(random_context(domain=get_domain("faces")))
+        get_metric("id").build(random_context(domain=get_domain("faces"), pretrained=True))
     with pytest.raises(E4EBenchError, match="id_arcface or id_moco"):
         get_metric("id").build(random_context())
 
@@ -135,3 +105,13 @@ def test_undefined_embeddings_are_counted_as_failures_not_dropped():
     assert summary["details"]["id_test"]["n"] == 1 and summary["details"]["id_test"]["n_failed"] == 1
     assert summary["id_test"] == pytest.approx(1.0)
     assert torch.isnan(evaluation.per_image()["id_test"][1])
+
+
+def test_random_weights_arcface_needs_no_file(tmp_path, monkeypatch):
+    """--random-weights: a random stand-in with ArcFace's input and output runs the insightface pipeline."""
+    monkeypatch.setenv("E4E_BENCH_HOME", str(tmp_path))  # an empty cache: no w600k_r50.onnx anywhere
+    real = smooth_images(2, 256, 256)
+    metric = get_metric("id_arcface").build(random_context())
+    torch.testing.assert_close(metric(real, real), torch.ones(2), rtol=0, atol=1e-5)
+    assert metric.embed(real).shape == (2, 512)
+    assert not any(tmp_path.iterdir())

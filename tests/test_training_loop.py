@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +21,9 @@ from e4e_bench.data import list_images, load_images
 from e4e_bench.errors import E4EBenchError
 from encoders.checkpoint import load_inverter
 from official_checkpoints import TINY_STAGE_DEPTHS
+from encoders.training import trainer
 from encoders.training.setup import run_training
+from encoders.training.stop_signals import ignore_stop_signals
 
 
 def tiny_options(tmp_path, generator_ckpt, data, out="out", **overrides) -> dict:
@@ -184,3 +189,124 @@ def test_training_can_start_from_a_checkpoint(tmp_path, tiny_domain, tiny_genera
     weights = [k for k in start if k.startswith("encoder.") and k.endswith("weight") and "running" not in k]
     for key in weights:
         torch.testing.assert_close(tuned[key], start[key], rtol=0, atol=1e-6)
+
+
+def stop_at(monkeypatch, stops: dict[int, Callable[[], None]]):
+    """Call stops[n] as soon as step n has run (before its logging and saving)."""
+    original = trainer.train_step
+
+    def step_then_stop(run, images):
+        result = original(run, images)
+        if run.state.global_step in stops:
+            stops.pop(run.state.global_step)()
+        return result
+
+    monkeypatch.setattr(trainer, "train_step", step_then_stop)
+
+
+def send(number: signal.Signals) -> Callable[[], None]:
+    return lambda: os.kill(os.getpid(), number)
+
+
+def without_summaries(records: list[dict]) -> list[dict]:
+    return [r for r in records if r["split"] != "summary"]
+
+
+def test_stop_signals_save_a_snapshot_and_resume_equals_uninterrupted(
+        tmp_path, tiny_domain, tiny_generator_ckpt, generated_images, monkeypatch, capsys):
+    """Ctrl-C at step 3 and SIGTERM at step 4 with --save-interval 1000: each saves the state of its step."""
+    opts = dict(max_steps=5, save_interval=1000, val_interval=2, **E4E_FULL)
+    straight = tiny_options(tmp_path, tiny_generator_ckpt, generated_images, out="straight", **opts)
+    run_training("e4e", "tiny", straight)
+    stopped = tiny_options(tmp_path, tiny_generator_ckpt, generated_images, out="stopped", **opts)
+    out = tmp_path / "stopped"
+    stop_at(monkeypatch, {3: send(signal.SIGINT), 4: send(signal.SIGTERM)})
+    with pytest.raises(KeyboardInterrupt, match=f"SIGINT at step 3: the training state is saved in "
+                                                f"{out / 'checkpoints' / 'iteration_3.pt'}; rerun with --resume"):
+        run_training("e4e", "tiny", stopped)
+    with pytest.raises(KeyboardInterrupt, match="SIGTERM at step 4"):
+        run_training("e4e", "tiny", stopped, resume="latest")
+    # each session's snapshot stays until a later save of the same session supersedes it
+    assert {p.name for p in (out / "checkpoints").glob("iteration_*")} == {"iteration_3.pt", "iteration_4.pt"}
+    summary = run_training("e4e", "tiny", stopped, resume="latest")
+    assert summary["steps"] == 5 and summary["steps_run"] == 1
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+    a = read_checkpoint(tmp_path / "straight" / "checkpoints" / "iteration_5.pt")
+    b = read_checkpoint(out / "checkpoints" / "iteration_5.pt")
+    for part in ("state_dict", "discriminator_state_dict"):
+        for key, value in a[part].items():
+            torch.testing.assert_close(b[part][key], value, rtol=0, atol=0, msg=f"{part}.{key} differs")
+    torch.testing.assert_close([s["exp_avg"] for s in b["optimizer"]["state"].values()],
+                               [s["exp_avg"] for s in a["optimizer"]["state"].values()], rtol=0, atol=0)
+    assert without_summaries(read_log(out)) == without_summaries(read_log(tmp_path / "straight"))
+
+
+def test_a_hard_stop_loses_only_the_steps_after_the_last_save_and_the_log_has_no_duplicates(
+        tmp_path, tiny_domain, tiny_generator_ckpt, generated_images, monkeypatch):
+    """A kill between saves (here an error at step 3; save every 2): the resumed run logs steps 3-5 once."""
+    opts = tiny_options(tmp_path, tiny_generator_ckpt, generated_images, max_steps=5, save_interval=2,
+                        val_interval=1, **E4E_FULL)
+    out = tmp_path / "out"
+
+    def power_cut():
+        raise RuntimeError("power cut")
+
+    stop_at(monkeypatch, {4: power_cut})
+    with pytest.raises(RuntimeError, match="power cut"):
+        run_training("e4e", "tiny", opts)
+    logged = [(r["step"], r["split"]) for r in read_log(out)]
+    assert logged == [(s, split) for s in (1, 2, 3) for split in ("train", "test")]
+    run_training("e4e", "tiny", opts, resume="latest")
+    logged = [(r["step"], r["split"]) for r in read_log(out)]
+    assert logged == [(s, split) for s in (1, 2, 3, 4, 5) for split in ("train", "test")] + [(5, "summary")]
+
+
+def test_wall_time_snapshots_replace_each_other(tmp_path, tiny_domain, tiny_generator_ckpt, generated_images,
+                                                monkeypatch):
+    opts = tiny_options(tmp_path, tiny_generator_ckpt, generated_images, max_steps=4, lpips_lambda=0.0,
+                        snapshot_minutes=1e-9)  # due after every step
+    out = tmp_path / "out"
+
+    def power_cut():
+        assert {p.name for p in (out / "checkpoints").glob("iteration_*")} == {"iteration_2.pt"}
+        raise RuntimeError("power cut")
+
+    stop_at(monkeypatch, {3: power_cut})
+    with pytest.raises(RuntimeError, match="power cut"):
+        run_training("psp", "tiny", opts)
+    assert run_training("psp", "tiny", opts, resume="latest")["steps_run"] == 2
+    assert {p.name for p in (out / "checkpoints").glob("iteration_*")} == {"iteration_2.pt", "iteration_4.pt"}
+    with pytest.raises(E4EBenchError, match="--snapshot-minutes must be >= 0"):
+        run_training("psp", "tiny", opts | {"snapshot_minutes": -1.0})
+
+
+def test_data_loader_workers_survive_a_ctrl_c(tmp_path):
+    """A terminal's Ctrl-C reaches the workers too; they leave stopping to the main process."""
+
+    class SignalsItself(torch.utils.data.Dataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, index):
+            if index == 1:
+                os.kill(os.getpid(), signal.SIGINT)  # the worker's own pid
+            return index
+
+    loader = torch.utils.data.DataLoader(SignalsItself(), num_workers=1, worker_init_fn=ignore_stop_signals)
+    assert [int(batch) for batch in loader] == [0, 1, 2, 3]
+
+
+def test_train_command_interrupted_says_where_the_state_is(tmp_path, tiny_domain, tiny_generator_ckpt,
+                                                          generated_images, monkeypatch, capsys):
+    out = tmp_path / "cli"
+    argv = ["train", "--method", "psp", "--domain", "tiny", "--data", str(generated_images), "--out", str(out),
+            "--generator", str(tiny_generator_ckpt), "--max-steps", "3", "--batch-size", "2", "--workers", "0",
+            "--test-workers", "0", "--random-weights", "--encoder-init", "random", "--lpips-lambda", "0",
+            "--encoder-stage-depths", *map(str, TINY_STAGE_DEPTHS), "--id-lambda", "0", "--save-interval", "1000"]
+    stop_at(monkeypatch, {1: send(signal.SIGINT)})
+    assert cli.main(argv) == 130
+    err = capsys.readouterr().err
+    assert f"interrupted; SIGINT at step 1: the training state is saved in {out / 'checkpoints' / 'iteration_1.pt'}" in err
+    assert cli.main(argv + ["--resume"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["steps_run"] == 2

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from e4e_bench import assets
+from e4e_bench.errors import E4EBenchError
 
 
 def register(subparsers) -> None:
@@ -18,27 +20,75 @@ def register(subparsers) -> None:
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     actions.add_parser("list", help="show every asset and whether it is cached")
-    fetch = actions.add_parser("fetch", help="download assets into the cache")
+    fetch = actions.add_parser("fetch", help="download assets into the cache; every name is tried and reported")
     fetch.add_argument("names", nargs="+", metavar="NAME")
     fetch.add_argument("--force", action="store_true", help="download again even when cached")
-    verify = actions.add_parser("verify", help="check cached files against their sha256")
-    verify.add_argument("names", nargs="*", metavar="NAME", help="default: every cached asset")
+    verify = actions.add_parser(
+        "verify", help="check cached files: verified (published sha256), unverified (only a hash recorded here), "
+        "mismatched or missing; exit status 2 on a mismatch")
+    verify.add_argument("names", nargs="*", metavar="NAME", help="default: every registered asset (those not cached are listed as missing)")
     parser.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.action == "list":
-        print(f"cache: {assets.cache_home()}")
-        for asset in assets.ASSETS.values():
-            state = "cached " if (assets.cache_home() / asset.filename).is_file() else "missing"
-            checksum = "sha256 known" if asset.sha256 else "sha256 recorded on first fetch"
-            print(f"{asset.name:22s} {state} {asset.filename:40s} {checksum:30s} {asset.description}")
-        return 0
-    if args.action == "fetch":
-        for name in args.names:
-            print(f"{name}: {assets.fetch(name, force=args.force)}")
-        return 0
+    return {"list": list_assets, "fetch": fetch_assets, "verify": verify_assets}[args.action](args)
+
+
+def published_hash(asset: assets.Asset) -> str:
+    if asset.sha256:
+        return "published sha256"
+    if asset.sha256_prefix:
+        return "published sha256 prefix"
+    return "no published sha256"
+
+
+def list_assets(args: argparse.Namespace) -> int:
+    print(f"cache: {assets.cache_home()}")
+    for asset in assets.ASSETS.values():
+        state = "cached " if (assets.cache_home() / asset.filename).is_file() else "missing"
+        print(f"{asset.name:22s} {state} {asset.filename:40s} {published_hash(asset):24s} {asset.description}")
+    return 0
+
+
+def fetch_assets(args: argparse.Namespace) -> int:
+    """Every name is tried; each gets one line, failures on stderr."""
+    failed = []
+    for name in args.names:
+        try:
+            fetched = assets.fetch(name, force=args.force)
+        except E4EBenchError as err:
+            print(f"{name}: failed: {err}", file=sys.stderr)
+            failed.append(name)
+            continue
+        if fetched.check is None:
+            print(f"{name}: already cached at {fetched.path} (not downloaded again; `assets verify {name}` checks it)")
+            continue
+        kept = f"; kept {fetched.member} of the downloaded pack, discarded the rest" if fetched.member else ""
+        print(f"{name}: {fetched.path} {fetched.check.status}: {fetched.check.detail}{kept}")
+    if failed:
+        print(f"error: {len(failed)} of {len(args.names)} assets could not be fetched: {', '.join(failed)}",
+              file=sys.stderr)
+        return 2
+    return 0
+
+
+def verify_assets(args: argparse.Namespace) -> int:
+    """One line per asset; a mismatch does not stop the others but makes the exit status 2."""
     names = args.names or list(assets.ASSETS)
     for name in names:
-        print(f"{name:22s} {assets.verify(name)}")
-    return 0
+        assets.get_asset(name)  # a misspelt name fails before any hashing
+    found: dict[str, list[str]] = {}
+    for name in names:
+        check = assets.verify(name)
+        found.setdefault(check.status, []).append(name)
+        print(f"{name:22s} {check.status:10s} {check.detail}")
+    problems = []
+    if found.get(assets.MISMATCHED):
+        problems.append(f"mismatched: {', '.join(found[assets.MISMATCHED])}; delete these files and fetch them again")
+    if args.names and found.get(assets.MISSING):
+        problems.append(f"not cached in {assets.cache_home()}: {', '.join(found[assets.MISSING])}")
+    if not args.names and len(found.get(assets.MISSING, [])) == len(names):
+        problems.append(f"no asset is cached in {assets.cache_home()}; nothing was verified")
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    return 2 if problems else 0

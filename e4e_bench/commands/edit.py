@@ -41,7 +41,7 @@ def register(subparsers) -> None:
         "--additive", action="store_true", help="GANSpace: add S*std_K*comp_K instead of setting the coordinate"
     )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--batch-size", type=positive_int, default=8)
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="codes edited and decoded at once (default 8)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K")
     parser.set_defaults(func=main)
 

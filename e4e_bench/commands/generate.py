@@ -32,8 +32,8 @@ def register(subparsers) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--noise", choices=NOISE_MODES, default="const", help="const: the checkpoint's stored noise (default)")
     parser.add_argument("--seed", type=int, default=0, help="seed of --noise random")
-    parser.add_argument("--batch-size", type=positive_int, default=8)
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="codes decoded at once (default 8)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K")
     parser.set_defaults(func=main)
 
 

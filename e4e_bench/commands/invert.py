@@ -42,14 +42,14 @@ def register(subparsers) -> None:
     add_method_arguments(parser)
     parser.add_argument("--images", type=Path, required=True, help="folder of png/jpg/webp images")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--batch-size", type=positive_int, default=8)
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="images inverted at once (default 8)")
     parser.add_argument("--resume", action="store_true", help="keep batches already inverted in OUT")
     parser.set_defaults(func=main)
 
 
 def add_method_arguments(parser: argparse.ArgumentParser) -> None:
     """--method, --domain, --checkpoint, --generator, --device and the projector options."""
-    parser.add_argument("--method", required=True, choices=sorted(METHODS))
+    parser.add_argument("--method", required=True, choices=sorted(METHODS), help="inversion method")
     parser.add_argument("--domain", choices=sorted(DOMAINS), help="default: read from an e4e/pSp checkpoint")
     parser.add_argument("--checkpoint", type=Path, help="e4e/pSp checkpoint (brings its own decoder)")
     parser.add_argument("--generator", type=Path, help="generator checkpoint; overrides an encoder checkpoint's decoder")

@@ -16,6 +16,7 @@ from e4e_bench.commands.method_options import positive_int
 from e4e_bench.devices import resolve_device
 from e4e_bench.domains import get_domain
 from e4e_bench.errors import E4EBenchError
+from e4e_bench.lpips_net import BACKBONE_ASSETS
 from e4e_bench.metrics import METRICS, MetricContext, parse_metric_list
 from e4e_bench.metrics.registry import IMAGE_KINDS
 from e4e_bench.metrics.evaluate import evaluate_folders
@@ -24,7 +25,7 @@ from e4e_bench.metrics.identity import ARCFACE_ASSET
 from e4e_bench.moco import MOCO_ASSET
 
 DEFAULT_METRICS = "l2,lpips,msssim"
-LOCAL_WEIGHTS = (FID_ASSET, MOCO_ASSET, ARCFACE_ASSET)  # networks whose file --weights can replace
+LOCAL_WEIGHTS = (FID_ASSET, MOCO_ASSET, ARCFACE_ASSET, *BACKBONE_ASSETS.values())  # files --weights can replace
 EXAMPLES = """examples:
   python -m e4e_bench metrics --real data/test --fake runs/e4e/images --metrics l2,lpips,msssim,id,fid,swd --domain faces
   python -m e4e_bench metrics --real real/ --fake fake/ --metrics swd --seed 1 --per-image scores.csv
@@ -47,7 +48,7 @@ def register(subparsers) -> None:
     parser.add_argument("--metrics", default=DEFAULT_METRICS, help=f"comma-separated (default {DEFAULT_METRICS})")
     parser.add_argument("--domain", help="resize both sets to this domain's evaluation size; chooses the id network")
     parser.add_argument("--per-image", type=Path, metavar="FILE", help="write per-image paired values as CSV")
-    parser.add_argument("--batch-size", type=positive_int, default=16)
+    parser.add_argument("--batch-size", type=positive_int, default=16, help="image pairs scored at once (default 16)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K")
     parser.add_argument("--seed", type=int, default=0, help="seed of SWD's patches and directions")
     parser.add_argument(

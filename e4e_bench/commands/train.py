@@ -11,8 +11,9 @@ import argparse
 import json
 from dataclasses import fields
 
+from e4e_bench.domains import DOMAINS
 from e4e_bench.errors import E4EBenchError
-from encoders.training.options import TrainOptions
+from encoders.training.options import METHODS, TrainOptions, describe_default
 from encoders.training.setup import run_training
 
 EXAMPLES = """examples:
@@ -35,7 +36,9 @@ def parse_size(text: str) -> tuple[int, int]:
 def flag_arguments(option) -> dict:
     """argparse keyword arguments for one TrainOptions field, from its annotation."""
     kind = str(option.type)
-    kwargs = {"dest": option.name, "default": argparse.SUPPRESS, "help": option.metadata["help"]}
+    default = describe_default(option.name, option.default)
+    help_text = f"{option.metadata['help']} ({default})" if default else option.metadata["help"]
+    kwargs = {"dest": option.name, "default": argparse.SUPPRESS, "help": help_text}
     if kind == "bool":
         return kwargs | {"action": argparse.BooleanOptionalAction}
     if kind.startswith("tuple[int, int]"):
@@ -52,8 +55,9 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "train", help="train an e4e or pSp encoder", description=__doc__,
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--method", required=True, choices=("e4e", "psp"))
-    parser.add_argument("--domain", required=True, help="faces, cars, horse, church, ...")
+    parser.add_argument("--method", required=True, choices=METHODS, help="the encoder to train")
+    parser.add_argument("--domain", required=True, choices=sorted(DOMAINS),
+                        help="fixes the generator, crop, input size, similarity network and recipe")
     parser.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CHECKPOINT",
                         help="continue exactly from the newest OUT/checkpoints/iteration_N.pt (or CHECKPOINT)")
     for option in fields(TrainOptions):

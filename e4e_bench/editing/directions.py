@@ -62,7 +62,15 @@ def parse_direction(spec: str, generator: Generator) -> Direction:
     parsers = {"interfacegan": _interfacegan, "ganspace": _ganspace, "sefa": _sefa}
     if kind not in parsers or not rest:
         raise E4EBenchError(f"bad direction {spec!r}; expected one of interfacegan:FILE, ganspace:PCA:..., sefa:K")
-    return parsers[kind](spec, rest, generator)
+    direction = parsers[kind](spec, rest, generator)
+    _refuse_non_finite(spec, "step", direction.offset)
+    return direction
+
+
+def _refuse_non_finite(spec: str, what: str, values: torch.Tensor) -> None:
+    """NaN or inf in a direction would turn every edited code into NaN and every image black."""
+    if not torch.isfinite(values).all():
+        raise E4EBenchError(f"bad direction {spec!r}: its {what} holds NaN or infinite values; the file is damaged")
 
 
 def _integers(spec: str, fields: list[str]) -> list[int]:
@@ -109,6 +117,7 @@ def _ganspace(spec: str, rest: str, generator: Generator) -> Direction:
     else:
         path = _source_file(source)
         pca, origin = ganspace.load_pca(path), path.name
+        _refuse_non_finite(spec, "PCA", torch.cat([pca.components.flatten(), pca.std, pca.mean]))
     if pca.mean.numel() != generator.style_dim:
         raise E4EBenchError(f"{source} is a PCA of {pca.mean.numel()}-d codes; this generator's are {generator.style_dim}-d")
     edit = ganspace.CoordinateEdit(pca, component, start, end)

@@ -127,6 +127,11 @@ class CoordinateEdit:
             raise E4EBenchError(
                 f"GANSpace component {self.component} does not exist; the PCA has {len(self.pca.std)} (0-based)"
             )
+        if not self.pca.std[self.component] > 0:  # also false for NaN
+            raise E4EBenchError(
+                f"GANSpace component {self.component} has standard deviation {float(self.pca.std[self.component])}; "
+                "its coordinate cannot be measured in std units"
+            )
 
     def step(self, n_latent: int) -> torch.Tensor:
         """The additive form's unit step `[n_latent, D]`: std_k * comp_k on rows [start, end), zero elsewhere."""

@@ -6,7 +6,7 @@ import functools
 
 import torch
 
-from e4e_bench.lpips_net import build_lpips
+from e4e_bench.lpips_net import BACKBONE_ASSETS, build_lpips
 from e4e_bench.metrics.registry import MetricContext, register_metric
 
 SIZE_NOTE = "at the domain's evaluation size (256x256, cars 192x256) with --domain, else at the files' own size"
@@ -29,7 +29,8 @@ class LpipsDistance:
     """Per-image LPIPS of a frozen ``lpips.LPIPS`` network on [-1,1] images, no resize."""
 
     def __init__(self, net: str, context: MetricContext):
-        self.network = build_lpips(net, pretrained=context.pretrained, device=context.device)
+        backbone_file = context.weights_file(BACKBONE_ASSETS[net]) if context.pretrained else None
+        self.network = build_lpips(net, pretrained=context.pretrained, device=context.device, backbone_file=backbone_file)
 
     def __call__(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         return self.network(real, fake).flatten()

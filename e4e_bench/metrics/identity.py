@@ -10,6 +10,10 @@ gets NaN and is counted as failed, never dropped.
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -37,11 +41,16 @@ class ArcFaceEmbedder:
         import onnxruntime
         from insightface.model_zoo import get_model
 
-        model_file = context.weights_file(ARCFACE_ASSET)
         providers = ["CPUExecutionProvider"]
         if context.device.type == "cuda" and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
-        self.model = get_model(str(model_file), providers=providers)
+        if context.pretrained or ARCFACE_ASSET in context.weights:
+            model_file = context.weights_file(ARCFACE_ASSET)
+            self.model = get_model(str(model_file), providers=providers)
+        else:
+            with tempfile.TemporaryDirectory() as folder:  # the session keeps the graph; the file can go
+                model_file = write_random_recognition_onnx(Path(folder) / "random_arcface.onnx", context.seed)
+                self.model = get_model(str(model_file), providers=providers)
         if self.model is None or getattr(self.model, "taskname", None) != "recognition":
             raise E4EBenchError(
                 f"{model_file} is not an insightface recognition model; "
@@ -52,6 +61,38 @@ class ArcFaceEmbedder:
         # ArcFaceONNX.forward takes RGB 0..255 and applies (x - 127.5) / 127.5 itself.
         pixels = (arcface_input(images).clamp(-1, 1) * 127.5 + 127.5).float().cpu().numpy()
         return torch.from_numpy(self.model.forward(pixels)).to(images.device)
+
+
+def write_random_recognition_onnx(path: Path, seed: int, dims: int = 512) -> Path:
+    """--random-weights stand-in for the ArcFace file: a small random ONNX graph with its input and
+    output ([N,3,112,112] -> [N,dims]: strided conv, ReLU, global pooling, linear), which insightface
+    loads as a recognition model, so the whole pipeline runs without the real weights."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    weights = {
+        "conv_w": rng.normal(0, 0.2, (8, 3, 8, 8)).astype(np.float32),
+        "fc_w": rng.normal(0, 0.5, (8, dims)).astype(np.float32),
+    }
+    nodes = [
+        helper.make_node("Conv", ["input.1", "conv_w"], ["c"], name="conv0", strides=[8, 8]),
+        helper.make_node("Relu", ["c"], ["r"], name="relu0"),
+        helper.make_node("GlobalAveragePool", ["r"], ["p"], name="pool0"),
+        helper.make_node("Flatten", ["p"], ["f"], name="flatten0"),
+        helper.make_node("MatMul", ["f", "fc_w"], ["embedding"], name="fc0"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "random_arcface",
+        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, ["None", 3, 112, 112])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["None", dims])],
+        [numpy_helper.from_array(value, name) for name, value in weights.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
 
 
 class IdentitySimilarity:

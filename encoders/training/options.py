@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field, fields
 
+from e4e_bench.domains import DOMAINS
 from e4e_bench.errors import E4EBenchError
 from encoders.checkpoint import ENCODER_TYPES
 from encoders.ir_se import valid_stage_depths
@@ -72,6 +73,9 @@ class TrainOptions:
     board_interval: int = _opt(50, "log the training losses every this many steps")
     val_interval: int = _opt(1000, "evaluate on the held-out images every this many steps")
     save_interval: int | None = _opt(None, "save iteration_N.pt every this many steps (default: at the end)")
+    snapshot_minutes: float = _opt(
+        10.0, "also save a resumable iteration_N.pt after this many minutes without a save, replacing the previous "
+              "such snapshot (0: never); Ctrl-C or SIGTERM always saves one before stopping", ours=True)
     progressive_steps: tuple[int, ...] | None = _opt(None, "e4e: steps at which stage i starts (first must be 0)")
     progressive_start: int | None = _opt(None, "e4e: step of the first offset; one more every --progressive-step-every")
     progressive_step_every: int = _opt(2000, "e4e: steps between two offsets")
@@ -115,6 +119,7 @@ class TrainOptions:
             (self.d_reg_every >= 1 and self.w_pool_size >= 0, "--d-reg-every must be >= 1, --w-pool-size >= 0"),
             (min(self.image_interval, self.board_interval, self.val_interval, self.save_interval or 1) >= 1,
              "intervals must be at least 1"),
+            (self.snapshot_minutes >= 0, "--snapshot-minutes must be >= 0 (0 turns wall-time snapshots off)"),
             (self.progressive_steps is None or (len(self.progressive_steps) > 0 and self.progressive_steps[0] == 0
                                                 and list(self.progressive_steps) == sorted(self.progressive_steps)),
              "--progressive-steps must start at 0 and increase"),
@@ -189,3 +194,43 @@ def toy_recipe(method: str) -> dict:
     if method == "e4e":
         return common | dict(use_w_pool=True, w_discriminator_lambda=0.1, progressive_start=300, progressive_step_every=200)
     return common
+
+
+UNSET = "unset"
+
+
+def describe_default(name: str, official) -> str:
+    """The default of option `name` for --help ("" when unset): one value, or each recipe's where the
+    recipes differ, e.g. 'defaults: e4e 0.1 (faces), 0.5 (cars, horse, church); psp 0.1 (faces), ...'."""
+    per_method = {}
+    for method in METHODS:
+        domains_by_value: dict[str, list[str]] = {}
+        for domain in DOMAINS:
+            value = recipe_defaults(method, domain).get(name, official)
+            domains_by_value.setdefault(option_text(value), []).append(domain)
+        per_method[method] = domains_by_value
+    values = {value for domains_by_value in per_method.values() for value in domains_by_value}
+    if values == {UNSET}:
+        return ""  # the option's help says what its absence means
+    if len(values) == 1:
+        return f"default: {values.pop()}"
+    parts = []
+    for method, domains_by_value in per_method.items():
+        if len(domains_by_value) == 1:
+            parts.append(f"{method} {next(iter(domains_by_value))}")
+        else:
+            parts.append(f"{method} " + ", ".join(f"{value} ({', '.join(domains)})"
+                                                  for value, domains in domains_by_value.items()))
+    return f"defaults: {'; '.join(parts)}"
+
+
+def option_text(value) -> str:
+    if value is None or value == "":
+        return UNSET
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple):
+        return " ".join(map(str, value))
+    return str(value)

@@ -13,6 +13,10 @@ codes of the step (detached) instead of running the encoder a second time under 
 codes are the same (same weights, same batch); BatchNorm running statistics move once per step
 instead of twice, and a step costs one encoder forward less.
 
+Saving: `iteration_N.pt` every --save-interval steps and after the last step; in between, a
+snapshot after --snapshot-minutes without a save and whenever SIGINT or SIGTERM asks the loop to
+stop (stop_signals.py); a snapshot is removed once a newer file supersedes it.
+
 Step numbering: `global_step` counts finished steps; the step with index s (0-based) runs at the
 progressive stage of s and applies R1 when s % d_reg_every == 0; `iteration_N.pt` holds the state
 after N steps.
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -50,6 +55,7 @@ from encoders.training.losses import EncoderObjective
 from encoders.training.options import TrainOptions
 from encoders.training.progressive import active_rows, stage_at
 from encoders.training.ranger import Ranger
+from encoders.training.stop_signals import StopRequests, ignore_stop_signals
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +64,8 @@ LOG_FILE = "log.jsonl"
 ITERATION_PATTERN = re.compile(r"iteration_(\d+)\.pt")
 # Options a resumed run may change: they do not alter the training trajectory.
 RESUMABLE_OVERRIDES = frozenset({"exp_dir", "max_steps", "device", "workers", "test_workers", "board_interval",
-                                 "image_interval", "val_interval", "save_interval", "checkpoint_path"})
+                                 "image_interval", "val_interval", "save_interval", "snapshot_minutes",
+                                 "checkpoint_path"})
 STREAMS = {"flip": 1, "noise": 2, "discriminator": 3}
 
 
@@ -228,20 +235,36 @@ def save_grid(inputs: Tensor, recons: Tensor, path: Path, n: int) -> None:
 
 
 class MetricLog:
-    """JSONL log (one object per record), mirrored to TensorBoard when it is installed."""
+    """JSONL log (one object per record), mirrored to TensorBoard when it is installed.
 
-    def __init__(self, out: Path, enabled: bool):
+    A run resumed from the checkpoint of step N first drops the records after step N: the steps
+    that follow are run again and log themselves again.
+    """
+
+    def __init__(self, out: Path, enabled: bool, resumed_step: int | None = None):
         self.path = out / LOG_FILE
         self.enabled = enabled
         self.board = None
-        if enabled:
-            out.mkdir(parents=True, exist_ok=True)
-            try:
-                from torch.utils.tensorboard import SummaryWriter
+        if not enabled:
+            return
+        out.mkdir(parents=True, exist_ok=True)
+        if resumed_step is not None and self.path.is_file():
+            self.drop_records_after(resumed_step)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
 
-                self.board = SummaryWriter(str(out / "tensorboard"))
-            except ImportError:
-                log.info("tensorboard is not installed; logging to %s only", self.path)
+            purge = None if resumed_step is None else resumed_step + 1
+            self.board = SummaryWriter(str(out / "tensorboard"), purge_step=purge)
+        except ImportError:
+            log.info("tensorboard is not installed; logging to %s only", self.path)
+
+    def drop_records_after(self, step: int) -> None:
+        lines = self.path.read_text().splitlines(keepends=True)
+        kept = [line for line in lines if json.loads(line)["step"] <= step]
+        if len(kept) < len(lines):
+            tmp = self.path.with_name(f".{LOG_FILE}.tmp")
+            tmp.write_text("".join(kept))
+            os.replace(tmp, self.path)
 
     def write(self, split: str, step: int, values: dict[str, float], **extra) -> None:
         if not self.enabled:
@@ -285,6 +308,33 @@ def save(run: Run, name: str, training_state: bool) -> Path:
     if run.group.is_main:
         save_checkpoint(checkpoint_dict(run, rng_states), path)
     return path
+
+
+class Saves:
+    """The resumable iteration_N.pt files of one session. Those of --save-interval and of the last
+    step are kept; a snapshot (wall time, or a stop signal) is removed once a newer file supersedes it."""
+
+    def __init__(self, run: Run):
+        self.run = run
+        self.last_time = time.monotonic()
+        self.last: Path | None = None
+        self.last_is_snapshot = False
+
+    def write(self, snapshot: bool) -> Path:
+        name = f"iteration_{self.run.state.global_step}.pt"
+        if self.last is not None and self.last.name == name:
+            return self.last  # this step is saved already
+        path = save(self.run, name, training_state=True)
+        if self.last_is_snapshot and self.run.group.is_main:
+            self.last.unlink(missing_ok=True)
+        self.last, self.last_is_snapshot, self.last_time = path, snapshot, time.monotonic()
+        return path
+
+    def agree(self, stop_requested: bool, snapshot_minutes: float) -> tuple[bool, bool]:
+        """(stop now, snapshot now), the same on every rank: a signal or a clock may reach one rank only."""
+        due = snapshot_minutes > 0 and time.monotonic() - self.last_time >= snapshot_minutes * 60
+        votes = self.run.group.sum(torch.tensor([stop_requested, due], dtype=torch.float64, device=self.run.group.device))
+        return bool(votes[0] > 0), bool(votes[1] > 0)
 
 
 def latest_checkpoint(out: Path) -> Path | None:
@@ -337,9 +387,10 @@ def make_loaders(run: Run, train_set: ImageFolder, test_set: ImageFolder, epoch:
     o, g = run.opts, run.group
     sampler = ResumableDistributedSampler(len(train_set), g.rank, g.world_size, o.seed, epoch, start)
     train = DataLoader(train_set, batch_size=o.batch_size, sampler=sampler, num_workers=o.workers, drop_last=True,
-                       pin_memory=g.device.type == "cuda")
+                       pin_memory=g.device.type == "cuda", worker_init_fn=ignore_stop_signals)
     shard = torch.utils.data.Subset(test_set, range(g.rank, len(test_set), g.world_size))
-    test = DataLoader(shard, batch_size=o.test_batch_size, num_workers=o.test_workers)
+    test = DataLoader(shard, batch_size=o.test_batch_size, num_workers=o.test_workers,
+                      worker_init_fn=ignore_stop_signals)
     return train, test
 
 
@@ -352,32 +403,40 @@ def train(run: Run, train_set: ImageFolder, test_set: ImageFolder) -> dict:
         raise E4EBenchError(f"{len(train_set)} training images cannot fill one batch of {o.batch_size} on each of "
                             f"{g.world_size} processes; add images or lower --batch-size")
     save_every = o.save_interval or o.max_steps
-    metrics = MetricLog(run.out, g.is_main)
-    run.net.train()
     start_step, started = state.global_step, time.perf_counter()
+    metrics = MetricLog(run.out, g.is_main, resumed_step=start_step if start_step > 0 else None)
+    run.net.train()
+    last: dict[str, float] = {}
+    saves = Saves(run)
     progress = tqdm(total=o.max_steps, initial=start_step, disable=not g.is_main, desc=f"train {o.method}",
                     unit="step")
-    last: dict[str, float] = {}
-    while state.global_step < o.max_steps:
-        epoch, offset = divmod(state.global_step, batches_per_epoch)
-        loader, test_loader = make_loaders(run, train_set, test_set, epoch, offset * o.batch_size)
-        for images in loader:
-            terms, inputs, recon = train_step(run, images.to(g.device))
-            step = state.global_step
-            progress.update(1)
-            if step % o.board_interval == 0 or step == o.max_steps:
-                means = g.sum(torch.stack(list(terms.values())).double()) / g.world_size
-                last = dict(zip(terms, means.tolist()))
-                metrics.write("train", step, last, stage=run.stage(step - 1))
-            if g.is_main and (step % o.image_interval == 0 or step == o.max_steps):
-                save_grid(inputs, recon, run.out / "images" / "train" / f"{step:06d}.png", o.grid_images)
-            if step % o.val_interval == 0 or step == o.max_steps:
-                validate(run, test_loader, metrics)
-            if step % save_every == 0 or step == o.max_steps:
-                save(run, f"iteration_{step}.pt", training_state=True)
-            if step >= o.max_steps:
-                break
-    progress.close()
+    with progress, StopRequests() as stop:
+        while state.global_step < o.max_steps:
+            epoch, offset = divmod(state.global_step, batches_per_epoch)
+            loader, test_loader = make_loaders(run, train_set, test_set, epoch, offset * o.batch_size)
+            for images in loader:
+                terms, inputs, recon = train_step(run, images.to(g.device))
+                step = state.global_step
+                progress.update(1)
+                if step % o.board_interval == 0 or step == o.max_steps:
+                    means = g.sum(torch.stack(list(terms.values())).double()) / g.world_size
+                    last = dict(zip(terms, means.tolist()))
+                    metrics.write("train", step, last, stage=run.stage(step - 1))
+                if g.is_main and (step % o.image_interval == 0 or step == o.max_steps):
+                    save_grid(inputs, recon, run.out / "images" / "train" / f"{step:06d}.png", o.grid_images)
+                if step % o.val_interval == 0 or step == o.max_steps:
+                    validate(run, test_loader, metrics)
+                if step % save_every == 0 or step == o.max_steps:
+                    saves.write(snapshot=False)
+                if step >= o.max_steps:
+                    break
+                stopping, snapshot_due = saves.agree(stop.received is not None, o.snapshot_minutes)
+                if stopping or snapshot_due:
+                    path = saves.write(snapshot=True)
+                if stopping:
+                    metrics.close()
+                    raise KeyboardInterrupt(f"{stop.received} at step {step}: the training state is saved in "
+                                            f"{path}; rerun with --resume to continue exactly")
     seconds = time.perf_counter() - started
     fingerprints = g.all_gather(weights_fingerprint(run)[None])
     consistent = bool((fingerprints == fingerprints[0]).all())

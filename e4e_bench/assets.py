@@ -11,15 +11,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from tqdm import tqdm
 
 from e4e_bench.errors import E4EBenchError
+from e4e_bench.io import atomic_write, write_text
 
 HASH_RECORD = "hashes.json"
 
@@ -142,10 +143,7 @@ def recorded_hashes() -> dict[str, str]:
 
 def record_hash(name: str, digest: str) -> None:
     hashes = recorded_hashes() | {name: digest}
-    record = cache_home() / HASH_RECORD
-    tmp = record.with_suffix(".tmp")
-    tmp.write_text(json.dumps(hashes, indent=2, sort_keys=True))
-    os.replace(tmp, record)
+    write_text(cache_home() / HASH_RECORD, json.dumps(hashes, indent=2, sort_keys=True))
 
 
 def check_hash(asset: Asset, digest: str) -> str:
@@ -167,42 +165,42 @@ def fetch(name: str, force: bool = False) -> Path:
     target = cache_home() / asset.filename
     if target.is_file() and not force:
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
     errors = []
     for url in asset.urls:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{asset.filename}.", suffix=".part")
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
-                total = int(response.headers.get("Content-Length") or 0) or None
-                with tqdm(total=total, unit="B", unit_scale=True, desc=asset.filename) as bar:
-                    while block := response.read(1 << 20):
-                        out.write(block)
-                        bar.update(len(block))
-            if asset.archive_member is not None:
-                extract_member(Path(tmp), asset.archive_member)
-            check_hash(asset, sha256_of(Path(tmp)))
-            os.replace(tmp, target)
+            with atomic_write(target) as out:
+                with urllib.request.urlopen(url, timeout=60) as response:
+                    total = int(response.headers.get("Content-Length") or 0) or None
+                    with tqdm(total=total, unit="B", unit_scale=True, desc=asset.filename) as bar:
+                        while block := response.read(1 << 20):
+                            out.write(block)
+                            bar.update(len(block))
+                out.flush()
+                if asset.archive_member is not None:
+                    extract_member(out, asset.archive_member)
+                check_hash(asset, sha256_of(Path(out.name)))
             return target
         except OSError as err:
             errors.append(f"{url}: {err}")
-        finally:
-            Path(tmp).unlink(missing_ok=True)
     raise E4EBenchError(
         f"could not download {asset.filename} ({'; '.join(errors)}); download it by hand into {cache_home()}"
     )
 
 
-def extract_member(archive: Path, member: str) -> None:
-    """Replace a downloaded zip by the one member we keep (matched by base name)."""
+def extract_member(archive: IO[bytes], member: str) -> None:
+    """Replace a downloaded zip, open for writing, by the one member we keep (matched by base name)."""
     try:
-        with zipfile.ZipFile(archive) as pack:
+        with zipfile.ZipFile(archive.name) as pack:
             matches = [n for n in pack.namelist() if Path(n).name == member]
             if not matches:
                 raise E4EBenchError(f"the downloaded pack does not contain {member}")
             data = pack.read(matches[0])
     except zipfile.BadZipFile as err:
         raise OSError(f"download is not a zip archive ({err})") from None
-    archive.write_bytes(data)
+    archive.seek(0)
+    archive.truncate()
+    archive.write(data)
+    archive.flush()
 
 
 def verify(name: str) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import torch
 
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.generator import Generator, default_channels
+from e4e_bench.io import atomic_write
 
 GENERATOR_FORMATS = "a rosinality StyleGAN2 .pt (with 'g_ema') or an official e4e/pSp checkpoint (with 'state_dict')"
 
@@ -157,14 +157,6 @@ def generator_checkpoint(generator: Generator, latent_avg: torch.Tensor | None =
 
 
 def save_checkpoint(obj: dict, path: str | os.PathLike) -> None:
-    """torch.save to a temporary name in the same folder, then rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """torch.save, atomically: never a half-written file."""
+    with atomic_write(path) as stream:
+        torch.save(obj, stream)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import warnings
 
-import lpips
 import torch
 
 from e4e_bench.assets import asset_path
@@ -18,8 +17,10 @@ from e4e_bench.checkpoints import read_checkpoint
 BACKBONE_ASSETS = {"alex": "lpips-alex", "vgg": "lpips-vgg"}
 
 
-def build_lpips(net: str = "alex", pretrained: bool = True, device: torch.device | str = "cpu") -> lpips.LPIPS:
-    """Frozen LPIPS taking images in [-1, 1]; `pretrained=False` keeps random backbone weights (tests)."""
+def build_lpips(net: str = "alex", pretrained: bool = True, device: torch.device | str = "cpu") -> torch.nn.Module:
+    """Frozen `lpips.LPIPS` taking images in [-1, 1]; `pretrained=False` keeps random backbone weights (tests)."""
+    import lpips  # imports torchvision's model zoo: only when a network is built
+
     if net not in BACKBONE_ASSETS:
         raise ValueError(f"LPIPS backbone must be one of {sorted(BACKBONE_ASSETS)}, got {net!r}")
     backbone_file = asset_path(BACKBONE_ASSETS[net]) if pretrained else None

@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from e4e_bench.checkpoints import generator_config, generator_from_state_dict
-from e4e_bench.generator import Blur, Generator, ModulatedConv2d, StyledConv, Upsample, fir_kernel, scaled_leaky_relu
+from e4e_bench import generator as generator_module
+from e4e_bench.generator import Blur, Generator, ModulatedConv2d, StyledConv, Upsample, fir_kernel, sample_w, scaled_leaky_relu
 
 
 def upfirdn2d_reference(x, kernel, up=1, pad=(0, 0)):
@@ -181,3 +182,12 @@ def test_styled_conv_order_of_operations(batch, upsample):
     noise = torch.randn(batch, 1, size, size)
     expected = scaled_leaky_relu(layer.conv(x, w) + 0.7 * noise, layer.activate.bias)
     torch.testing.assert_close(layer(x, w, noise), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_sample_w_maps_the_draws_of_the_given_generator_whatever_the_chunking(monkeypatch):
+    generator = Generator(16, style_dim=8, n_mlp=2, channels={4: 8, 8: 8, 16: 8})
+    z = torch.randn(25, 8, generator=torch.Generator().manual_seed(4))
+    expected = generator.mapping(z)
+    monkeypatch.setattr(generator_module, "MAPPING_BATCH", 7)  # 4 chunks: 7, 7, 7, 4
+    torch.testing.assert_close(sample_w(generator, 25, torch.Generator().manual_seed(4)), expected, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(generator.mean_latent(25, torch.Generator().manual_seed(4)), expected.mean(0, keepdim=True))

@@ -13,7 +13,7 @@ from baselines.projector import ProjectorConfig
 from conftest import TINY_CARS, make_tiny_generator, rosinality_checkpoint
 from e4e_bench.checkpoints import save_checkpoint
 from e4e_bench.cli import main
-from e4e_bench.commands.method_options import add_projector_options, projector_options
+from e4e_bench.arguments import add_projector_options, projector_options
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.methods import build_method
 

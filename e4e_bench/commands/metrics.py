@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from e4e_bench.assets import cache_home
-from e4e_bench.commands.method_options import positive_int
+from e4e_bench.arguments import positive_int
 from e4e_bench.devices import resolve_device
 from e4e_bench.domains import get_domain
 from e4e_bench.errors import E4EBenchError

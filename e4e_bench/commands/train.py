@@ -12,8 +12,9 @@ import json
 from dataclasses import fields
 
 from e4e_bench.errors import E4EBenchError
-from encoders.training.options import TrainOptions
-from encoders.training.setup import run_training
+from e4e_bench.methods import METHODS, resolve
+
+TRAINABLE = tuple(name for name, entry in METHODS.items() if entry.trainer is not None)
 
 EXAMPLES = """examples:
   python -m e4e_bench train --method e4e --domain cars --data stanford_cars/train --out runs/e4e_cars
@@ -52,27 +53,37 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "train", help="train an e4e or pSp encoder", description=__doc__,
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--method", required=True, choices=("e4e", "psp"))
+    parser.add_argument("--method", required=True, choices=TRAINABLE)
     parser.add_argument("--domain", required=True, help="faces, cars, horse, church, ...")
     parser.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CHECKPOINT",
                         help="continue exactly from the newest OUT/checkpoints/iteration_N.pt (or CHECKPOINT)")
-    for option in fields(TrainOptions):
+    parser.set_defaults(func=main)
+
+
+def train_options():
+    """The options dataclass of the trainers (one for e4e and pSp), from the method registry."""
+    (reference,) = {METHODS[name].train_options for name in TRAINABLE}
+    return resolve(reference)
+
+
+def add_deferred_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per training option, from the trainer's options dataclass."""
+    for option in fields(train_options()):
         if option.name in DERIVED:
             continue
         flags = [option.metadata["flag"]] if option.metadata["flag"] else []
         flags.append("--" + option.name.replace("_", "-"))
         parser.add_argument(*dict.fromkeys(flags), **flag_arguments(option))
-    parser.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
-    overrides = {f.name: getattr(args, f.name) for f in fields(TrainOptions) if hasattr(args, f.name)}
+    overrides = {f.name: getattr(args, f.name) for f in fields(train_options()) if hasattr(args, f.name)}
     if "exp_dir" not in overrides:
         raise E4EBenchError("--out DIR is required: the folder for checkpoints, logs and image grids")
     if "data" not in overrides and args.resume is None:
         raise E4EBenchError("--data DIR is required: a folder of training images")
     overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
-    summary = run_training(args.method, args.domain, overrides, args.resume)
+    summary = resolve(METHODS[args.method].trainer)(args.method, args.domain, overrides, args.resume)
     if summary is not None:
         print(json.dumps(summary))
     return 0

@@ -169,7 +169,7 @@ def prepare(opts: TrainOptions, group: ProcessGroup, resume_ckpt: dict | None) -
     train_paths, test_paths = split_images(opts)
     generator_path, decoder, stored_avg = load_decoder(opts, domain, group.device)
     input_size = opts.input_size or domain.encoder_input
-    content = domain.crop(torch.empty(1, 1, decoder.size, decoder.size, device="meta")).shape[-2:]
+    content = domain.content_size(decoder.size)
     if content[0] < input_size[0] or content[1] < input_size[1]:
         raise E4EBenchError(f"--input-size {input_size[0]},{input_size[1]} is larger than the {content[0]}x{content[1]} "
                             f"content of the {decoder.size}px generator; use a smaller --input-size")

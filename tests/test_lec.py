@@ -47,7 +47,7 @@ def decode_table(method: LookupMethod) -> torch.Tensor:
         return method.domain.resize_frames(method.generator(method.generator.mapping(z)), method.input_size)
 
 
-def build_lookup(*, domain, checkpoint, generator, device, options):
+def build_lookup(*, domain, checkpoint, generator, device, options, random_weights, seed):
     """Registry factory for the CLI test: the images it knows are the `decode_table` frames."""
     from e4e_bench.checkpoints import load_generator
 
@@ -65,8 +65,8 @@ def test_lec_is_zero_for_a_method_that_inverts_its_generator_exactly(cars_like):
     method = LookupMethod(make_tiny_generator(), cars_like)
     images = decode_table(method)
     direction = parse_direction("sefa:0", method.generator)
-    result = latent_editing_consistency(method, images.split(4), direction, 3.0, cars_like, batch_size=3)
-    assert len(result.per_image) == N_TABLE and len(result.batch_means) == 3  # 10 // 3, last one dropped
+    result = latent_editing_consistency(method, method.invert(images), direction, 3.0, cars_like, batch_size=3)
+    assert len(result.per_image) == 9 and len(result.batch_means) == 3  # 10 // 3 batches: the last image is dropped
     assert result.lec < 1e-4
     assert "sefa:0" in result.protocol and "factor 3" in result.protocol
 
@@ -75,7 +75,7 @@ def test_lec_of_a_noisy_method_is_the_noise_norm_over_the_whole_code(cars_like):
     method = LookupMethod(make_tiny_generator(), cars_like, noise_std=0.1)
     images = decode_table(method)
     direction = parse_direction("sefa:1:0:3", method.generator)
-    result = latent_editing_consistency(method, [images], direction, 2.0, cars_like, batch_size=2)
+    result = latent_editing_consistency(method, method.invert(images), direction, 2.0, cars_like, batch_size=2)
     # w'' - w is the re-encoding's noise alone: its norm over n_latent x D entries is about 0.1 * sqrt(n * D).
     expected = 0.1 * math.sqrt(method.generator.n_latent * method.generator.style_dim)
     assert result.lec == pytest.approx(expected, rel=0.1)
@@ -107,12 +107,17 @@ def test_registered_lec_metric_reports_value_and_protocol(cars_like):
     method = LookupMethod(make_tiny_generator(), cars_like, noise_std=0.05)
     images = decode_table(method)
     metric = get_metric("lec").build(MetricContext(domain=cars_like), direction="sefa:0", factor=1.0, batch_size=5)
-    result = metric(method, [images])
+    result = metric(method, method.invert(images))
     assert result.value > 0 and result.details["n_batches"] == 2 and len(result.details["per_image"]) == N_TABLE
 
 
-def test_lec_cli_end_to_end(tmp_path, tiny_domain, monkeypatch, capsys):
-    monkeypatch.setitem(methods.METHODS, "lookup", "tests.test_lec:build_lookup")
+@pytest.fixture
+def lookup_registered():
+    with methods.METHODS.registered("lookup", methods.MethodEntry("tests.test_lec:build_lookup")):
+        yield
+
+
+def test_lec_cli_end_to_end(tmp_path, tiny_domain, lookup_registered, capsys):
     generator = make_tiny_generator()
     torch.save(rosinality_checkpoint(generator), tmp_path / "g.pt")
     write_images(tmp_path / "images", decode_table(LookupMethod(generator, tiny_domain)))

@@ -17,7 +17,7 @@ from e4e_bench.arguments import add_projector_options, projector_options
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.methods import build_method
 
-FAST = {"steps": 4, "lpips_weight": 0.0, "mse_weight": 1.0, "progress": False, "w_avg_samples": 500}
+FAST = {"steps": 4, "lpips_weight": 0.0, "mse_weight": 1.0, "w_avg_samples": 500}
 
 
 def build(name, generator_ckpt, domain=TINY_CARS, **options):

@@ -22,11 +22,15 @@ class Registry(Mapping[str, Entry], Generic[Entry]):
         self.pattern = pattern
         self._entries: dict[str, Entry] = {}
 
-    def register(self, name: str, entry: Entry) -> Entry:
+    def check_new_name(self, name: str) -> None:
+        """ValueError unless `name` is well formed and not registered yet."""
         if not isinstance(name, str) or not self.pattern.match(name):
             raise ValueError(f"{self.kind} name {name!r} must match {self.pattern.pattern}")
         if name in self._entries:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
+
+    def register(self, name: str, entry: Entry) -> Entry:
+        self.check_new_name(name)
         self._entries[name] = entry
         return entry
 

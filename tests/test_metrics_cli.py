@@ -82,7 +82,7 @@ def test_weights_option_takes_only_networks_that_honour_it(folders, capsys):
     "make_fake,metrics,message",
     [
         (lambda: smooth_images(2, 40, 32), "l2", "differ in size"),
-        (lambda: smooth_images(2, 32, 32), "l2,psnr", "unknown metric 'psnr'; choose from: .*msssim"),
+        (lambda: smooth_images(2, 32, 32), "l2,psnr", "unknown metric 'psnr'; choose one of: .*msssim"),
         (lambda: smooth_images(3, 32, 32), "l2", "no real image of the same name"),
         (lambda: smooth_images(2, 32, 32), "l2,lec", "'lec' \\(method\\) cannot be computed here"),
         (lambda: smooth_images(2, 32, 32), "fid", "assets fetch inception-fid"),

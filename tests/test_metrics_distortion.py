@@ -92,7 +92,7 @@ def test_registry_lists_the_image_metrics_with_kinds_and_protocols():
 
 def test_metric_lists_reject_unknown_repeated_and_wrong_kind_names():
     assert [spec.name for spec in parse_metric_list("l2, swd")] == ["l2", "swd"]
-    with pytest.raises(E4EBenchError, match="choose from: .*lpips"):
+    with pytest.raises(E4EBenchError, match="choose one of: .*lpips"):
         parse_metric_list("l2,lpip")
     with pytest.raises(E4EBenchError, match="twice"):
         parse_metric_list("l2,l2")

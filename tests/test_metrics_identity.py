@@ -131,7 +131,7 @@ def test_undefined_embeddings_are_counted_as_failures_not_dropped():
     evaluation = Evaluation([spec], random_context())
     real = smooth_images(2, 16, 16)
     evaluation.add_pairs(["a.png", "b.png"], real, real)
-    summary = evaluation.summary()
-    assert summary["details"]["id_test"]["n"] == 1 and summary["details"]["id_test"]["n_failed"] == 1
-    assert summary["id_test"] == pytest.approx(1.0)
+    summary = evaluation.summary().metrics["id_test"]
+    assert summary.details["n"] == 1 and summary.details["n_failed"] == 1
+    assert summary.value == pytest.approx(1.0)
     assert torch.isnan(evaluation.per_image()["id_test"][1])

@@ -313,8 +313,7 @@ class Generator(nn.Module):
         return self.style(z)
 
     def mean_latent(self, n: int = 10_000, rng: torch.Generator | None = None) -> torch.Tensor:
-        """Mean of `n` mapped samples, `[1, style_dim]` (`rng` default: seed 0 on the generator's device)."""
-        rng = rng if rng is not None else torch.Generator(self.device).manual_seed(0)
+        """Mean of `n` mapped samples, `[1, style_dim]` (`rng` None: torch's default stream)."""
         return sample_w(self, n, rng).mean(0, keepdim=True)
 
     def to_wplus(self, codes: torch.Tensor) -> torch.Tensor:
@@ -399,12 +398,13 @@ MAPPING_BATCH = 10_000
 
 
 @torch.no_grad()
-def sample_w(generator: Generator, n: int, rng: torch.Generator) -> torch.Tensor:
-    """`n` mapped samples `[n, style_dim]` of z ~ N(0, I), drawn from `rng` on its own device, in one call.
+def sample_w(generator: Generator, n: int, rng: torch.Generator | None) -> torch.Tensor:
+    """`n` mapped samples `[n, style_dim]` of z ~ N(0, I), drawn from `rng` on its own device, in one call
+    (None: torch's default stream on the generator's device).
 
     Drawing on `rng`'s device keeps the samples of a CPU generator the same whichever device maps
     them; the mapping runs in chunks so that 100,000 samples need no more memory than 10,000.
     """
-    z = torch.randn(n, generator.style_dim, generator=rng, device=rng.device)
+    z = torch.randn(n, generator.style_dim, generator=rng, device=rng.device if rng is not None else generator.device)
     like = next(generator.parameters())
     return torch.cat([generator.mapping(chunk.to(like)) for chunk in z.split(MAPPING_BATCH)])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import urllib.request
 import zipfile
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from tqdm import tqdm
 
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.io import atomic_write, write_text
+from e4e_bench.registry import Registry
 
 HASH_RECORD = "hashes.json"
 
@@ -58,9 +60,14 @@ E4E_EDITING_FILES = (
      "4d7f9df1c96180d9026b9cb8d04753579fbf385f321a9d0e263641601c5e5d36", 167562),
 )
 
-ASSETS: dict[str, Asset] = {
-    a.name: a
-    for a in (
+ASSETS: Registry[Asset] = Registry("asset", re.compile(r"^[a-z0-9][a-z0-9.-]*$"))
+
+
+def register_asset(asset: Asset) -> Asset:
+    return ASSETS.register(asset.name, asset)
+
+
+for _asset in (
         Asset("stylegan2-ffhq", "stylegan2-ffhq-config-f.pt", (drive("1EM87UquaoQmk17Q8d5kYIAHqu0dkYqdT"),),
               "rosinality-generator", "StyleGAN2 FFHQ config-f, 1024 px (rosinality conversion)", licence="NVIDIA Source Code License-NC"),
         Asset("stylegan2-car", "stylegan2-car-config-f.pt", (drive("1UmMHHB3DU1trTB8_9Fjkck5ZwArnD81B"),),
@@ -101,8 +108,8 @@ ASSETS: dict[str, Asset] = {
               ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",),
               "pytorch-fid-inception", "pytorch-fid InceptionV3 (TF FID weights), 2048-d pool features",
               sha256_prefix="6726825d", licence="Apache-2.0"),
-    )
-}
+):
+    register_asset(_asset)
 
 
 def cache_home() -> Path:
@@ -110,10 +117,9 @@ def cache_home() -> Path:
 
 
 def get_asset(name: str) -> Asset:
-    try:
-        return ASSETS[name]
-    except KeyError:
-        raise E4EBenchError(f"unknown asset {name!r}; `python -m e4e_bench assets list` shows the registry") from None
+    if name not in ASSETS:
+        raise E4EBenchError(f"unknown asset {name!r}; `python -m e4e_bench assets list` shows the registry")
+    return ASSETS[name]
 
 
 def asset_path(name: str) -> Path:

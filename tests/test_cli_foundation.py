@@ -15,6 +15,7 @@ from PIL import Image
 
 from e4e_bench import assets
 from e4e_bench.cli import COMMANDS, main
+from e4e_bench.errors import E4EBenchError
 
 
 def test_help_lists_the_registered_commands():
@@ -69,7 +70,7 @@ def test_assets_list_and_missing_message(cache, capsys):
     assert main(["assets", "list"]) == 0
     out = capsys.readouterr().out
     assert "stylegan2-car" in out and "missing" in out
-    with pytest.raises(Exception, match="assets fetch lpips-alex"):
+    with pytest.raises(E4EBenchError, match="assets fetch lpips-alex"):
         assets.asset_path("lpips-alex")
 
 

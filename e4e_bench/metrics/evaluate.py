@@ -139,11 +139,22 @@ class Evaluation:
         result = self.results[name] if name in self.results else self._timed(name, self.metrics[name].result)
         return result.value, dict(result.details)
 
+    def protocol(self, spec: MetricSpec) -> str:
+        """The metric's protocol; a set metric's also says that `--domain` resized the images first,
+        since that changes FID and SWD."""
+        domain = self.context.domain
+        if spec.kind != "set" or domain is None:
+            return spec.protocol
+        height, width = domain.eval_size
+        return (f"{spec.protocol}; both sets first resized to {height}x{width} (domain {domain.name}'s evaluation "
+                "size, PIL bilinear)")
+
     def summary(self) -> EvaluationSummary:
         metrics = {}
         for name, spec in self.specs.items():
             value, details = self._summarise(name)
-            metrics[name] = MetricSummary(value, spec.protocol, spec.higher_is_better, round(self.seconds[name], 3), details)
+            seconds = round(self.seconds[name], 3)
+            metrics[name] = MetricSummary(value, self.protocol(spec), spec.higher_is_better, seconds, details)
         return EvaluationSummary(metrics)
 
 

@@ -8,7 +8,7 @@ import torch
 
 from e4e_bench.metrics import parse_metric_list
 from e4e_bench.metrics.evaluate import Evaluation
-from metrics_helpers import distort, random_context, smooth_images
+from tests.metrics_helpers import distort, random_context, smooth_images
 
 METRIC_SET = "l2,lpips,msssim,id_moco,fid,swd"
 PAIRS = 16

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import write_images
+from tests.conftest import write_images
 from e4e_bench import cli
 from e4e_bench.data import list_images, load_images
-from metrics_helpers import distort, smooth_images
+from tests.metrics_helpers import distort, smooth_images
 
 
 @pytest.fixture

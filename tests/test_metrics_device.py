@@ -5,7 +5,7 @@ import torch
 
 from e4e_bench.metrics import parse_metric_list
 from e4e_bench.metrics.evaluate import Evaluation
-from metrics_helpers import distort, random_context, smooth_images
+from tests.metrics_helpers import distort, random_context, smooth_images
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

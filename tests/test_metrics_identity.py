@@ -14,7 +14,7 @@ from e4e_bench.metrics import MetricSpec, get_metric
 from e4e_bench.metrics.evaluate import Evaluation
 from e4e_bench.metrics.identity import IdentitySimilarity
 from e4e_bench.moco import load_moco
-from metrics_helpers import distort, random_context, smooth_images
+from tests.metrics_helpers import distort, random_context, smooth_images
 
 
 @pytest.fixture(scope="module")

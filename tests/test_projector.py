@@ -10,7 +10,7 @@ from baselines.noise_regularization import noise_regularization, normalize_noise
 from baselines.projector import ProjectorConfig, latent_statistics, project
 from baselines.schedules import latent_noise_scale, learning_rate
 from baselines.target_lpips import TargetLPIPS
-from conftest import make_tiny_generator
+from tests.conftest import make_tiny_generator
 from e4e_bench.domains import Domain
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.lpips_net import build_lpips

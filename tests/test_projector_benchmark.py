@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from baselines.projector import ProjectorConfig, latent_statistics, project
-from conftest import make_tiny_generator
+from tests.conftest import make_tiny_generator
 from e4e_bench.generator import Generator
 from e4e_bench.lpips_net import build_lpips
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from baselines.method import image_seeds
 from baselines.projector import ProjectorConfig
-from conftest import TINY_CARS, make_tiny_generator, rosinality_checkpoint
+from tests.conftest import TINY_CARS, make_tiny_generator, rosinality_checkpoint
 from e4e_bench.checkpoints import save_checkpoint
 from e4e_bench.cli import main
 from e4e_bench.arguments import add_projector_options, projector_options

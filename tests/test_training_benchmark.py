@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import rosinality_checkpoint, write_images
+from tests.conftest import rosinality_checkpoint, write_images
 from e4e_bench.checkpoints import save_checkpoint
 from e4e_bench.generator import Generator
 from e4e_bench.distributed import ProcessGroup

@@ -1,7 +1,6 @@
 """Every method builds at a domain's official architecture with random weights, reading no file."""
 
 import pytest
-import torch
 
 from e4e_bench.domains import get_domain
 from e4e_bench.methods import build_method

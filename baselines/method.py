@@ -18,9 +18,20 @@ from e4e_bench.domains import Domain
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.generator import Generator
 from e4e_bench.lpips_net import build_lpips
+from e4e_bench.methods import WeightSource, method_options
+from e4e_bench.seeding import seeded_initialisation
 
-# Options besides the ProjectorConfig fields: the base seed, LPIPS backbone weights, the progress bar.
-EXTRA_OPTIONS = {"seed": 0, "lpips_pretrained": True, "progress": True}
+
+@dataclass(frozen=True)
+class ProjectionOptions(ProjectorConfig):
+    """The projector's settings plus the base of every image's seed and the LPIPS backbone's weights."""
+
+    seed: int = 0
+    lpips_pretrained: bool = True  # False: LPIPS-VGG with a random backbone (tests, throughput runs)
+
+    @property
+    def config(self) -> ProjectorConfig:
+        return ProjectorConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(ProjectorConfig)})
 
 
 @dataclass
@@ -31,11 +42,11 @@ class ProjectionMethod:
     generator: Generator
     input_size: tuple[int, int]
     space: Space
-    config: ProjectorConfig
-    crop_rows: tuple[int, int] | None
+    options: ProjectionOptions
+    domain: Domain
     lpips: nn.Module | None
     statistics: LatentStatistics
-    seed: int = 0
+    source: WeightSource
     progress: bool = True
     resizes_inputs: bool = False  # targets must have the domain frame's aspect ratio
 
@@ -45,8 +56,9 @@ class ProjectionMethod:
     def invert_with_noise(self, images: Tensor) -> tuple[Tensor, list[Tensor]]:
         """W+ codes `[B, n_latent, style_dim]` and the optimised noise maps to decode them with."""
         result = project(
-            self.generator, images, space=self.space, config=self.config, seeds=image_seeds(images, self.seed),
-            lpips=self.lpips, crop_rows=self.crop_rows, statistics=self.statistics, progress=self.progress)
+            self.generator, images, space=self.space, config=self.options.config,
+            seeds=image_seeds(images, self.options.seed), lpips=self.lpips, domain=self.domain,
+            statistics=self.statistics, progress=self.progress)
         return result.codes, result.noise
 
 
@@ -59,35 +71,39 @@ def image_seeds(images: Tensor, seed: int) -> list[int]:
 
 
 def build_opt_w(*, domain: Domain, checkpoint: Path | None = None, generator: Path | None = None,
-                device: torch.device, options: Mapping[str, Any] | None = None) -> ProjectionMethod:
-    return _build("opt_w", "w", domain, checkpoint, generator, device, options or {})
+                device: torch.device, options: Mapping[str, Any] | None = None,
+                random_weights: bool = False, seed: int = 0) -> ProjectionMethod:
+    return _build("opt_w", "w", domain, checkpoint, generator, device, options or {}, random_weights, seed)
 
 
 def build_opt_wplus(*, domain: Domain, checkpoint: Path | None = None, generator: Path | None = None,
-                    device: torch.device, options: Mapping[str, Any] | None = None) -> ProjectionMethod:
-    return _build("opt_wplus", "wplus", domain, checkpoint, generator, device, options or {})
+                    device: torch.device, options: Mapping[str, Any] | None = None,
+                    random_weights: bool = False, seed: int = 0) -> ProjectionMethod:
+    return _build("opt_wplus", "wplus", domain, checkpoint, generator, device, options or {}, random_weights, seed)
 
 
 def _build(name: str, space: Space, domain: Domain, checkpoint: Path | None, generator_path: Path | None,
-           device: torch.device, options: Mapping[str, Any]) -> ProjectionMethod:
-    config_fields = {f.name for f in dataclasses.fields(ProjectorConfig)}
-    unknown = set(options) - config_fields - set(EXTRA_OPTIONS)
-    if unknown:
-        raise E4EBenchError(f"{name} has no option(s) {', '.join(sorted(unknown))}; "
-                            f"known: {', '.join(sorted(config_fields | set(EXTRA_OPTIONS)))}.")
-    extra = {key: options.get(key, default) for key, default in EXTRA_OPTIONS.items()}
-    config = ProjectorConfig(**{key: value for key, value in options.items() if key in config_fields})
-
-    path = generator_path or checkpoint or _domain_generator(domain, name)
-    generator, _ = load_generator(path, device)
-    if generator.size != domain.resolution:
-        raise E4EBenchError(f"{path} is a {generator.size}px generator but domain {domain.name!r} needs "
-                            f"{domain.resolution}px; pass the --domain that matches the generator.")
-    lpips = build_lpips("vgg", pretrained=extra["lpips_pretrained"], device=device) if config.lpips_weight > 0 else None
+           device: torch.device, options: Mapping[str, Any], random_weights: bool, seed: int) -> ProjectionMethod:
+    """`random_weights`: the domain's official config-f generator drawn from `seed` (unless a generator
+    file is given) and LPIPS-VGG with a random backbone, so that no file is needed."""
+    chosen = method_options(ProjectionOptions, name, options)
+    if random_weights and generator_path is None:
+        with seeded_initialisation(seed):
+            generator = Generator(domain.resolution).to(device).eval().requires_grad_(False)
+        source = WeightSource(random_seed=seed)
+    else:
+        path = generator_path or checkpoint or _domain_generator(domain, name)
+        generator, _ = load_generator(path, device)
+        if generator.size != domain.resolution:
+            raise E4EBenchError(f"{path} is a {generator.size}px generator but domain {domain.name!r} needs "
+                                f"{domain.resolution}px; pass the --domain that matches the generator.")
+        source = WeightSource(generator=path)
+    lpips = None
+    if chosen.lpips_weight > 0:
+        lpips = build_lpips("vgg", pretrained=chosen.lpips_pretrained and not random_weights, device=device)
     return ProjectionMethod(
-        name=name, generator=generator, input_size=domain.frame_size, space=space, config=config,
-        crop_rows=domain.crop_rows, lpips=lpips, statistics=latent_statistics(generator, config.w_avg_samples),
-        seed=int(extra["seed"]), progress=bool(extra["progress"]))
+        name=name, generator=generator, input_size=domain.frame_size, space=space, options=chosen, domain=domain,
+        lpips=lpips, statistics=latent_statistics(generator, chosen.w_avg_samples), source=source)
 
 
 def _domain_generator(domain: Domain, name: str) -> Path:

@@ -21,7 +21,9 @@ from tqdm import tqdm
 from baselines.noise_regularization import noise_regularization, normalize_noise_
 from baselines.schedules import latent_noise_scale, learning_rate
 from baselines.target_lpips import TargetLPIPS
+from e4e_bench.domains import Domain
 from e4e_bench.errors import E4EBenchError
+from e4e_bench.generator import sample_w
 
 Space = Literal["w", "wplus"]
 SPACES = ("w", "wplus")
@@ -82,18 +84,10 @@ class ProjectionResult:
 @torch.no_grad()
 def latent_statistics(generator: nn.Module, n_samples: int = 10_000, seed: int = 123) -> LatentStatistics:
     """Map `n_samples` seeded z through the mapping network; NVIDIA's projector uses seed 123."""
-    z = torch.randn(n_samples, generator.style_dim, generator=torch.Generator().manual_seed(seed))
-    w = generator.mapping(z.to(next(generator.parameters())))
+    w = sample_w(generator, n_samples, torch.Generator().manual_seed(seed))
     mean = w.mean(dim=0)
     std = float(((w - mean) ** 2).sum() / n_samples) ** 0.5
     return LatentStatistics(mean=mean, std=std)
-
-
-def frame_size(resolution: int, crop_rows: tuple[int, int] | None) -> tuple[int, int]:
-    """(H, W) of the generator's output after the domain's row crop."""
-    if crop_rows is None:
-        return resolution, resolution
-    return crop_rows[1] - crop_rows[0], resolution
 
 
 def project(
@@ -104,18 +98,19 @@ def project(
     config: ProjectorConfig,
     seeds: Sequence[int],
     lpips: nn.Module | None = None,
-    crop_rows: tuple[int, int] | None = None,
+    domain: Domain | None = None,
     statistics: LatentStatistics | None = None,
     progress: bool = False,
 ) -> ProjectionResult:
-    """Project `targets` (`[B, 3, H, W]` in [-1, 1], the cropped frame) into `space`, one seed per image.
+    """Project `targets` (`[B, 3, H, W]` in [-1, 1], `domain`'s cropped frame) into `space`, one seed per image.
 
     `lpips` (an `lpips.LPIPS`, inputs in [-1, 1]) is needed when `config.lpips_weight > 0`;
-    `statistics` defaults to `latent_statistics(generator, config.w_avg_samples)`.
+    `statistics` defaults to `latent_statistics(generator, config.w_avg_samples)`; without a `domain`
+    the whole square frame is compared.
     """
     if space not in SPACES:
         raise E4EBenchError(f"unknown projection space {space!r}; use one of {', '.join(SPACES)}.")
-    _check_targets(targets, frame_size(generator.size, crop_rows))
+    _check_targets(targets, domain.content_size(generator.size) if domain else (generator.size, generator.size))
     if len(seeds) != targets.shape[0]:
         raise ValueError(f"{len(seeds)} seeds for {targets.shape[0]} images")
     if config.lpips_weight > 0 and lpips is None:
@@ -124,7 +119,7 @@ def project(
         statistics = latent_statistics(generator, config.w_avg_samples)
     # The caller may evaluate under inference_mode; optimisation needs autograd and normal tensors.
     with torch.inference_mode(False), torch.enable_grad():
-        return _optimize(generator, targets.clone(), space, config, seeds, lpips, crop_rows, statistics, progress)
+        return _optimize(generator, targets.clone(), space, config, seeds, lpips, domain, statistics, progress)
 
 
 def _check_targets(targets: Tensor, expected_hw: tuple[int, int]) -> None:
@@ -135,7 +130,7 @@ def _check_targets(targets: Tensor, expected_hw: tuple[int, int]) -> None:
             f"(pick the --domain that matches the --generator).")
 
 
-def _optimize(generator, targets, space, config, seeds, lpips, crop_rows, statistics, progress):
+def _optimize(generator, targets, space, config, seeds, lpips, domain, statistics, progress):
     batch = targets.shape[0]
     rngs = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
     rows = (1,) if space == "w" else (generator.n_latent,)
@@ -153,7 +148,8 @@ def _optimize(generator, targets, space, config, seeds, lpips, crop_rows, statis
             group["lr"] = learning_rate(t, config.lr, config.lr_rampup, config.lr_rampdown)
         sigma = latent_noise_scale(t, statistics.std, config.latent_noise, config.latent_noise_ramp)
         codes = latent + sigma * _per_image_normal(rngs, latent.shape[1:], latent) if sigma > 0 else latent
-        images = _frame(generator(codes.squeeze(1) if space == "w" else codes, noise=noises or "const"), crop_rows)
+        images = generator(codes.squeeze(1) if space == "w" else codes, noise=noises or "const")
+        images = domain.crop(images) if domain is not None else images
         per_image = _reconstruction_loss(_downsample(images, factor), small_targets, config, lpips_distance)
         total = per_image.sum()
         if noises:
@@ -184,10 +180,6 @@ def _initial_noise(generator: nn.Module, rngs: list[torch.Generator], like: Tens
 def _per_image_normal(rngs: list[torch.Generator], shape: torch.Size, like: Tensor) -> Tensor:
     # One draw per image from its own generator keeps a batch equal to the same images run alone.
     return torch.stack([torch.randn(shape, generator=rng) for rng in rngs]).to(like)
-
-
-def _frame(images: Tensor, crop_rows: tuple[int, int] | None) -> Tensor:
-    return images if crop_rows is None else images[:, :, crop_rows[0]:crop_rows[1]]
 
 
 def _downsample(images: Tensor, factor: int) -> Tensor:

@@ -12,15 +12,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import re
 import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from tqdm import tqdm
 
 from e4e_bench.errors import E4EBenchError
+from e4e_bench.io import atomic_write, write_text
+from e4e_bench.registry import Registry
 
 HASH_RECORD = "hashes.json"
 
@@ -58,9 +61,14 @@ E4E_EDITING_FILES = (
      "4d7f9df1c96180d9026b9cb8d04753579fbf385f321a9d0e263641601c5e5d36", 167562),
 )
 
-ASSETS: dict[str, Asset] = {
-    a.name: a
-    for a in (
+ASSETS: Registry[Asset] = Registry("asset", re.compile(r"^[a-z0-9][a-z0-9.-]*$"))
+
+
+def register_asset(asset: Asset) -> Asset:
+    return ASSETS.register(asset.name, asset)
+
+
+for _asset in (
         Asset("stylegan2-ffhq", "stylegan2-ffhq-config-f.pt", (drive("1EM87UquaoQmk17Q8d5kYIAHqu0dkYqdT"),),
               "rosinality-generator", "StyleGAN2 FFHQ config-f, 1024 px (rosinality conversion)", licence="NVIDIA Source Code License-NC"),
         Asset("stylegan2-car", "stylegan2-car-config-f.pt", (drive("1UmMHHB3DU1trTB8_9Fjkck5ZwArnD81B"),),
@@ -101,8 +109,8 @@ ASSETS: dict[str, Asset] = {
               ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",),
               "pytorch-fid-inception", "pytorch-fid InceptionV3 (TF FID weights), 2048-d pool features",
               sha256_prefix="6726825d", licence="Apache-2.0"),
-    )
-}
+):
+    register_asset(_asset)
 
 
 def cache_home() -> Path:
@@ -110,10 +118,9 @@ def cache_home() -> Path:
 
 
 def get_asset(name: str) -> Asset:
-    try:
-        return ASSETS[name]
-    except KeyError:
-        raise E4EBenchError(f"unknown asset {name!r}; `python -m e4e_bench assets list` shows the registry") from None
+    if name not in ASSETS:
+        raise E4EBenchError(f"unknown asset {name!r}; `python -m e4e_bench assets list` shows the registry")
+    return ASSETS[name]
 
 
 def asset_path(name: str) -> Path:
@@ -143,10 +150,7 @@ def recorded_hashes() -> dict[str, str]:
 
 def record_hash(name: str, digest: str) -> None:
     hashes = recorded_hashes() | {name: digest}
-    record = cache_home() / HASH_RECORD
-    tmp = record.with_suffix(".tmp")
-    tmp.write_text(json.dumps(hashes, indent=2, sort_keys=True))
-    os.replace(tmp, record)
+    write_text(cache_home() / HASH_RECORD, json.dumps(hashes, indent=2, sort_keys=True))
 
 
 VERIFIED, UNVERIFIED, MISMATCHED, MISSING = "verified", "unverified", "mismatched", "missing"
@@ -192,42 +196,43 @@ def fetch(name: str, force: bool = False) -> Fetched:
     target = cache_home() / asset.filename
     if target.is_file() and not force:
         return Fetched(target, None)
-    target.parent.mkdir(parents=True, exist_ok=True)
     errors = []
     for url in asset.urls:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{asset.filename}.", suffix=".part")
         try:
-            download(url, fd, asset.filename)
-            member = extract_member(Path(tmp), asset.archive_member) if asset.archive_member is not None else None
-            check = check_hash(asset, sha256_of(Path(tmp)))
-            if check.status == MISMATCHED:
-                errors.append(f"{url}: {check.detail}")
-                continue
-            os.replace(tmp, target)
+            with atomic_write(target) as out:
+                download(url, out, asset.filename)
+                member = extract_member(out, asset.archive_member) if asset.archive_member is not None else None
+                check = check_hash(asset, sha256_of(Path(out.name)))
+                if check.status == MISMATCHED:
+                    raise _Mismatch(check.detail)
             return Fetched(target, check, member)
-        except OSError as err:
+        except (_Mismatch, OSError) as err:
             errors.append(f"{url}: {err}")
-        finally:
-            Path(tmp).unlink(missing_ok=True)
     raise E4EBenchError(
         f"could not download {asset.filename} ({'; '.join(errors)}); download it by hand into {cache_home()}"
     )
 
 
-def download(url: str, fd: int, label: str) -> None:
-    """Stream `url` into the open file descriptor `fd` (closed afterwards), with a progress bar."""
-    with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+class _Mismatch(Exception):
+    """A download whose hash is wrong: abandons its atomic write so that nothing is kept."""
+
+
+def download(url: str, out: IO[bytes], label: str) -> None:
+    """Stream `url` into the open file `out`, with a progress bar."""
+    with urllib.request.urlopen(url, timeout=60) as response:
         total = int(response.headers.get("Content-Length") or 0) or None
         with tqdm(total=total, unit="B", unit_scale=True, desc=label) as bar:
             while block := response.read(1 << 20):
                 out.write(block)
                 bar.update(len(block))
+    out.flush()
 
 
-def extract_member(archive: Path, member: str) -> str:
-    """Replace a downloaded zip by the one member we keep (matched by base name); returns its name in the pack."""
+def extract_member(archive: IO[bytes], member: str) -> str:
+    """Replace a downloaded zip, open for writing, by the one member we keep (matched by base name);
+    returns its name in the pack."""
     try:
-        with zipfile.ZipFile(archive) as pack:
+        with zipfile.ZipFile(archive.name) as pack:
             matches = [n for n in pack.namelist() if Path(n).name == member]
             if len(matches) != 1:
                 found = ", ".join(matches) if matches else "none"
@@ -235,7 +240,10 @@ def extract_member(archive: Path, member: str) -> str:
             data = pack.read(matches[0])
     except zipfile.BadZipFile as err:
         raise OSError(f"download is not a zip archive ({err})") from None
-    archive.write_bytes(data)
+    archive.seek(0)
+    archive.truncate()
+    archive.write(data)
+    archive.flush()
     return matches[0]
 
 

@@ -10,10 +10,10 @@ Kinds recognised by content:
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import pickle
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -21,6 +21,7 @@ import torch
 
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.generator import Generator, default_channels
+from e4e_bench.io import atomic_write
 
 GENERATOR_FORMATS = "a rosinality StyleGAN2 .pt (with 'g_ema') or an official e4e/pSp checkpoint (with 'state_dict')"
 
@@ -30,17 +31,25 @@ def load_file(path: str | os.PathLike):
     path = Path(path)
     if not path.is_file():
         raise E4EBenchError(f"checkpoint {path} does not exist; check the path or run `python -m e4e_bench assets list`")
+    # Zip-format files are memory-mapped (copy-on-write): reading `opts` out of a 1 GB encoder
+    # file costs nothing, and tensors are paged in only when used. Legacy files cannot be.
+    return _load_weights(path, path, mmap=zipfile.is_zipfile(path))
+
+
+def load_bytes(data: bytes, source: str | os.PathLike):
+    """torch.load of a serialised object held in memory (weights only); errors name `source`."""
+    return _load_weights(io.BytesIO(data), Path(source), mmap=False)
+
+
+def _load_weights(target, path: Path, mmap: bool):
     try:
-        # Zip-format files are memory-mapped (copy-on-write): reading `opts` out of a 1 GB encoder
-        # file costs nothing, and tensors are paged in only when used. Legacy files cannot be.
         with torch.serialization.safe_globals([argparse.Namespace]):
-            ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+            return torch.load(target, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         raise E4EBenchError(refusal_message(path, str(err))) from None
     except Exception as err:  # a damaged pickle can fail with almost any error type
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise E4EBenchError(f"{path} is not a readable PyTorch checkpoint ({reason}); re-download or re-save it") from None
-    return ckpt
 
 
 def refusal_message(path: Path, torch_message: str) -> str:
@@ -172,14 +181,6 @@ def generator_checkpoint(generator: Generator, latent_avg: torch.Tensor | None =
 
 
 def save_checkpoint(obj: dict, path: str | os.PathLike) -> None:
-    """torch.save to a temporary name in the same folder, then rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """torch.save, atomically: never a half-written file."""
+    with atomic_write(path) as stream:
+        torch.save(obj, stream)

@@ -28,7 +28,15 @@ COMMANDS = (
 OUR_PACKAGES = ("e4e_bench", "encoders", "baselines")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def selected_command(argv: list[str]) -> str | None:
+    """The subcommand named on the command line (the first word that is not a flag)."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """Every subcommand's parser; flags that need a method package (`add_deferred_arguments`) are
+    added only to the subcommand being run, so that `--help` imports no method."""
+    chosen = selected_command(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(
         prog="e4e-bench",
         description="StyleGAN inversion benchmark: e4e, pSp and W/W+ projection under one pinned metrics pipeline.",
@@ -37,7 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"e4e_bench.commands.{name.replace('-', '_')}").register(subparsers)
+        command = importlib.import_module(f"e4e_bench.commands.{name.replace('-', '_')}")
+        command.register(subparsers)
+        if name == chosen and hasattr(command, "add_deferred_arguments"):
+            command.add_deferred_arguments(subparsers.choices[name])
     return parser
 
 
@@ -49,7 +60,7 @@ def configure_logging(verbose: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     configure_logging(args.verbose)
     try:
         status = args.func(args) or 0

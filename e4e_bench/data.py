@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from e4e_bench.errors import E4EBenchError
+from e4e_bench.io import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -104,19 +104,11 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 
 def save_images(images: torch.Tensor, paths: Sequence[Path]) -> None:
-    """Write [-1, 1] images as PNGs; each file is written under a temporary name, then renamed."""
+    """Write [-1, 1] images as PNGs, each atomically."""
     pixels = to_uint8(images).permute(0, 2, 3, 1).cpu().numpy()
     for array, path in zip(pixels, paths, strict=True):
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-        os.close(fd)
-        try:
-            Image.fromarray(array).save(tmp, format="PNG")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(path) as stream:
+            Image.fromarray(array).save(stream, format="PNG")
 
 
 class ImageFolder(torch.utils.data.Dataset):

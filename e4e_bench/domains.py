@@ -7,7 +7,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from e4e_bench.errors import E4EBenchError
+from e4e_bench.registry import Registry
+
+# Identity network -> the metric that scores it (registered in e4e_bench.metrics.identity under these names).
+IDENTITY_METRICS = {"arcface": "id_arcface", "moco": "id_moco"}
 
 
 @dataclass(frozen=True)
@@ -17,10 +20,21 @@ class Domain:
     crop_rows: tuple[int, int] | None  # rows of the generator frame holding the content, at `resolution`
     encoder_input: tuple[int, int]  # (H, W) fed to e4e/pSp
     eval_size: tuple[int, int]  # (H, W) at which paired metrics compare images
-    identity: str | None  # "arcface", "moco" or None
+    identity: str | None  # a key of IDENTITY_METRICS ("arcface", "moco") or None
     edits: tuple[str, ...]  # edit families the domain is benchmarked with
     generator_asset: str | None  # assets-registry name of the official generator
     encoder_assets: tuple[tuple[str, str], ...] = ()  # (method, assets-registry name)
+
+    def __post_init__(self) -> None:
+        if self.identity is not None and self.identity not in IDENTITY_METRICS:
+            raise ValueError(
+                f"domain {self.name!r}: identity {self.identity!r} is not one of {', '.join(IDENTITY_METRICS)}"
+            )
+
+    @property
+    def identity_metric(self) -> str | None:
+        """The registered metric name of the domain's identity similarity (None: the domain has none)."""
+        return None if self.identity is None else IDENTITY_METRICS[self.identity]
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -30,12 +44,21 @@ class Domain:
         top, bottom = self.crop_rows
         return (bottom - top, self.resolution)
 
+    def content_rows(self, size: int) -> tuple[int, int]:
+        """[top, bottom) of the content in a square generator frame of side `size` (crop scaled to it)."""
+        if self.crop_rows is None:
+            return (0, size)
+        top, bottom = (row * size // self.resolution for row in self.crop_rows)
+        return (top, bottom)
+
+    def content_size(self, size: int) -> tuple[int, int]:
+        """(H, W) of the content of a square generator frame of side `size`."""
+        top, bottom = self.content_rows(size)
+        return (bottom - top, size)
+
     def crop(self, images: torch.Tensor) -> torch.Tensor:
         """Crop a square generator frame `[..., S, S]` to the content rows, scaled to its size S."""
-        if self.crop_rows is None:
-            return images
-        size = images.shape[-2]
-        top, bottom = (row * size // self.resolution for row in self.crop_rows)
+        top, bottom = self.content_rows(images.shape[-2])
         return images[..., top:bottom, :]
 
     def resize_frames(self, images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -65,38 +88,42 @@ def lsun_256(name: str) -> Domain:
     )
 
 
-DOMAINS: dict[str, Domain] = {
-    domain.name: domain
-    for domain in (
-        Domain(
-            name="faces",
-            resolution=1024,
-            crop_rows=None,
-            encoder_input=(256, 256),
-            eval_size=(256, 256),
-            identity="arcface",
-            edits=("interfacegan", "ganspace"),
-            generator_asset="stylegan2-ffhq",
-            encoder_assets=(("e4e", "e4e-ffhq"), ("psp", "psp-ffhq")),
-        ),
-        Domain(
-            name="cars",
-            resolution=512,
-            crop_rows=(64, 448),
-            encoder_input=(192, 256),
-            eval_size=(192, 256),
-            identity="moco",
-            edits=("ganspace", "sefa"),
-            generator_asset="stylegan2-car",
-            encoder_assets=(("e4e", "e4e-cars"),),
-        ),
-        *(lsun_256(name) for name in ("horse", "church")),
+DOMAINS: Registry[Domain] = Registry("domain")
+
+
+def register_domain(domain: Domain) -> Domain:
+    return DOMAINS.register(domain.name, domain)
+
+
+register_domain(
+    Domain(
+        name="faces",
+        resolution=1024,
+        crop_rows=None,
+        encoder_input=(256, 256),
+        eval_size=(256, 256),
+        identity="arcface",
+        edits=("interfacegan", "ganspace"),
+        generator_asset="stylegan2-ffhq",
+        encoder_assets=(("e4e", "e4e-ffhq"), ("psp", "psp-ffhq")),
     )
-}
+)
+register_domain(
+    Domain(
+        name="cars",
+        resolution=512,
+        crop_rows=(64, 448),
+        encoder_input=(192, 256),
+        eval_size=(192, 256),
+        identity="moco",
+        edits=("ganspace", "sefa"),
+        generator_asset="stylegan2-car",
+        encoder_assets=(("e4e", "e4e-cars"),),
+    )
+)
+for _name in ("horse", "church"):
+    register_domain(lsun_256(_name))
 
 
 def get_domain(name: str) -> Domain:
-    try:
-        return DOMAINS[name]
-    except KeyError:
-        raise E4EBenchError(f"unknown domain {name!r}; choose one of: {', '.join(DOMAINS)}") from None
+    return DOMAINS.lookup(name)

@@ -312,11 +312,9 @@ class Generator(nn.Module):
         """z `[B, style_dim]` -> w `[B, style_dim]`."""
         return self.style(z)
 
-    @torch.no_grad()
     def mean_latent(self, n: int = 10_000, rng: torch.Generator | None = None) -> torch.Tensor:
-        """Mean of `n` mapped samples, `[1, style_dim]`."""
-        z = torch.randn(n, self.style_dim, generator=rng, device=self.device)
-        return self.mapping(z).mean(0, keepdim=True)
+        """Mean of `n` mapped samples, `[1, style_dim]` (`rng` None: torch's default stream)."""
+        return sample_w(self, n, rng).mean(0, keepdim=True)
 
     def to_wplus(self, codes: torch.Tensor) -> torch.Tensor:
         """Broadcast W codes `[B, D]` to W+ `[B, n_latent, D]`; W+ codes pass through."""
@@ -394,3 +392,19 @@ class Generator(nn.Module):
 
     def extra_repr(self) -> str:
         return f"size={self.size}, style_dim={self.style_dim}, n_latent={self.n_latent}, n_mlp={self.n_mlp}"
+
+
+MAPPING_BATCH = 10_000
+
+
+@torch.no_grad()
+def sample_w(generator: Generator, n: int, rng: torch.Generator | None) -> torch.Tensor:
+    """`n` mapped samples `[n, style_dim]` of z ~ N(0, I), drawn from `rng` on its own device, in one call
+    (None: torch's default stream on the generator's device).
+
+    Drawing on `rng`'s device keeps the samples of a CPU generator the same whichever device maps
+    them; the mapping runs in chunks so that 100,000 samples need no more memory than 10,000.
+    """
+    z = torch.randn(n, generator.style_dim, generator=rng, device=rng.device if rng is not None else generator.device)
+    like = next(generator.parameters())
+    return torch.cat([generator.mapping(chunk.to(like)) for chunk in z.split(MAPPING_BATCH)])

@@ -10,7 +10,6 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import lpips
 import torch
 
 from e4e_bench.assets import asset_path
@@ -20,9 +19,11 @@ BACKBONE_ASSETS = {"alex": "lpips-alex", "vgg": "lpips-vgg"}
 
 
 def build_lpips(net: str = "alex", pretrained: bool = True, device: torch.device | str = "cpu",
-                backbone_file: Path | None = None) -> lpips.LPIPS:
-    """Frozen LPIPS taking images in [-1, 1]; the backbone is `backbone_file` (a torchvision file),
+                backbone_file: Path | None = None) -> torch.nn.Module:
+    """Frozen `lpips.LPIPS` taking images in [-1, 1]; the backbone is `backbone_file` (a torchvision file),
     else the cached asset; `pretrained=False` keeps random backbone weights (tests)."""
+    import lpips  # imports torchvision's model zoo: only when a network is built
+
     if net not in BACKBONE_ASSETS:
         raise ValueError(f"LPIPS backbone must be one of {sorted(BACKBONE_ASSETS)}, got {net!r}")
     if not pretrained:

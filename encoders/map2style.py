@@ -5,6 +5,7 @@ import math
 
 from torch import Tensor, nn
 
+from e4e_bench.errors import E4EBenchError
 from e4e_bench.generator import EqualLinear
 
 # Slope of the heads' activations: nn.LeakyReLU's default, not StyleGAN's 0.2.
@@ -37,6 +38,6 @@ class GradualStyleBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         x = self.convs(x)
         if x.shape[2:] != (1, 1):
-            raise ValueError(f"map2style head left a {tuple(x.shape[2:])} map, expected 1x1: "
-                             "the encoder input is larger than the head was built for")
+            raise E4EBenchError(f"map2style head left a {tuple(x.shape[2:])} map, expected 1x1: the encoder input "
+                                "is larger than the head was built for; load images at the domain's encoder input")
         return self.linear(x.flatten(1))

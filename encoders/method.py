@@ -13,8 +13,15 @@ from e4e_bench.checkpoints import load_generator
 from e4e_bench.domains import Domain
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.generator import Generator
+from e4e_bench.methods import WeightSource, method_options
+from e4e_bench.seeding import seeded_initialisation
 from encoders.checkpoint import ENCODER_CLASSES, MEAN_LATENT_SAMPLES, load_inverter
 from encoders.inverter import Inverter
+
+
+@dataclass(frozen=True)
+class EncoderOptions:
+    """e4e and pSp take no inversion options: one forward pass, BatchNorm in eval mode."""
 
 
 @dataclass
@@ -24,6 +31,8 @@ class EncoderMethod:
     name: str
     inverter: Inverter
     input_size: tuple[int, int]  # (H, W) the images are loaded at: the domain's encoder input
+    source: WeightSource
+    options: EncoderOptions = EncoderOptions()
 
     @property
     def generator(self) -> Generator:
@@ -32,33 +41,39 @@ class EncoderMethod:
     def invert(self, images: Tensor) -> Tensor:
         """[B, 3, H, W] in [-1, 1] -> W+ codes [B, n_latent, style_dim] (latent_avg included)."""
         if tuple(images.shape[-2:]) != self.input_size:
-            raise ValueError(f"{self.name} expects images of {self.input_size}, got {tuple(images.shape[-2:])}")
+            raise E4EBenchError(f"{self.name} takes images of {self.input_size[0]}x{self.input_size[1]} (H x W), "
+                                f"got {images.shape[-2]}x{images.shape[-1]}; load them at the domain's encoder input")
         device = self.inverter.decoder.device
         with torch.inference_mode():
             return self.inverter.codes(images.to(device))
 
 
 def build_e4e(*, domain: Domain, checkpoint: Path | None = None, generator: Path | None = None,
-              device: torch.device, options: Mapping[str, Any] | None = None) -> EncoderMethod:
-    return build_encoder_method("e4e", domain, checkpoint, generator, device, options or {})
+              device: torch.device, options: Mapping[str, Any] | None = None,
+              random_weights: bool = False, seed: int = 0) -> EncoderMethod:
+    return build_encoder_method("e4e", domain, checkpoint, generator, device, options or {}, random_weights, seed)
 
 
 def build_psp(*, domain: Domain, checkpoint: Path | None = None, generator: Path | None = None,
-              device: torch.device, options: Mapping[str, Any] | None = None) -> EncoderMethod:
-    return build_encoder_method("psp", domain, checkpoint, generator, device, options or {})
+              device: torch.device, options: Mapping[str, Any] | None = None,
+              random_weights: bool = False, seed: int = 0) -> EncoderMethod:
+    return build_encoder_method("psp", domain, checkpoint, generator, device, options or {}, random_weights, seed)
 
 
 def build_encoder_method(method: str, domain: Domain, checkpoint: Path | None, generator: Path | None,
-                         device: torch.device, options: Mapping[str, Any]) -> EncoderMethod:
+                         device: torch.device, options: Mapping[str, Any], random_weights: bool,
+                         seed: int) -> EncoderMethod:
     """The method from `checkpoint` (default: the domain's pretrained file); `generator` replaces its decoder.
 
-    options["random_weights"]: an official-size encoder with random weights (throughput runs, no
+    `random_weights`: an official-size encoder with weights drawn from `seed` (throughput runs, no
     files needed), decoding with `generator` or a random generator of the domain's resolution.
-    The projector options `invert` passes to every method do not apply to encoders and are ignored.
     """
-    if options.get("random_weights"):
-        inverter = random_inverter(method, domain, generator)
-        return EncoderMethod(method, inverter.to(device).eval().requires_grad_(False), domain.encoder_input)
+    chosen = method_options(EncoderOptions, method, options)
+    if random_weights:
+        inverter = random_inverter(method, domain, generator, seed)
+        source = WeightSource(generator=generator, random_seed=seed)
+        return EncoderMethod(method, inverter.to(device).eval().requires_grad_(False), domain.encoder_input,
+                             source, chosen)
     path = checkpoint if checkpoint is not None else default_checkpoint(method, domain)
     inverter, _ = load_inverter(path, method)
     if generator is not None:
@@ -70,13 +85,14 @@ def build_encoder_method(method: str, domain: Domain, checkpoint: Path | None, g
     if inverter.decoder.size != domain.resolution:
         raise E4EBenchError(f"{path} decodes {inverter.decoder.size} px images but domain {domain.name!r} needs "
                             f"{domain.resolution} px; pass the --domain the checkpoint was trained for")
-    return EncoderMethod(method, inverter.to(device).eval(), domain.encoder_input)
+    return EncoderMethod(method, inverter.to(device).eval(), domain.encoder_input,
+                         WeightSource(checkpoint=path, generator=generator), chosen)
 
 
 def random_inverter(method: str, domain: Domain, generator: Path | None, seed: int = 0) -> Inverter:
-    torch.manual_seed(seed)
-    decoder = load_generator(generator)[0] if generator is not None else Generator(domain.resolution)
-    encoder = ENCODER_CLASSES[method](decoder.n_latent, decoder.style_dim)
+    with seeded_initialisation(seed):
+        decoder = load_generator(generator)[0] if generator is not None else Generator(domain.resolution)
+        encoder = ENCODER_CLASSES[method](decoder.n_latent, decoder.style_dim)
     return Inverter(encoder, decoder, decoder.mean_latent(MEAN_LATENT_SAMPLES, rng=torch.Generator().manual_seed(seed)))
 
 

@@ -9,9 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from e4e_bench import domains
 from e4e_bench.checkpoints import save_checkpoint
-from e4e_bench.domains import Domain
+from e4e_bench.domains import DOMAINS, Domain
 from e4e_bench.generator import Generator
 
 # Tiny models gain nothing from intra-op threads; one thread avoids oversubscription when
@@ -62,10 +61,9 @@ def rosinality_checkpoint(generator: Generator, latent_avg: torch.Tensor | None 
 
 
 @pytest.fixture
-def tiny_domain(monkeypatch) -> Domain:
-    monkeypatch.setitem(domains.DOMAINS, TINY.name, TINY)
-    monkeypatch.setitem(domains.DOMAINS, TINY_CARS.name, TINY_CARS)
-    return TINY
+def tiny_domain() -> Domain:
+    with DOMAINS.registered(TINY.name, TINY), DOMAINS.registered(TINY_CARS.name, TINY_CARS):
+        yield TINY
 
 
 @pytest.fixture

@@ -16,9 +16,10 @@ import torch
 from PIL import Image
 
 import e4e_bench
-from conftest import write_images
+from tests.conftest import write_images
 from e4e_bench import assets
 from e4e_bench.cli import COMMANDS, build_parser, configure_logging, main
+from e4e_bench.errors import E4EBenchError
 
 
 def test_help_lists_the_registered_commands():
@@ -132,7 +133,7 @@ def test_assets_list_and_missing_message(cache, capsys):
     assert main(["assets", "list"]) == 0
     out = capsys.readouterr().out
     assert "stylegan2-car" in out and "missing" in out
-    with pytest.raises(Exception, match="assets fetch lpips-alex"):
+    with pytest.raises(E4EBenchError, match="assets fetch lpips-alex"):
         assets.asset_path("lpips-alex")
 
 
@@ -167,21 +168,28 @@ def test_fetch_records_a_local_hash_and_calls_the_file_unverified(cache, monkeyp
     assert "error: mismatched: stylegan2-horse" in captured.err
 
 
-def test_verify_reports_every_asset_and_goes_on_after_a_mismatch(cache, monkeypatch, capsys):
+@pytest.fixture
+def published_asset():
+    """A registered asset whose published sha256 is that of `published_asset.bytes`."""
     good = b"published bytes"
-    monkeypatch.setitem(assets.ASSETS, "toy-published", assets.Asset(
-        "toy-published", "toy.pt", (), "edit-direction", "a file with a published hash",
-        sha256=hashlib.sha256(good).hexdigest()))
+    asset = assets.Asset("test-published", "published.pt", (), "edit-direction", "a file with a published hash",
+                         sha256=hashlib.sha256(good).hexdigest())
+    with assets.ASSETS.registered(asset.name, asset):
+        yield asset, good
+
+
+def test_verify_reports_every_asset_and_goes_on_after_a_mismatch(cache, published_asset, capsys):
+    asset, good = published_asset
     cache.mkdir()
     (cache / "alexnet-owt-7be5be79.pth").write_bytes(b"not alexnet")  # published prefix, wrong file
-    (cache / "toy.pt").write_bytes(good)
+    (cache / asset.filename).write_bytes(good)
     (cache / "stylegan2-horse-config-f.pt").write_bytes(b"copied by hand")
-    names = ["lpips-alex", "toy-published", "stylegan2-horse"]
+    names = ["lpips-alex", asset.name, "stylegan2-horse"]
     assert main(["assets", "verify", *names]) == 2
     lines = report_lines(capsys.readouterr().out)
     assert list(lines) == names
     assert lines["lpips-alex"].startswith("mismatched sha256") and "7be5be79" in lines["lpips-alex"]
-    assert lines["toy-published"] == "verified   matches the published sha256"
+    assert lines[asset.name] == "verified   matches the published sha256"
     assert lines["stylegan2-horse"].startswith("unverified no published sha256; recorded this file's sha256")
 
     assert main(["assets", "verify"]) == 2  # every registered asset, the missing ones named as missing

@@ -95,12 +95,12 @@ def test_spec_files_can_be_registered_assets(pca_file, generator, monkeypatch):
 
     path, pca = pca_file
     monkeypatch.setenv("E4E_BENCH_HOME", str(path.parent))
-    monkeypatch.setitem(assets.ASSETS, "toy-pca", assets.Asset("toy-pca", path.name, (), "pca", "a toy PCA"))
-    monkeypatch.setitem(assets.ASSETS, "toy-age", assets.Asset("toy-age", "age.pt", (), "direction", "a toy age"))
-    direction = parse_direction("ganspace:toy-pca:1:0:2", generator)
-    torch.testing.assert_close(direction.offset[0], pca.std[1] * pca.components[1])
-    with pytest.raises(E4EBenchError, match="assets fetch toy-age"):
-        parse_direction("interfacegan:toy-age", generator)
+    with assets.ASSETS.registered("toy-pca", assets.Asset("toy-pca", path.name, (), "pca", "a toy PCA")), \
+            assets.ASSETS.registered("toy-age", assets.Asset("toy-age", "age.pt", (), "direction", "a toy age")):
+        direction = parse_direction("ganspace:toy-pca:1:0:2", generator)
+        torch.testing.assert_close(direction.offset[0], pca.std[1] * pca.components[1])
+        with pytest.raises(E4EBenchError, match="assets fetch toy-age"):
+            parse_direction("interfacegan:toy-age", generator)
 
 
 def test_ganspace_named_edit_brings_its_tuple(pca_file, generator):

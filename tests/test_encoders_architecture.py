@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from e4e_bench.errors import E4EBenchError
 from encoders.e4e_encoder import Encoder4Editing
 from encoders.ir_se import ArcFaceIRSE, IRSEBackbone, Subsample, body_units, num_layers_from_units
 from encoders.map2style import GradualStyleBlock
@@ -129,7 +130,7 @@ def test_map2style_conv_count_and_slope(spatial, n_convs):
     assert block(torch.randn(3, 8, spatial, spatial)).shape == (3, 16)
     # The cars levels (12x16, 24x32, 48x64) also end at 1x1.
     assert block(torch.randn(1, 8, spatial * 3 // 4, spatial)).shape == (1, 16)
-    with pytest.raises(ValueError, match="1x1"):
+    with pytest.raises(E4EBenchError, match="expected 1x1: the encoder input is larger"):
         block(torch.randn(1, 8, spatial * 4, spatial * 4))
 
 
@@ -219,3 +220,4 @@ def test_e4e_stage_is_not_in_the_state_dict():
     encoder = random_encoder("e4e", 4, STYLE_DIM)
     encoder.set_stage(1)
     assert set(encoder.state_dict()) == set(random_encoder("psp", 4, STYLE_DIM).state_dict())
+

@@ -36,7 +36,7 @@ def image_folder(tmp_path):
 
 @pytest.mark.parametrize("method", ["e4e", "psp"])
 def test_registry_builds_the_method(checkpoints, tiny_domain, method):
-    built = build_method(method, domain=tiny_domain, checkpoint=checkpoints[method], device=CPU, options={"steps": 5})
+    built = build_method(method, domain=tiny_domain, checkpoint=checkpoints[method], device=CPU)
     assert isinstance(built, InversionMethod)
     assert built.name == method and isinstance(built.generator, Generator) and built.input_size == (32, 32)
     images = torch.rand(3, 3, 32, 32) * 2 - 1
@@ -47,7 +47,7 @@ def test_registry_builds_the_method(checkpoints, tiny_domain, method):
     torch.testing.assert_close(codes, expected, rtol=0, atol=0)
     one_by_one = torch.cat([built.invert(image[None]) for image in images])
     torch.testing.assert_close(codes, one_by_one, rtol=1e-5, atol=1e-5)
-    with pytest.raises(ValueError, match=r"expects images of \(32, 32\)"):
+    with pytest.raises(E4EBenchError, match=r"takes images of 32x32 \(H x W\), got 24x32"):
         built.invert(torch.zeros(1, 3, 24, 32))
 
 
@@ -96,12 +96,20 @@ def test_invert_command_method_mismatch_is_one_line(tmp_path, checkpoints, tiny_
     assert code == 2 and len(err.splitlines()) == 1 and "use --method psp" in err
 
 
-def test_random_weights_option_needs_no_checkpoint(tiny_domain, tiny_generator_ckpt):
-    def build():
-        return build_method("psp", domain=tiny_domain, generator=tiny_generator_ckpt, device=CPU,
-                            options={"random_weights": True})
+def test_encoders_refuse_projector_options(checkpoints, tiny_domain):
+    with pytest.raises(E4EBenchError, match="e4e has no option --steps; it takes no options"):
+        build_method("e4e", domain=tiny_domain, checkpoint=checkpoints["e4e"], device=CPU, options={"steps": 5})
 
+
+def test_random_weights_need_no_checkpoint_and_leave_the_global_stream_alone(tiny_domain, tiny_generator_ckpt):
+    def build():
+        return build_method("psp", domain=tiny_domain, generator=tiny_generator_ckpt, device=CPU, random_weights=True)
+
+    torch.manual_seed(11)
+    expected = torch.rand(3)
+    torch.manual_seed(11)
     first, second = build(), build()
+    torch.testing.assert_close(torch.rand(3), expected, rtol=0, atol=0)  # no reseeding, no draws from it
     assert first.inverter.encoder.stage_depths == STAGE_DEPTHS
     images = torch.rand(2, 3, 32, 32) * 2 - 1
     codes = first.invert(images)

@@ -8,8 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from e4e_bench.errors import E4EBenchError
 from e4e_bench.checkpoints import generator_config, generator_from_state_dict
-from e4e_bench.generator import Blur, Generator, ModulatedConv2d, StyledConv, Upsample, fir_kernel, scaled_leaky_relu
+from e4e_bench import generator as generator_module
+from e4e_bench.generator import Blur, Generator, ModulatedConv2d, StyledConv, Upsample, fir_kernel, sample_w, scaled_leaky_relu
 
 
 def upfirdn2d_reference(x, kernel, up=1, pad=(0, 0)):
@@ -81,13 +83,14 @@ def test_modulated_conv_equals_per_sample_weights(batch):
         torch.testing.assert_close(conv(x, w), torch.cat(outs), atol=1e-5, rtol=1e-4)
 
 
-def test_demodulated_kernels_have_unit_norm_effect():
-    """A constant input through a demodulated 1x1 conv keeps per-channel output norms at 1."""
+def test_demodulated_kernels_have_unit_norm():
+    """Demodulation scales each output channel's modulated kernel to unit L2 norm: feeding a 1x1 conv
+    the input basis e_1..e_4 reads the kernel out, and every output channel's squares sum to 1."""
     conv = ModulatedConv2d(4, 3, 1, 8)
-    x = torch.zeros(1, 4, 1, 1)
-    x[0, 1] = 1.0
-    out = conv(x, torch.randn(1, 8))
-    assert out.abs().max() <= 1.0 + 1e-5
+    basis = torch.eye(4)[:, :, None, None]
+    kernel = conv(basis, torch.randn(1, 8).expand(4, -1))[:, :, 0, 0]  # [input channel, output channel]
+    torch.testing.assert_close(kernel.square().sum(0), torch.ones(3), rtol=1e-5, atol=1e-6)
+    assert kernel.abs().max() < 0.999  # more than one input channel contributes: not a trivial bound
 
 
 def test_strict_round_trip_and_config_inference(tiny_generator):
@@ -112,7 +115,7 @@ def test_every_key_matters(tiny_generator):
     reference, reference_w = tiny_generator(codes), tiny_generator.mapping(z)
     for key in ["noises.noise_3", "convs.2.conv.modulation.bias", "to_rgbs.0.upsample.kernel"]:
         broken = {k: v for k, v in state.items() if k != key}
-        with pytest.raises(Exception):
+        with pytest.raises(E4EBenchError, match="do not match a StyleGAN2 generator"):
             generator_from_state_dict(broken)
     for key, value in state.items():
         changed = dict(state)
@@ -181,3 +184,12 @@ def test_styled_conv_order_of_operations(batch, upsample):
     noise = torch.randn(batch, 1, size, size)
     expected = scaled_leaky_relu(layer.conv(x, w) + 0.7 * noise, layer.activate.bias)
     torch.testing.assert_close(layer(x, w, noise), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_sample_w_maps_the_draws_of_the_given_generator_whatever_the_chunking(monkeypatch):
+    generator = Generator(16, style_dim=8, n_mlp=2, channels={4: 8, 8: 8, 16: 8})
+    z = torch.randn(25, 8, generator=torch.Generator().manual_seed(4))
+    expected = generator.mapping(z)
+    monkeypatch.setattr(generator_module, "MAPPING_BATCH", 7)  # 4 chunks: 7, 7, 7, 4
+    torch.testing.assert_close(sample_w(generator, 25, torch.Generator().manual_seed(4)), expected, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(generator.mean_latent(25, torch.Generator().manual_seed(4)), expected.mean(0, keepdim=True))

@@ -1,15 +1,24 @@
-"""`invert` over a folder: interrupted runs resume, unreadable files are skipped, NaN codes stop the run."""
+"""`invert` over a folder: interrupted runs resume (only with the same set-up), unreadable files are skipped,
+NaN codes stop the run."""
 
 from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from e4e_bench import fingerprint, inversion
+from e4e_bench.checkpoints import save_checkpoint
 from e4e_bench.cli import main
-from e4e_bench.commands import invert
-from e4e_bench.methods import InversionMethod
-from tests.conftest import TINY_CARS, make_tiny_generator, write_images
+from e4e_bench.domains import DOMAINS
+from e4e_bench.errors import E4EBenchError
+from e4e_bench.fingerprint import check_fingerprint, file_identity, method_fingerprint
+from e4e_bench.methods import InversionMethod, build_method
+from tests.conftest import TINY_CARS, make_tiny_generator, rosinality_checkpoint, write_images
 from tests.official_checkpoints import write_official_checkpoint
 
 
@@ -33,7 +42,7 @@ def run_invert(checkpoint, images, out, *extra):
 def count_batches(patch: pytest.MonkeyPatch, fail_on: int | None = None) -> list[int]:
     """Record the size of every batch the method inverts; optionally interrupt at batch `fail_on`."""
     calls: list[int] = []
-    real = invert.invert_with_noise
+    real = inversion.invert_with_noise
 
     def counting(method: InversionMethod, images: torch.Tensor):
         if fail_on is not None and len(calls) == fail_on:
@@ -41,7 +50,7 @@ def count_batches(patch: pytest.MonkeyPatch, fail_on: int | None = None) -> list
         calls.append(len(images))
         return real(method, images)
 
-    patch.setattr(invert, "invert_with_noise", counting)
+    patch.setattr(inversion, "invert_with_noise", counting)
     return calls
 
 
@@ -80,6 +89,87 @@ def test_unreadable_images_are_skipped_and_counted(tmp_path, tiny_domain, e4e_ch
 
 def test_nan_codes_stop_with_the_file_names(tmp_path, tiny_domain, e4e_checkpoint, five_images, monkeypatch, capsys):
     nan_codes = lambda method, images: (torch.full((len(images), 8, 64), float("nan")), "const")  # noqa: E731
-    monkeypatch.setattr(invert, "invert_with_noise", nan_codes)
+    monkeypatch.setattr(inversion, "invert_with_noise", nan_codes)
     assert run_invert(e4e_checkpoint, five_images, tmp_path / "out") == 2
     assert "NaN codes for 000.png, 001.png" in capsys.readouterr().err
+
+
+def interrupt_after_one_batch(checkpoint, images, out, *extra):
+    with pytest.MonkeyPatch.context() as patch:
+        count_batches(patch, fail_on=1)
+        assert run_invert(checkpoint, images, out, *extra) == 130
+
+
+def resume_error(capsys, *argv) -> str:
+    """The one-line error of an `invert --resume` that must be refused."""
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "rerun without --resume to start afresh" in err
+    return err
+
+
+def test_resume_with_another_checkpoint_is_refused(tmp_path, tiny_domain, e4e_checkpoint, five_images, capsys):
+    other = write_official_checkpoint(tmp_path / "other.pt", "e4e", make_tiny_generator(), seed=1)
+    interrupt_after_one_batch(e4e_checkpoint, five_images, tmp_path / "out")
+    argv = ["invert", "--method", "e4e", "--checkpoint", str(other), "--domain", TINY_CARS.name,
+            "--images", str(five_images), "--out", str(tmp_path / "out"), "--batch-size", "2", "--device", "cpu"]
+    assert "was made with checkpoint sha256" in resume_error(capsys, *argv)
+
+
+def test_resume_with_another_generator_is_refused(tmp_path, tiny_domain, e4e_checkpoint, five_images, capsys):
+    generator = tmp_path / "g.pt"
+    save_checkpoint(rosinality_checkpoint(make_tiny_generator(seed=3)), generator)
+    interrupt_after_one_batch(e4e_checkpoint, five_images, tmp_path / "out")
+    err = resume_error(capsys, "invert", "--method", "e4e", "--checkpoint", str(e4e_checkpoint), "--generator",
+                       str(generator), "--domain", TINY_CARS.name, "--images", str(five_images), "--out",
+                       str(tmp_path / "out"), "--batch-size", "2", "--device", "cpu")
+    assert "was made with generator none, but this run has generator sha256" in err
+
+
+def test_resume_with_another_method_is_refused(tmp_path, tiny_domain, e4e_checkpoint, five_images, capsys):
+    psp = write_official_checkpoint(tmp_path / "psp.pt", "psp", make_tiny_generator())
+    interrupt_after_one_batch(e4e_checkpoint, five_images, tmp_path / "out")
+    err = resume_error(capsys, "invert", "--method", "psp", "--checkpoint", str(psp), "--domain", TINY_CARS.name,
+                       "--images", str(five_images), "--out", str(tmp_path / "out"), "--batch-size", "2",
+                       "--device", "cpu")
+    assert "was made with method e4e, but this run has method psp" in err
+
+
+def test_resume_into_another_domain_is_refused(tmp_path, tiny_domain, e4e_checkpoint, five_images, capsys):
+    twin = dataclasses.replace(TINY_CARS, name="tiny_cars_twin")
+    interrupt_after_one_batch(e4e_checkpoint, five_images, tmp_path / "out")
+    with DOMAINS.registered(twin.name, twin):
+        err = resume_error(capsys, "invert", "--method", "e4e", "--checkpoint", str(e4e_checkpoint), "--domain",
+                           twin.name, "--images", str(five_images), "--out", str(tmp_path / "out"),
+                           "--batch-size", "2", "--device", "cpu")
+    assert "was made with domain tiny_cars, but this run has domain tiny_cars_twin" in err
+
+
+def test_resume_with_another_option_is_refused(tmp_path, tiny_domain, tiny_generator_ckpt, capsys):
+    frames = torch.rand(3, 3, 24, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    write_images(tmp_path / "frames", frames)
+    argv = ["invert", "--method", "opt_w", "--generator", str(tiny_generator_ckpt), "--domain", TINY_CARS.name,
+            "--images", str(tmp_path / "frames"), "--out", str(tmp_path / "out"), "--batch-size", "2",
+            "--lpips-weight", "0", "--mse-weight", "1", "--device", "cpu"]
+    with pytest.MonkeyPatch.context() as patch:
+        count_batches(patch, fail_on=1)
+        assert main([*argv, "--steps", "2"]) == 130
+    assert "was made with --steps 2, but this run has --steps 3" in resume_error(capsys, *argv, "--steps", "3")
+
+
+def test_random_weights_are_part_of_the_fingerprint(tiny_domain, tiny_generator_ckpt):
+    built = [build_method("e4e", domain=TINY_CARS, generator=tiny_generator_ckpt, random_weights=True, seed=seed)
+             for seed in (0, 1)]
+    first, second = (method_fingerprint(method, TINY_CARS) for method in built)
+    assert first["random weights"] == "seed 0" and second["random weights"] == "seed 1"
+    with pytest.raises(E4EBenchError, match="made with random weights seed 0, but this run has random weights seed 1"):
+        check_fingerprint(first, second, Path("parts"), "start afresh")
+
+
+def test_large_files_are_identified_by_path_size_and_time(tmp_path, monkeypatch):
+    path = tmp_path / "big.pt"
+    path.write_bytes(b"12345")
+    assert file_identity(path) == "sha256 " + hashlib.sha256(b"12345").hexdigest()
+    monkeypatch.setattr(fingerprint, "HASH_LIMIT", 4)
+    assert file_identity(path) == f"{path.resolve()} (5 bytes, modified {path.stat().st_mtime_ns} ns)"

@@ -10,6 +10,8 @@ from e4e_bench.domains import Domain
 from e4e_bench.editing import parse_direction
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.generator import Generator
+from e4e_bench.metrics.evaluate import Evaluation
+from e4e_bench.metrics.latent_proximity import layer_spread
 from e4e_bench.metrics.lec import aggregate, latent_editing_consistency
 from e4e_bench.metrics.registry import MetricContext, get_metric
 from tests.conftest import TINY_CARS, make_tiny_generator, rosinality_checkpoint, write_images
@@ -47,7 +49,7 @@ def decode_table(method: LookupMethod) -> torch.Tensor:
         return method.domain.resize_frames(method.generator(method.generator.mapping(z)), method.input_size)
 
 
-def build_lookup(*, domain, checkpoint, generator, device, options):
+def build_lookup(*, domain, checkpoint, generator, device, options, random_weights, seed):
     """Registry factory for the CLI test: the images it knows are the `decode_table` frames."""
     from e4e_bench.checkpoints import load_generator
 
@@ -65,8 +67,8 @@ def test_lec_is_zero_for_a_method_that_inverts_its_generator_exactly(cars_like):
     method = LookupMethod(make_tiny_generator(), cars_like)
     images = decode_table(method)
     direction = parse_direction("sefa:0", method.generator)
-    result = latent_editing_consistency(method, images.split(4), direction, 3.0, cars_like, batch_size=3)
-    assert len(result.per_image) == N_TABLE and len(result.batch_means) == 3  # 10 // 3, last one dropped
+    result = latent_editing_consistency(method, method.invert(images), direction, 3.0, cars_like, batch_size=3)
+    assert len(result.per_image) == 9 and len(result.batch_means) == 3  # 10 // 3 batches: the last image is dropped
     assert result.lec < 1e-4
     assert "sefa:0" in result.protocol and "factor 3" in result.protocol
 
@@ -75,7 +77,7 @@ def test_lec_of_a_noisy_method_is_the_noise_norm_over_the_whole_code(cars_like):
     method = LookupMethod(make_tiny_generator(), cars_like, noise_std=0.1)
     images = decode_table(method)
     direction = parse_direction("sefa:1:0:3", method.generator)
-    result = latent_editing_consistency(method, [images], direction, 2.0, cars_like, batch_size=2)
+    result = latent_editing_consistency(method, method.invert(images), direction, 2.0, cars_like, batch_size=2)
     # w'' - w is the re-encoding's noise alone: its norm over n_latent x D entries is about 0.1 * sqrt(n * D).
     expected = 0.1 * math.sqrt(method.generator.n_latent * method.generator.style_dim)
     assert result.lec == pytest.approx(expected, rel=0.1)
@@ -107,12 +109,17 @@ def test_registered_lec_metric_reports_value_and_protocol(cars_like):
     method = LookupMethod(make_tiny_generator(), cars_like, noise_std=0.05)
     images = decode_table(method)
     metric = get_metric("lec").build(MetricContext(domain=cars_like), direction="sefa:0", factor=1.0, batch_size=5)
-    result = metric(method, [images])
+    result = metric(method, method.invert(images))
     assert result.value > 0 and result.details["n_batches"] == 2 and len(result.details["per_image"]) == N_TABLE
 
 
-def test_lec_cli_end_to_end(tmp_path, tiny_domain, monkeypatch, capsys):
-    monkeypatch.setitem(methods.METHODS, "lookup", "tests.test_lec:build_lookup")
+@pytest.fixture
+def lookup_registered():
+    with methods.METHODS.registered("lookup", methods.MethodEntry("tests.test_lec:build_lookup")):
+        yield
+
+
+def test_lec_cli_end_to_end(tmp_path, tiny_domain, lookup_registered, capsys):
     generator = make_tiny_generator()
     torch.save(rosinality_checkpoint(generator), tmp_path / "g.pt")
     write_images(tmp_path / "images", decode_table(LookupMethod(generator, tiny_domain)))
@@ -141,3 +148,35 @@ def test_lec_cli_with_an_optimization_baseline(tmp_path, tiny_domain, tiny_gener
     report = json.loads(capsys.readouterr().out)
     assert report["method"] == "opt_w" and report["n_batches"] == 2 and 0 < report["lec"] < float("inf")
     assert report["latent_proximity"]["layer_spread"] < 1e-5  # projection into W: every row is the same
+
+
+def test_one_driver_feeds_latent_and_method_metrics_from_the_callers_codes(cars_like):
+    method = LookupMethod(make_tiny_generator(), cars_like, noise_std=0.05)
+    codes = method.invert(decode_table(method))
+    specs = [get_metric("layer_spread"), get_metric("lec")]
+    lec_options = {"direction": "sefa:0", "factor": 1.0, "batch_size": 5}
+    evaluation = Evaluation(specs, MetricContext(domain=cars_like), options={"lec": lec_options})
+    names = [f"{i:03d}" for i in range(N_TABLE)]
+    noise_state = method.rng.get_state()  # the re-encodings draw the same noise in both computations
+    evaluation.add_codes(names, codes, method.generator)
+    evaluation.add_method(method, codes)
+    summary = evaluation.summary()
+    method.rng.set_state(noise_state)
+    direct = latent_editing_consistency(method, codes, parse_direction("sefa:0", method.generator), 1.0, cars_like, 5)
+    assert summary.metrics["lec"].value == direct.lec  # the same path, given the caller's codes, no inversion
+    assert summary.metrics["layer_spread"].details["n"] == N_TABLE
+    assert evaluation.per_image_table()["003"]["layer_spread"] == pytest.approx(float(layer_spread(codes[3:4])))
+
+
+def test_a_bare_direction_file_is_an_interfacegan_direction(tmp_path, tiny_domain, lookup_registered, capsys):
+    generator = make_tiny_generator()
+    torch.save(rosinality_checkpoint(generator), tmp_path / "g.pt")
+    write_images(tmp_path / "images", decode_table(LookupMethod(generator, tiny_domain)))
+    torch.save(torch.randn(1, generator.style_dim, generator=torch.Generator().manual_seed(2)), tmp_path / "d.pt")
+    argv = ["lec", "--method", "lookup", "--domain", tiny_domain.name, "--generator", str(tmp_path / "g.pt"),
+            "--images", str(tmp_path / "images"), "--factor", "3", "--batch-size", "4", "--device", "cpu"]
+    reports = []
+    for direction in (str(tmp_path / "d.pt"), f"interfacegan:{tmp_path / 'd.pt'}"):
+        assert cli.main([*argv, "--direction", direction]) == 0
+        reports.append(json.loads(capsys.readouterr().out))
+    assert reports[0]["lec"] == reports[1]["lec"]

@@ -9,11 +9,11 @@ import pytest
 import torch
 import torchvision
 
-from conftest import write_images
+from tests.conftest import write_images
 from e4e_bench import cli
 from e4e_bench.data import list_images, load_images
 from e4e_bench.lpips_net import build_lpips
-from metrics_helpers import distort, smooth_images
+from tests.metrics_helpers import distort, smooth_images
 
 
 @pytest.fixture
@@ -100,7 +100,7 @@ def test_weights_option_gives_the_lpips_backbone(folders, tmp_path, monkeypatch,
     "make_fake,metrics,message",
     [
         (lambda: smooth_images(2, 40, 32), "l2", "differ in size"),
-        (lambda: smooth_images(2, 32, 32), "l2,psnr", "unknown metric 'psnr'; choose from: .*msssim"),
+        (lambda: smooth_images(2, 32, 32), "l2,psnr", "unknown metric 'psnr'; choose one of: .*msssim"),
         (lambda: smooth_images(3, 32, 32), "l2", "no real image of the same name"),
         (lambda: smooth_images(2, 32, 32), "l2,lec", "'lec' \\(method\\) cannot be computed here"),
         (lambda: smooth_images(2, 32, 32), "fid", "assets fetch inception-fid"),
@@ -114,3 +114,14 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch, make_fa
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err[-1].startswith("error: ")
     assert re.search(message, err[-1])
+
+
+def test_set_metric_protocols_say_that_the_domain_resized_the_images(folders, tiny_domain, capsys):
+    real_dir, fake_dir = folders
+    plain = json.loads(run_metrics(capsys, "--real", real_dir, "--fake", fake_dir, "--metrics", "l2,swd")[1])
+    resized = json.loads(run_metrics(capsys, "--real", real_dir, "--fake", fake_dir, "--metrics", "l2,swd",
+                                     "--domain", tiny_domain.name)[1])
+    note = "both sets first resized to 32x32 (domain tiny's evaluation size, PIL bilinear)"
+    assert note not in plain["details"]["swd"]["protocol"]
+    assert resized["details"]["swd"]["protocol"].endswith(note)
+    assert resized["details"]["l2"]["protocol"] == plain["details"]["l2"]["protocol"]

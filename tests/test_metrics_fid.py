@@ -15,7 +15,7 @@ from e4e_bench.metrics.fid import (
     random_inception_state,
     statistics,
 )
-from metrics_helpers import distort, random_context, smooth_images
+from tests.metrics_helpers import distort, random_context, smooth_images
 
 
 def test_frechet_distance_of_commuting_gaussians_has_a_closed_form():

@@ -11,7 +11,7 @@ from e4e_bench.metrics import MetricSpec, get_metric
 from e4e_bench.metrics.evaluate import Evaluation
 from e4e_bench.metrics.identity import IdentitySimilarity, write_random_recognition_onnx
 from e4e_bench.moco import load_moco
-from metrics_helpers import distort, random_context, smooth_images
+from tests.metrics_helpers import distort, random_context, smooth_images
 
 
 @pytest.fixture(scope="module")
@@ -101,9 +101,9 @@ def test_undefined_embeddings_are_counted_as_failures_not_dropped():
     evaluation = Evaluation([spec], random_context())
     real = smooth_images(2, 16, 16)
     evaluation.add_pairs(["a.png", "b.png"], real, real)
-    summary = evaluation.summary()
-    assert summary["details"]["id_test"]["n"] == 1 and summary["details"]["id_test"]["n_failed"] == 1
-    assert summary["id_test"] == pytest.approx(1.0)
+    summary = evaluation.summary().metrics["id_test"]
+    assert summary.details["n"] == 1 and summary.details["n_failed"] == 1
+    assert summary.value == pytest.approx(1.0)
     assert torch.isnan(evaluation.per_image()["id_test"][1])
 
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.metrics import get_metric
 from e4e_bench.metrics.swd import extract_patches, laplacian_pyramid, level_count
-from metrics_helpers import random_context, smooth_images
+from tests.metrics_helpers import random_context, smooth_images
 
 
 def scipy_laplacian_pyramid(images: np.ndarray, levels: int) -> list[np.ndarray]:

@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 import torch
 
-import nvidia_pickles as nv
-from conftest import write_images
+import tests.nvidia_pickles as nv
+from tests.conftest import write_images
 from e4e_bench import cli
 from e4e_bench.checkpoints import load_generator, read_checkpoint
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.generator import Generator
 from e4e_bench.nvidia.convert import convert_pickle, read_nvidia_pickle
-from nvidia_synthesis import nvidia_synthesis
-from official_checkpoints import TINY_STAGE_DEPTHS
+from tests.nvidia_synthesis import nvidia_synthesis
+from tests.official_checkpoints import TINY_STAGE_DEPTHS
 
 REPO = Path(__file__).resolve().parents[1]
 KINDS = ("ada", "tf")

@@ -10,7 +10,8 @@ from baselines.noise_regularization import noise_regularization, normalize_noise
 from baselines.projector import ProjectorConfig, latent_statistics, project
 from baselines.schedules import latent_noise_scale, learning_rate
 from baselines.target_lpips import TargetLPIPS
-from conftest import make_tiny_generator
+from tests.conftest import make_tiny_generator
+from e4e_bench.domains import Domain
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.lpips_net import build_lpips
 
@@ -157,14 +158,19 @@ def test_the_seed_decides_the_result(generator, statistics):
     assert not torch.allclose(runs[0], runs[2])
 
 
+# Rows 2:14 of the 16 px test generator hold the content.
+STRIP = Domain(name="strip", resolution=16, crop_rows=(2, 14), encoder_input=(12, 16), eval_size=(12, 16),
+               identity=None, edits=(), generator_asset=None)
+
+
 def test_generator_output_is_cropped_to_the_frame_before_comparison(generator, statistics):
     frame = decode(generator, true_codes(generator, statistics, 1))[:, :, 2:14]
     config = ProjectorConfig(steps=3, **MSE_ONLY)
-    result = project(generator, frame, space="w", config=config, seeds=[0], crop_rows=(2, 14), statistics=statistics)
+    result = project(generator, frame, space="w", config=config, seeds=[0], domain=STRIP, statistics=statistics)
     assert result.codes.shape == (1, generator.n_latent, generator.style_dim)
     with pytest.raises(E4EBenchError, match=r"expected \[N, 3, 12, 16\]"):
         project(generator, decode(generator, statistics.mean[None]), space="w", config=config, seeds=[0],
-                crop_rows=(2, 14), statistics=statistics)
+                domain=STRIP, statistics=statistics)
 
 
 @pytest.mark.parametrize("shape", [(1, 3, 32, 32), (1, 1, 16, 16), (3, 16, 16)])

@@ -1,15 +1,15 @@
 """Projection throughput (images/second) at batch 1 and batch 8: what batching the projector buys.
 
-Default run: a tiny generator, one timed round (benchmarks are disabled by default). Numbers:
-`python -m pytest tests/test_projector_benchmark.py -m "slow or not slow" --benchmark-enable`;
-the slow case is a 256 px config-f generator with the full LPIPS-VGG loss, for a few steps.
+Both cases are in the slow set (they measure, they do not check results): a tiny generator, and a
+256 px config-f generator with the full LPIPS-VGG loss, for a few steps. Numbers:
+`python -m pytest tests/test_projector_benchmark.py -m slow --benchmark-enable`.
 """
 
 import pytest
 import torch
 
 from baselines.projector import ProjectorConfig, latent_statistics, project
-from conftest import make_tiny_generator
+from tests.conftest import make_tiny_generator
 from e4e_bench.generator import Generator
 from e4e_bench.lpips_net import build_lpips
 
@@ -50,6 +50,7 @@ def measure(benchmark, generator, lpips, batch, steps, device, rounds):
     assert torch.isfinite(result.codes).all()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("batch", [1, 8])
 def test_projection_throughput_tiny_generator(benchmark, random_lpips, batch, device):

@@ -10,14 +10,14 @@ from PIL import Image
 
 from baselines.method import image_seeds
 from baselines.projector import ProjectorConfig
-from conftest import TINY_CARS, make_tiny_generator, rosinality_checkpoint
+from tests.conftest import TINY_CARS, make_tiny_generator, rosinality_checkpoint
 from e4e_bench.checkpoints import save_checkpoint
 from e4e_bench.cli import main
-from e4e_bench.commands.method_options import add_projector_options, projector_options
+from e4e_bench.arguments import add_projector_options, projector_options
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.methods import build_method
 
-FAST = {"steps": 4, "lpips_weight": 0.0, "mse_weight": 1.0, "progress": False, "w_avg_samples": 500}
+FAST = {"steps": 4, "lpips_weight": 0.0, "mse_weight": 1.0, "w_avg_samples": 500}
 
 
 def build(name, generator_ckpt, domain=TINY_CARS, **options):

@@ -8,7 +8,7 @@ from e4e_bench.metrics.latent_proximity import (
     fit_w_distribution,
     latent_proximity,
     layer_spread,
-    sample_w,
+    seeded_w,
 )
 from e4e_bench.metrics.registry import MetricContext, get_metric
 
@@ -43,7 +43,7 @@ def test_mahalanobis_matches_scipy_with_the_ml_covariance():
 
 
 def test_w_codes_are_near_w_and_wide_wplus_codes_are_not(generator):
-    w = sample_w(generator, 64, seed=7)
+    w = seeded_w(generator, 64, seed=7)
     in_w = latent_proximity(w[:, None].expand(-1, generator.n_latent, -1), generator)
     spread = w[:, None] + 3.0 * torch.randn(64, generator.n_latent, STYLE_DIM, generator=torch.Generator().manual_seed(8))
     off_w = latent_proximity(spread, generator)
@@ -56,7 +56,7 @@ def test_w_codes_are_near_w_and_wide_wplus_codes_are_not(generator):
 
 def test_registered_latent_metrics_give_one_value_per_image(generator):
     context = MetricContext()
-    codes = sample_w(generator, 5, seed=3)[:, None].expand(-1, generator.n_latent, -1)
+    codes = seeded_w(generator, 5, seed=3)[:, None].expand(-1, generator.n_latent, -1)
     spread = get_metric("layer_spread").build(context)(codes, generator)
     distance = get_metric("w_mahalanobis").build(context)(codes, generator)
     assert spread.shape == distance.shape == (5,)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import rosinality_checkpoint, write_images
+from tests.conftest import rosinality_checkpoint, write_images
 from e4e_bench.checkpoints import save_checkpoint
 from e4e_bench.generator import Generator
-from encoders.training.distributed import ProcessGroup
+from e4e_bench.distributed import ProcessGroup
 from encoders.training.options import TrainOptions, recipe_defaults
 from encoders.training.setup import prepare
 from encoders.training.trainer import train_step

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from e4e_bench.checkpoints import read_checkpoint
-from official_checkpoints import TINY_STAGE_DEPTHS
+from tests.official_checkpoints import TINY_STAGE_DEPTHS
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -14,13 +14,13 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import write_images
+from tests.conftest import write_images
 from e4e_bench import cli
 from e4e_bench.checkpoints import read_checkpoint
 from e4e_bench.data import list_images, load_images
 from e4e_bench.errors import E4EBenchError
 from encoders.checkpoint import load_inverter
-from official_checkpoints import TINY_STAGE_DEPTHS
+from tests.official_checkpoints import TINY_STAGE_DEPTHS
 from encoders.training import trainer
 from encoders.training.setup import run_training
 from encoders.training.stop_signals import ignore_stop_signals

@@ -6,11 +6,11 @@ import argparse
 from pathlib import Path
 
 from e4e_bench.checkpoints import load_generator
-from e4e_bench.commands.generate import decode_to_files, read_codes, write_codes
-from e4e_bench.commands.method_options import positive_int
+from e4e_bench.arguments import positive_int
 from e4e_bench.devices import resolve_device
 from e4e_bench.editing import SPEC_HELP, parse_direction
 from e4e_bench.errors import E4EBenchError
+from e4e_bench.latents import decode_to_files, read_codes, write_codes
 
 EXAMPLES = """\
 examples:

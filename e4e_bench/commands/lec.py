@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import torch
-from tqdm import tqdm
-
-from e4e_bench.commands.invert import add_method_arguments, method_from_args, resolve_domain
-from e4e_bench.commands.method_options import positive_int
-from e4e_bench.data import load_images
-from e4e_bench.editing import SPEC_HELP, parse_direction
+from e4e_bench.arguments import add_method_arguments, method_keywords, positive_int
+from e4e_bench.editing import SPEC_HELP
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.methods import InversionMethod, images_for
+from e4e_bench.inversion import invert_images
+from e4e_bench.methods import build_method, images_for, resolve_domain
 from e4e_bench.metrics.latent_proximity import latent_proximity
-from e4e_bench.metrics.lec import PROTOCOL_BATCH_SIZE, latent_editing_consistency
+from e4e_bench.metrics.lec import PROTOCOL_BATCH_SIZE
+from e4e_bench.metrics.registry import MetricContext, get_metric
 
 EXAMPLES = """\
 examples:
@@ -49,27 +45,18 @@ def register(subparsers) -> None:
     parser.set_defaults(func=main)
 
 
-def image_batches(method: InversionMethod, paths: list[Path], batch_size: int) -> Iterator[torch.Tensor]:
-    device = method.generator.device
-    for start in tqdm(range(0, len(paths), batch_size), desc=f"lec {method.name}", unit="batch"):
-        loaded = load_images(paths[start : start + batch_size], method.input_size)
-        if loaded.paths:
-            yield loaded.images.to(device)
-
-
 def main(args: argparse.Namespace) -> int:
-    domain = resolve_domain(args)
-    method = method_from_args(args, domain)
+    domain = resolve_domain(args.domain, args.checkpoint)
+    method = build_method(args.method, domain=domain, **method_keywords(args))
     paths = images_for(method, args.images)
     if len(paths) < args.batch_size:
         raise E4EBenchError(
             f"LEC needs at least one full batch of {args.batch_size} images; {args.images} has {len(paths)}"
         )
     paths = paths[: len(paths) // args.batch_size * args.batch_size]  # e4e's drop_last: the rest is never scored
-    direction = parse_direction(args.direction, method.generator)
-    result = latent_editing_consistency(
-        method, image_batches(method, paths, args.batch_size), direction, args.factor, domain, args.batch_size
-    )
+    context = MetricContext(device=method.generator.device, domain=domain)
+    metric = get_metric("lec").build(context, direction=args.direction, factor=args.factor, batch_size=args.batch_size)
+    result = metric.evaluate(method, invert_images(method, paths, args.batch_size).codes)
     report = {
         "lec": result.lec,
         "method": method.name,

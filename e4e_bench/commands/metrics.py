@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
-import math
-import os
-import tempfile
 from pathlib import Path
 
 from e4e_bench.assets import cache_home
-from e4e_bench.commands.method_options import positive_int
+from e4e_bench.arguments import positive_int
 from e4e_bench.devices import resolve_device
 from e4e_bench.domains import get_domain
 from e4e_bench.errors import E4EBenchError
@@ -23,6 +18,7 @@ from e4e_bench.metrics.evaluate import evaluate_folders
 from e4e_bench.metrics.fid import FID_ASSET
 from e4e_bench.metrics.identity import ARCFACE_ASSET
 from e4e_bench.moco import MOCO_ASSET
+from e4e_bench.results import json_safe, write_per_image_csv
 
 DEFAULT_METRICS = "l2,lpips,msssim"
 LOCAL_WEIGHTS = (FID_ASSET, MOCO_ASSET, ARCFACE_ASSET, *BACKBONE_ASSETS.values())  # files --weights can replace
@@ -75,33 +71,6 @@ def parse_weights(items: list[str]) -> dict[str, Path]:
     return weights
 
 
-def write_per_image(path: Path, per_image: dict[str, dict[str, float]]) -> None:
-    """CSV ``image,<metric>...`` written to a temporary name, then renamed."""
-    names = sorted({name for values in per_image.values() for name in values})
-    if not names:
-        raise E4EBenchError("--per-image needs at least one paired metric (e.g. l2, lpips, msssim, id)")
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["image", *names])
-    writer.writerows([image, *(values[name] for name in names)] for image, values in per_image.items())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".csv.tmp")
-    with os.fdopen(handle, "w", newline="") as stream:
-        stream.write(buffer.getvalue())
-    os.replace(temporary, path)
-
-
-def json_safe(value):
-    """NaN/inf become null so the output is strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: json_safe(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [json_safe(item) for item in value]
-    return value
-
-
 def main(args: argparse.Namespace) -> int:
     specs = parse_metric_list(args.metrics, kinds=IMAGE_KINDS)
     context = MetricContext(
@@ -112,8 +81,10 @@ def main(args: argparse.Namespace) -> int:
         cache_dir=None if args.no_cache else cache_home() / "fid_stats",
         weights=parse_weights(args.weights),
     )
+    if args.per_image is not None and not any(spec.kind == "paired" for spec in specs):
+        raise E4EBenchError("--per-image needs at least one paired metric (e.g. l2, lpips, msssim, id)")
     summary, per_image, meta = evaluate_folders(specs, args.real, args.fake, context, batch_size=args.batch_size)
     if args.per_image is not None:
-        write_per_image(args.per_image, per_image)
-    print(json.dumps(json_safe(summary | {"meta": meta}), indent=2))
+        write_per_image_csv(args.per_image, per_image)
+    print(json.dumps(json_safe(summary.as_json() | {"meta": meta}), indent=2))
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from e4e_bench.commands.method_options import positive_int
+from e4e_bench.arguments import positive_int
 
 EXAMPLE = "example: python -m e4e_bench toy-data --n 1000 --out toy/test --split test"
 CHUNK = 256
@@ -22,7 +22,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--n", type=positive_int, required=True, help="number of images")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--split", choices=("train", "test"), default="train")
+    parser.add_argument("--split", choices=("train", "test"), default="train", help="which split (default train)")
     parser.add_argument("--seed", type=int, default=0, help="data seed (default 0, the seed of the shipped toy domain)")
     parser.add_argument("--size", type=positive_int, default=32, help="frame side in pixels (default 32, the toy generator's)")
     parser.add_argument("--frames", action="store_true", help="write the letterboxed square frames instead of the pictures")

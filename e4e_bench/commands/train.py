@@ -13,8 +13,9 @@ from dataclasses import fields
 
 from e4e_bench.domains import DOMAINS
 from e4e_bench.errors import E4EBenchError
-from encoders.training.options import METHODS, TrainOptions, describe_default
-from encoders.training.setup import run_training
+from e4e_bench.methods import METHODS, resolve
+
+TRAINABLE = tuple(name for name, entry in METHODS.items() if entry.trainer is not None)
 
 EXAMPLES = """examples:
   python -m e4e_bench train --method e4e --domain cars --data stanford_cars/train --out runs/e4e_cars
@@ -33,10 +34,10 @@ def parse_size(text: str) -> tuple[int, int]:
     return height, width
 
 
-def flag_arguments(option) -> dict:
-    """argparse keyword arguments for one TrainOptions field, from its annotation."""
+def flag_arguments(option, options_class) -> dict:
+    """argparse keyword arguments for one training-options field, from its annotation."""
     kind = str(option.type)
-    default = describe_default(option.name, option.default)
+    default = options_class.describe_default(option.name, option.default)
     help_text = f"{option.metadata['help']} ({default})" if default else option.metadata["help"]
     kwargs = {"dest": option.name, "default": argparse.SUPPRESS, "help": help_text}
     if kind == "bool":
@@ -55,28 +56,39 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "train", help="train an e4e or pSp encoder", description=__doc__,
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--method", required=True, choices=METHODS, help="the encoder to train")
+    parser.add_argument("--method", required=True, choices=TRAINABLE, help="the encoder to train")
     parser.add_argument("--domain", required=True, choices=sorted(DOMAINS),
                         help="fixes the generator, crop, input size, similarity network and recipe")
     parser.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CHECKPOINT",
                         help="continue exactly from the newest OUT/checkpoints/iteration_N.pt (or CHECKPOINT)")
-    for option in fields(TrainOptions):
+    parser.set_defaults(func=main)
+
+
+def train_options():
+    """The options dataclass of the trainers (one for e4e and pSp), from the method registry."""
+    (reference,) = {METHODS[name].train_options for name in TRAINABLE}
+    return resolve(reference)
+
+
+def add_deferred_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per training option, from the trainer's options dataclass."""
+    options_class = train_options()
+    for option in fields(options_class):
         if option.name in DERIVED:
             continue
         flags = [option.metadata["flag"]] if option.metadata["flag"] else []
         flags.append("--" + option.name.replace("_", "-"))
-        parser.add_argument(*dict.fromkeys(flags), **flag_arguments(option))
-    parser.set_defaults(func=main)
+        parser.add_argument(*dict.fromkeys(flags), **flag_arguments(option, options_class))
 
 
 def main(args: argparse.Namespace) -> int:
-    overrides = {f.name: getattr(args, f.name) for f in fields(TrainOptions) if hasattr(args, f.name)}
+    overrides = {f.name: getattr(args, f.name) for f in fields(train_options()) if hasattr(args, f.name)}
     if "exp_dir" not in overrides:
         raise E4EBenchError("--out DIR is required: the folder for checkpoints, logs and image grids")
     if "data" not in overrides and args.resume is None:
         raise E4EBenchError("--data DIR is required: a folder of training images")
     overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
-    summary = run_training(args.method, args.domain, overrides, args.resume)
+    summary = resolve(METHODS[args.method].trainer)(args.method, args.domain, overrides, args.resume)
     if summary is not None:
         print(json.dumps(summary))
     return 0

@@ -18,11 +18,13 @@ FITTED_PCA = (
     f"{ganspace.FIT_COMPONENTS} components"
 )
 
+BOUNDARY_SUFFIXES = (".pt", ".npy")
+
 SPEC_HELP = f"""\
 direction SPEC (W+ rows are 0-based; START:END excludes END; S is the strength; FILE and PCA are paths or
 names of the assets registry):
   interfacegan:FILE         InterFaceGAN normal n from FILE (.pt tensor or .npy; [1,D] for every row or
-                            [1,n_latent,D]): w + S*n.
+                            [1,n_latent,D]): w + S*n. A bare FILE ending in .pt or .npy means the same.
   ganspace:PCA:K:START:END  GANSpace component K on rows [START,END). PCA is an e4e *_pca.pt file (comp,
                             std, mean) or 'fit':
                             {FITTED_PCA}.
@@ -60,6 +62,8 @@ def parse_direction(spec: str, generator: Generator) -> Direction:
     """The Direction a SPEC (see SPEC_HELP) names, for codes of `generator`."""
     kind, _, rest = spec.partition(":")
     parsers = {"interfacegan": _interfacegan, "ganspace": _ganspace, "sefa": _sefa}
+    if kind not in parsers and spec.lower().endswith(BOUNDARY_SUFFIXES):
+        return _interfacegan(spec, spec, generator)  # a bare direction file, as e4e's LEC takes one
     if kind not in parsers or not rest:
         raise E4EBenchError(f"bad direction {spec!r}; expected one of interfacegan:FILE, ganspace:PCA:..., sefa:K")
     direction = parsers[kind](spec, rest, generator)

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.decomposition import IncrementalPCA
 
 from e4e_bench.checkpoints import read_checkpoint
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.generator import Generator
+from e4e_bench.generator import Generator, sample_w
 
 
 FIT_SAMPLES = 100_000
@@ -100,12 +99,13 @@ def fit_pca(
         raise E4EBenchError(f"a GANSpace PCA of {n_components} components needs at least that many samples, not {n_samples}")
     device = next(generator.parameters()).device
     rng = torch.Generator(device=device).manual_seed(seed)
+    from sklearn.decomposition import IncrementalPCA  # heavy: imported only when a PCA is fitted
+
     estimator = IncrementalPCA(n_components=n_components)
     # Equal batches: IncrementalPCA needs at least n_components rows in every one.
     n_batches = max(1, min(-(-n_samples // batch_size), n_samples // n_components))
     for count in np.diff(np.linspace(0, n_samples, n_batches + 1).round().astype(int)):
-        z = torch.randn(int(count), generator.style_dim, generator=rng, device=device)
-        estimator.partial_fit(generator.mapping(z).double().cpu().numpy())
+        estimator.partial_fit(sample_w(generator, int(count), rng).double().cpu().numpy())
     return PCA(
         torch.from_numpy(estimator.components_).float(),
         torch.from_numpy(np.sqrt(estimator.explained_variance_)).float(),

@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -20,25 +21,66 @@ from tqdm import tqdm
 from e4e_bench.data import list_images, load_images
 from e4e_bench.devices import synchronize
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.metrics.registry import IMAGE_KINDS, SIDES, MetricContext, MetricSpec
+from e4e_bench.generator import Generator
+from e4e_bench.methods import InversionMethod
+from e4e_bench.metrics.registry import IMAGE_KINDS, KINDS, SIDES, MetricContext, MetricResult, MetricSpec
 
+
+@dataclass(frozen=True)
+class MetricSummary:
+    """One metric's number and what stands behind it."""
+
+    value: float  # mean over scored images (paired, latent) or the metric's own result (set, method)
+    protocol: str
+    higher_is_better: bool
+    seconds: float  # synchronised wall time spent in the metric
+    details: dict[str, Any] = field(default_factory=dict)  # std/n/n_failed, or the metric's own details
+
+
+@dataclass(frozen=True)
+class EvaluationSummary:
+    metrics: dict[str, MetricSummary]  # in the order the metrics were asked for
+
+    def values(self) -> dict[str, float]:
+        return {name: metric.value for name, metric in self.metrics.items()}
+
+    def as_json(self) -> dict[str, Any]:
+        """``{name: value, ..., "details": {name: {..., protocol, higher_is_better, seconds}}}``, the CLI's layout."""
+        details = {
+            name: metric.details
+            | {"protocol": metric.protocol, "higher_is_better": metric.higher_is_better, "seconds": metric.seconds}
+            for name, metric in self.metrics.items()
+        }
+        return self.values() | {"details": details}
 
 
 class Evaluation:
-    """Built metrics plus what they have seen; feed with ``add_pairs`` / ``add_set``, read ``summary``."""
+    """Built metrics of every kind plus what they have seen.
 
-    def __init__(self, specs: Sequence[MetricSpec], context: MetricContext):
-        unsupported = [spec.name for spec in specs if spec.kind not in IMAGE_KINDS]
-        if unsupported:
-            raise E4EBenchError(f"metrics {', '.join(unsupported)} do not compare images; the `lec` command reports them")
+    Feed paired metrics with ``add_pairs``, set metrics with ``add_set``, latent metrics with
+    ``add_codes`` and method metrics with ``add_method``; read ``summary()`` and ``per_image()``.
+    """
+
+    def __init__(
+        self,
+        specs: Sequence[MetricSpec],
+        context: MetricContext,
+        options: Mapping[str, Mapping[str, Any]] | None = None,  # metric name -> its factory's keywords
+    ):
         self.context = context
         self.specs = {spec.name: spec for spec in specs}
         self.seconds = dict.fromkeys(self.specs, 0.0)
-        self.metrics = {spec.name: self._timed(spec.name, spec.build, context) for spec in specs}
-        self.paired = [name for name, spec in self.specs.items() if spec.kind == "paired"]
-        self.sets = [name for name, spec in self.specs.items() if spec.kind == "set"]
-        self.names: list[str] = []
-        self.scores: dict[str, list[torch.Tensor]] = {name: [] for name in self.paired}
+        options = options or {}
+        self.metrics = {
+            spec.name: self._timed(spec.name, lambda: spec.build(context, **options.get(spec.name, {}))) for spec in specs
+        }
+        self.of_kind = {kind: [name for name, spec in self.specs.items() if spec.kind == kind] for kind in KINDS}
+        self.paired = self.of_kind["paired"]
+        self.sets = self.of_kind["set"]
+        per_image = self.of_kind["paired"] + self.of_kind["latent"]
+        self.scores: dict[str, list[torch.Tensor]] = {name: [] for name in per_image}
+        self.images: dict[str, list[str]] = {name: [] for name in per_image}  # the image behind each score
+        self.results: dict[str, MetricResult] = {}  # method metrics
 
     def _timed(self, name: str, function, *args):
         synchronize(self.context.device)
@@ -48,43 +90,72 @@ class Evaluation:
         self.seconds[name] += time.perf_counter() - start
         return result
 
+    def _score(self, name: str, images: Sequence[str], *args) -> None:
+        self.scores[name].append(self._timed(name, self.metrics[name], *args).float().cpu())
+        self.images[name].extend(images)
+
     def wants(self, side: str) -> bool:
         return any(self.metrics[name].wants(side) for name in self.sets)
 
     def add_pairs(self, names: Sequence[str], real: torch.Tensor, fake: torch.Tensor) -> None:
         """Score aligned pairs with every paired metric; ``real``/``fake`` [B,3,H,W] in [-1,1]."""
-        self.names.extend(names)
-        for name in self.paired:
-            self.scores[name].append(self._timed(name, self.metrics[name], real, fake).float().cpu())
+        for name in self.of_kind["paired"]:
+            self._score(name, names, real, fake)
 
     def add_set(self, side: str, images: torch.Tensor) -> None:
         for name in self.sets:
             if self.metrics[name].wants(side):
                 self._timed(name, self.metrics[name].add, side, images)
 
-    def per_image(self) -> dict[str, torch.Tensor]:
-        return {name: torch.cat(self.scores[name]) if self.scores[name] else torch.empty(0) for name in self.paired}
+    def add_codes(self, names: Sequence[str], codes: torch.Tensor, generator: Generator) -> None:
+        """Score W+ codes ``[N, n_latent, D]`` of ``generator`` with every latent metric."""
+        for name in self.of_kind["latent"]:
+            self._score(name, names, codes, generator)
 
-    def summary(self) -> dict:
-        """``{name: value, ..., "details": {name: {...}}}``: paired values are means over scored images."""
-        values, details = {}, {}
-        for name, scores in self.per_image().items():
+    def add_method(self, method: InversionMethod, codes: torch.Tensor) -> None:
+        """Run every method metric once, on the method's codes of the images in file order."""
+        for name in self.of_kind["method"]:
+            self.results[name] = self._timed(name, self.metrics[name], method, codes)
+
+    def per_image(self) -> dict[str, torch.Tensor]:
+        """Per-image values of the paired and latent metrics, in the order they were added."""
+        return {name: torch.cat(scores) if scores else torch.empty(0) for name, scores in self.scores.items()}
+
+    def per_image_table(self) -> dict[str, dict[str, float]]:
+        """``{image: {metric: value}}`` over the paired and latent metrics."""
+        table: dict[str, dict[str, float]] = {}
+        for name, values in self.per_image().items():
+            for image, value in zip(self.images[name], values.tolist(), strict=True):
+                table.setdefault(image, {})[name] = value
+        return table
+
+    def _summarise(self, name: str) -> tuple[float, dict[str, Any]]:
+        if name in self.scores:
+            scores = self.per_image()[name]
             scored = scores[scores.isfinite()]
-            values[name] = float(scored.mean()) if len(scored) else math.nan
-            details[name] = {
-                "std": float(scored.std(unbiased=False)) if len(scored) else math.nan,
-                "n": len(scored),
-                "n_failed": len(scores) - len(scored),
-            }
-        for name in self.sets:
-            result = self._timed(name, self.metrics[name].result)
-            values[name] = result.value
-            details[name] = dict(result.details)
+            std = float(scored.std(unbiased=False)) if len(scored) else math.nan
+            value = float(scored.mean()) if len(scored) else math.nan
+            return value, {"std": std, "n": len(scored), "n_failed": len(scores) - len(scored)}
+        result = self.results[name] if name in self.results else self._timed(name, self.metrics[name].result)
+        return result.value, dict(result.details)
+
+    def protocol(self, spec: MetricSpec) -> str:
+        """The metric's protocol; a set metric's also says that `--domain` resized the images first,
+        since that changes FID and SWD."""
+        domain = self.context.domain
+        if spec.kind != "set" or domain is None:
+            return spec.protocol
+        height, width = domain.eval_size
+        return (f"{spec.protocol}; both sets first resized to {height}x{width} (domain {domain.name}'s evaluation "
+                "size, PIL bilinear)")
+
+    def summary(self) -> EvaluationSummary:
+        metrics = {}
         for name, spec in self.specs.items():
-            details[name].update(
-                protocol=spec.protocol, higher_is_better=spec.higher_is_better, seconds=round(self.seconds[name], 3)
-            )
-        return {name: values[name] for name in self.specs} | {"details": details}
+            value, details = self._summarise(name)
+            seconds = round(self.seconds[name], 3)
+            metrics[name] = MetricSummary(value, self.protocol(spec), spec.higher_is_better, seconds, details)
+        return EvaluationSummary(metrics)
 
 
 def image_size(paths: Sequence[Path]) -> tuple[int, int]:
@@ -139,8 +210,11 @@ def evaluate_folders(
     context: MetricContext,
     *,
     batch_size: int = 16,
-) -> tuple[dict, dict[str, dict[str, float]], dict]:
-    """Run ``specs`` on two folders -> (summary, per-image values by fake file name, meta)."""
+) -> tuple[EvaluationSummary, dict[str, dict[str, float]], dict]:
+    """Run image metrics ``specs`` on two folders -> (summary, per-image values by fake file name, meta)."""
+    unsupported = [spec.name for spec in specs if spec.kind not in IMAGE_KINDS]
+    if unsupported:
+        raise E4EBenchError(f"metrics {', '.join(unsupported)} do not compare images; the `lec` command reports them")
     real_paths, fake_paths = list_images(real_dir), list_images(fake_dir)
     size = context.domain.eval_size if context.domain is not None else image_size([*real_paths, *fake_paths])
     if context.cache_dir is not None and any(spec.kind == "set" for spec in specs):
@@ -175,10 +249,7 @@ def evaluate_folders(
                     for chunk in batches(paths, batch_size, side):
                         evaluation.add_set(side, load(chunk)[1])
         summary = evaluation.summary()
-    columns = {name: values.tolist() for name, values in evaluation.per_image().items()}
-    per_image = {
-        image: {name: column[row] for name, column in columns.items()} for row, image in enumerate(evaluation.names)
-    }
+    per_image = evaluation.per_image_table()
     meta = {
         "real": str(real_dir),
         "fake": str(fake_dir),

@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from pathlib import Path
 from unittest import mock
 
 import numpy as np
-import pytorch_fid.inception
 import torch
 import torchvision
 
 from e4e_bench.assets import sha256_of
 from e4e_bench.checkpoints import read_checkpoint
 from e4e_bench.errors import E4EBenchError
+from e4e_bench.io import atomic_write
 from e4e_bench.metrics.registry import MetricContext, MetricResult, register_metric
 
 log = logging.getLogger(__name__)
@@ -49,8 +47,10 @@ def random_inception_state() -> dict[str, torch.Tensor]:
     return network.state_dict()
 
 
-def build_inception(weights: Path | None, device: torch.device) -> pytorch_fid.inception.InceptionV3:
+def build_inception(weights: Path | None, device: torch.device) -> torch.nn.Module:
     """pytorch-fid's InceptionV3 for 2048-d features from the ``weights`` file, or random when None."""
+    import pytorch_fid.inception  # imported only when the network is built
+
     state = read_checkpoint(weights) if weights is not None else random_inception_state()
     # pytorch-fid offers no weights argument; it fetches through this module global at build time.
     with mock.patch.object(pytorch_fid.inception, "load_state_dict_from_url", lambda *args, **kwargs: state):
@@ -135,15 +135,8 @@ class FrechetInceptionDistance:
             return stored["mu"], stored["sigma"], int(stored["n"])
 
     def _write_cache(self, mu: np.ndarray, sigma: np.ndarray, n: int) -> None:
-        self.cache_file.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=self.cache_file.parent, suffix=".npz.tmp")
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                np.savez(stream, mu=mu, sigma=sigma, n=n)
-            os.replace(temporary, self.cache_file)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        with atomic_write(self.cache_file) as stream:
+            np.savez(stream, mu=mu, sigma=sigma, n=n)
 
     def wants(self, side: str) -> bool:
         return not (side == "real" and self.cached is not None)

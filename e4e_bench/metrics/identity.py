@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.face_crop import arcface_input
 from e4e_bench.moco import MOCO_ASSET, load_moco
-from e4e_bench.metrics.registry import MetricContext, register_metric
+from e4e_bench.domains import IDENTITY_METRICS
+from e4e_bench.metrics.registry import MetricContext, get_metric, register_metric
 
 ARCFACE_ASSET = "arcface-w600k-r50"
 
@@ -122,12 +123,12 @@ def arcface_similarity(context: MetricContext) -> IdentitySimilarity:
     return IdentitySimilarity(ArcFaceEmbedder(context))
 
 
-@register_metric("id_arcface", kind="paired", higher_is_better=True, protocol=ARCFACE_PROTOCOL)
+@register_metric(IDENTITY_METRICS["arcface"], kind="paired", higher_is_better=True, protocol=ARCFACE_PROTOCOL)
 def build_id_arcface(context: MetricContext) -> IdentitySimilarity:
     return arcface_similarity(context)
 
 
-@register_metric("id_moco", kind="paired", higher_is_better=True, protocol=MOCO_PROTOCOL)
+@register_metric(IDENTITY_METRICS["moco"], kind="paired", higher_is_better=True, protocol=MOCO_PROTOCOL)
 def build_id_moco(context: MetricContext) -> IdentitySimilarity:
     return moco_similarity(context)
 
@@ -142,4 +143,4 @@ def build_id(context: MetricContext) -> IdentitySimilarity:
     if context.domain is None or context.domain.identity is None:
         which = "no --domain given" if context.domain is None else f"domain {context.domain.name} has no identity network"
         raise E4EBenchError(f"metric 'id' follows the domain ({which}); name id_arcface or id_moco instead")
-    return {"arcface": arcface_similarity, "moco": moco_similarity}[context.domain.identity](context)
+    return get_metric(context.domain.identity_metric).build(context)

@@ -14,13 +14,12 @@ from dataclasses import dataclass
 
 import torch
 
-from e4e_bench.generator import Generator
+from e4e_bench.generator import Generator, sample_w
 from e4e_bench.metrics.registry import MetricContext, register_metric
 
 W_SAMPLES = 10_000
 REFERENCE_SAMPLES = 2_000
 SAMPLE_SEED = 0
-MAPPING_BATCH = 1_000
 
 
 def layer_spread(codes: torch.Tensor) -> torch.Tensor:
@@ -39,13 +38,8 @@ class WDistribution:
         return (centred @ self.whitening.to(codes.device)).norm(dim=-1)
 
 
-@torch.no_grad()
-def sample_w(generator: Generator, n: int, seed: int) -> torch.Tensor:
-    """`n` mapped samples `[n, D]` from z ~ N(0, I) drawn with a seeded torch.Generator."""
-    device = generator.device
-    rng = torch.Generator(device=device).manual_seed(seed)
-    z = torch.randn(n, generator.style_dim, generator=rng, device=device)
-    return torch.cat([generator.mapping(chunk) for chunk in z.split(MAPPING_BATCH)])
+def seeded_w(generator: Generator, n: int, seed: int) -> torch.Tensor:
+    return sample_w(generator, n, torch.Generator(generator.device).manual_seed(seed))
 
 
 def fit_w_distribution(samples: torch.Tensor) -> WDistribution:
@@ -61,7 +55,7 @@ def fit_w_distribution(samples: torch.Tensor) -> WDistribution:
 
 
 def w_distribution(generator: Generator) -> WDistribution:
-    return fit_w_distribution(sample_w(generator, W_SAMPLES, SAMPLE_SEED))
+    return fit_w_distribution(seeded_w(generator, W_SAMPLES, SAMPLE_SEED))
 
 
 @dataclass(frozen=True)
@@ -91,7 +85,7 @@ PROTOCOL = (
 def latent_proximity(codes: torch.Tensor, generator: Generator) -> ProximityResult:
     """Both proximity measures for codes `[N, n_latent, D]` of `generator`."""
     distribution = w_distribution(generator)
-    reference = distribution.mahalanobis(sample_w(generator, REFERENCE_SAMPLES, SAMPLE_SEED + 1))
+    reference = distribution.mahalanobis(seeded_w(generator, REFERENCE_SAMPLES, SAMPLE_SEED + 1))
     codes = codes.to(generator.device)
     return ProximityResult(layer_spread(codes).cpu(), distribution.mahalanobis(codes).cpu(), float(reference.mean()))
 

@@ -10,7 +10,6 @@ percentile ('higher')] are discarded, and LEC is the mean of the rest. Lower is 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +28,7 @@ PROTOCOL_BATCH_SIZE = 8
 class LecResult:
     lec: float
     per_image: torch.Tensor  # [N] distances, input order
-    codes: torch.Tensor  # [N, n_latent, D]: the method's codes of the unedited images, on the CPU
+    codes: torch.Tensor  # [N, n_latent, D]: the scored codes (full batches), on the CPU
     batch_means: np.ndarray  # [N // batch_size]
     kept_batches: int
     protocol: str
@@ -46,13 +45,13 @@ def protocol_text(direction: Direction, factor: float, batch_size: int) -> str:
 
 @torch.inference_mode()
 def edit_distances(
-    method: InversionMethod, images: torch.Tensor, direction: Direction, factor: float, domain: Domain
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(||w - (E(G(w + F*d)) - F*d)|| per image `[B]`, w) for images `[B, 3, H, W]` at `method.input_size`."""
-    codes = method.invert(images)
+    method: InversionMethod, codes: torch.Tensor, direction: Direction, factor: float, domain: Domain
+) -> torch.Tensor:
+    """||w - (E(G(w + F*d)) - F*d)|| per image `[B]` for the method's own codes `w` `[B, n_latent, D]`."""
+    codes = codes.to(method.generator.device)
     edited_frames = method.generator(direction.add(codes, factor), noise="const")
     recoded = method.invert(domain.resize_frames(edited_frames, method.input_size))
-    return (codes - direction.add(recoded, -factor)).flatten(1).norm(dim=1), codes
+    return (codes - direction.add(recoded, -factor)).flatten(1).norm(dim=1)
 
 
 def aggregate(per_image: torch.Tensor, batch_size: int = PROTOCOL_BATCH_SIZE) -> tuple[float, np.ndarray, int]:
@@ -71,27 +70,28 @@ def aggregate(per_image: torch.Tensor, batch_size: int = PROTOCOL_BATCH_SIZE) ->
 
 def latent_editing_consistency(
     method: InversionMethod,
-    batches: Iterable[torch.Tensor],
+    codes: torch.Tensor,
     direction: Direction,
     factor: float,
     domain: Domain,
     batch_size: int = PROTOCOL_BATCH_SIZE,
 ) -> LecResult:
-    """LEC over image batches (any size; the protocol's batches of `batch_size` are formed afterwards)."""
-    distances, codes = [], []
-    for images in batches:
-        batch_distances, batch_codes = edit_distances(method, images, direction, factor, domain)
-        distances.append(batch_distances.cpu())
-        codes.append(batch_codes.cpu())
-    if not distances:
-        raise E4EBenchError("LEC got no images; check the image folder")
-    per_image = torch.cat(distances)
+    """LEC from the codes `method` gave images in file order (`[N, n_latent, D]`, e.g. a run's inversion).
+
+    Only the images of full protocol batches are edited and re-encoded; the rest are never scored.
+    """
+    if len(codes) < batch_size:
+        raise E4EBenchError(
+            f"LEC needs at least one full batch of {batch_size} images, got {len(codes)}; add images or lower --batch-size"
+        )
+    scored = codes[: len(codes) // batch_size * batch_size]
+    per_image = torch.cat([edit_distances(method, chunk, direction, factor, domain).cpu() for chunk in scored.split(batch_size)])
     lec, batch_means, kept = aggregate(per_image, batch_size)
-    return LecResult(lec, per_image, torch.cat(codes), batch_means, kept, protocol_text(direction, factor, batch_size))
+    return LecResult(lec, per_image, scored.cpu(), batch_means, kept, protocol_text(direction, factor, batch_size))
 
 
 class LecMetric:
-    """The registry's `method` metric: `metric(method, batches) -> MetricResult` (per-image values in details)."""
+    """The registry's `method` metric: `metric(method, codes) -> MetricResult` (per-image values in details)."""
 
     def __init__(self, context: MetricContext, direction: str, factor: float, batch_size: int):
         if context.domain is None:
@@ -99,13 +99,17 @@ class LecMetric:
         self.domain = context.domain
         self.spec, self.factor, self.batch_size = direction, factor, batch_size
 
-    def __call__(self, method: InversionMethod, batches: Iterable[torch.Tensor]) -> MetricResult:
+    def evaluate(self, method: InversionMethod, codes: torch.Tensor) -> LecResult:
         direction = parse_direction(self.spec, method.generator)
-        result = latent_editing_consistency(method, batches, direction, self.factor, self.domain, self.batch_size)
+        return latent_editing_consistency(method, codes, direction, self.factor, self.domain, self.batch_size)
+
+    def __call__(self, method: InversionMethod, codes: torch.Tensor) -> MetricResult:
+        result = self.evaluate(method, codes)
         return MetricResult(
             result.lec,
             {
                 "per_image": result.per_image.tolist(),
+                "n_images": len(result.per_image),
                 "n_batches": len(result.batch_means),
                 "kept_batches": result.kept_batches,
                 "protocol": result.protocol,

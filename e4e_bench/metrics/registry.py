@@ -6,15 +6,9 @@ Register a metric by decorating its factory::
     def build_l2(context: MetricContext) -> PairedMetric: ...
 
 The factory receives a ``MetricContext`` (device, domain, weights policy, seed, cache) and any
-metric-specific keyword options, and returns the object that does the work; its calling
-convention is fixed by the kind:
-
-- ``paired``: ``metric(real, fake) -> Tensor[B]``, one value per image pair; real and fake are
-  ``[B,3,H,W]`` in [-1,1] on ``context.device``; NaN marks an image the metric could not score.
-- ``set``: ``metric.add(side, images)`` with side ``"real"`` or ``"fake"``, ``metric.wants(side)``
-  (False when cached statistics make that side unnecessary), ``metric.result() -> MetricResult``.
-- ``latent``: works on codes rather than images (``[N, n_latent, style_dim]``).
-- ``method``: needs an ``InversionMethod`` (re-encoding, as LEC does).
+metric-specific keyword options, and returns the object that does the work; what it is called
+with is fixed by the kind, one ``Protocol`` each below: ``PairedMetric``, ``SetMetric``,
+``LatentMetric`` and ``MethodMetric``. ``evaluate.Evaluation`` drives all four.
 
 The protocol string is reported next to every number, so it must name everything that changes
 the value (network, weights, sizes, ranges, counts).
@@ -22,21 +16,24 @@ the value (network, weights, sizes, ranges, counts).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 import torch
 
 from e4e_bench.assets import asset_path
 from e4e_bench.domains import Domain
 from e4e_bench.errors import E4EBenchError
+from e4e_bench.registry import Registry
+
+if TYPE_CHECKING:
+    from e4e_bench.generator import Generator
+    from e4e_bench.methods import InversionMethod
 
 KINDS = ("paired", "set", "latent", "method")
 IMAGE_KINDS = ("paired", "set")  # the kinds that compare two image folders
 SIDES = ("real", "fake")  # what a set metric's `add(side, images)` accepts
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -60,6 +57,38 @@ class MetricResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+class PairedMetric(Protocol):
+    def __call__(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """One value per image pair `[B]`; `real`, `fake` `[B, 3, H, W]` in [-1, 1] on the context's
+        device. NaN marks a pair the metric could not score (counted, never dropped)."""
+        ...
+
+
+class SetMetric(Protocol):
+    def wants(self, side: str) -> bool:
+        """False when `side` ("real" or "fake") is not needed, e.g. real statistics are cached."""
+        ...
+
+    def add(self, side: str, images: torch.Tensor) -> None:
+        """Take a batch `[B, 3, H, W]` in [-1, 1] of one side."""
+        ...
+
+    def result(self) -> MetricResult: ...
+
+
+class LatentMetric(Protocol):
+    def __call__(self, codes: torch.Tensor, generator: Generator) -> torch.Tensor:
+        """One value per image `[N]` from W+ codes `[N, n_latent, style_dim]` of `generator`."""
+        ...
+
+
+class MethodMetric(Protocol):
+    def __call__(self, method: InversionMethod, codes: torch.Tensor) -> MetricResult:
+        """A value needing the method itself (re-encoding, as LEC); `codes` are its codes of the
+        images in file order, so the caller's inversion is reused rather than redone."""
+        ...
+
+
 @dataclass(frozen=True)
 class MetricSpec:
     name: str
@@ -72,32 +101,26 @@ class MetricSpec:
         return self.factory(context, **options)
 
 
-METRICS: dict[str, MetricSpec] = {}
+METRICS: Registry[MetricSpec] = Registry("metric")
 
 
 def register_metric(name: str, *, kind: str, protocol: str, higher_is_better: bool = False):
     """Decorator registering a metric factory under ``name``; malformed or duplicate names raise."""
-    if not NAME_PATTERN.match(name):
-        raise ValueError(f"metric name {name!r} must match {NAME_PATTERN.pattern}")
+    METRICS.check_new_name(name)
     if kind not in KINDS:
         raise ValueError(f"metric {name!r}: kind {kind!r} is not one of {KINDS}")
     if not protocol.strip():
         raise ValueError(f"metric {name!r} needs a protocol string")
-    if name in METRICS:
-        raise ValueError(f"metric {name!r} is registered twice")
 
     def decorate(factory: Callable[..., Any]) -> Callable[..., Any]:
-        METRICS[name] = MetricSpec(name, kind, protocol, factory, higher_is_better)
+        METRICS.register(name, MetricSpec(name, kind, protocol, factory, higher_is_better))
         return factory
 
     return decorate
 
 
 def get_metric(name: str) -> MetricSpec:
-    try:
-        return METRICS[name]
-    except KeyError:
-        raise E4EBenchError(f"unknown metric {name!r}; choose from: {', '.join(sorted(METRICS))}") from None
+    return METRICS.lookup(name)
 
 
 def parse_metric_list(text: str, kinds: tuple[str, ...] = KINDS) -> list[MetricSpec]:

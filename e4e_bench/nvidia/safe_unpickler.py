@@ -11,7 +11,6 @@ containers, arrays and tensors; any other global stops the read with its name.
 from __future__ import annotations
 
 import collections
-import io
 import os
 import pickle
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from e4e_bench.checkpoints import load_bytes
 from e4e_bench.errors import E4EBenchError
 
 
@@ -52,7 +52,7 @@ def reconstruct_persistent_obj(meta) -> PersistentObject:
 
 def load_storage_bytes(data: bytes):
     """A tensor storage that plain pickle embeds as the bytes of a legacy torch.save."""
-    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    return load_bytes(data, "a tensor storage embedded in the pickle")
 
 
 _reconstruct_array = np.ndarray.__reduce__(np.zeros(1))[0]  # numpy's own array rebuilder, wherever it lives

@@ -150,6 +150,11 @@ class TrainOptions:
         """The official `opts` dict (plain types only, so `torch.load(weights_only=True)` reads it)."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
+    @staticmethod
+    def describe_default(name: str, official) -> str:
+        """--help's note on the default of option `name` (see `describe_default`)."""
+        return describe_default(name, official)
+
     @classmethod
     def from_opts_dict(cls, opts: dict) -> TrainOptions:
         """Options from an `opts` dict; official keys this project does not use are ignored."""

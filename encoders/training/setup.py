@@ -14,15 +14,15 @@ import torch
 from e4e_bench.assets import asset_path, cache_home, get_asset
 from e4e_bench.checkpoints import load_generator, read_checkpoint
 from e4e_bench.data import ImageFolder, list_images
-from e4e_bench.devices import resolve_device
 from e4e_bench.domains import Domain, get_domain
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.lpips_net import BACKBONE_ASSETS, build_lpips
 from e4e_bench.moco import MOCO_ASSET, load_moco
+from e4e_bench.seeding import seeded_initialisation
 from encoders.checkpoint import ENCODER_CLASSES, MEAN_LATENT_SAMPLES, load_inverter
 from encoders.inverter import Inverter
 from encoders.ir_se import STAGE_DEPTHS, ArcFaceIRSE
-from encoders.training.distributed import ProcessGroup, start_process_group
+from e4e_bench.distributed import ProcessGroup, start_process_group
 from encoders.training.losses import ARCFACE_ASSET, ArcFaceSimilarity, EncoderObjective, LossNetworks, similarity_networks
 from encoders.training.options import TrainOptions, recipe_defaults
 from encoders.training.trainer import (
@@ -169,7 +169,7 @@ def prepare(opts: TrainOptions, group: ProcessGroup, resume_ckpt: dict | None) -
     train_paths, test_paths = split_images(opts)
     generator_path, decoder, stored_avg = load_decoder(opts, domain, group.device)
     input_size = opts.input_size or domain.encoder_input
-    content = domain.crop(torch.empty(1, 1, decoder.size, decoder.size, device="meta")).shape[-2:]
+    content = domain.content_size(decoder.size)
     if content[0] < input_size[0] or content[1] < input_size[1]:
         raise E4EBenchError(f"--input-size {input_size[0]},{input_size[1]} is larger than the {content[0]}x{content[1]} "
                             f"content of the {decoder.size}px generator; use a smaller --input-size")
@@ -181,16 +181,17 @@ def prepare(opts: TrainOptions, group: ProcessGroup, resume_ckpt: dict | None) -
     if opts.progressive_steps is not None and len(opts.progressive_steps) > decoder.n_latent:
         raise E4EBenchError(f"--progressive-steps has {len(opts.progressive_steps)} entries but the generator has "
                             f"{decoder.n_latent} style rows; give at most one entry per row")
-    torch.manual_seed(opts.seed)  # the heads' initial weights, identical in every process and every run
-    latent_avg = average_latent(decoder, stored_avg, opts.seed) if opts.start_from_latent_avg else None
-    fine_tune = resume_ckpt is None and opts.checkpoint_path is not None
-    encoder = build_encoder(opts, decoder.n_latent, decoder.style_dim,
-                            pretrained_backbone=opts.encoder_init == "ir_se50" and resume_ckpt is None and not fine_tune)
-    if fine_tune:
-        encoder, latent_avg = starting_point(opts, encoder, latent_avg)
-    net = Inverter(encoder, decoder, latent_avg)
-    objective = EncoderObjective(opts, build_networks(opts, domain, group.device))
-    run = make_run(opts, group, domain, net, objective)
+    # Initial weights (heads, discriminator) identical in every process and every run.
+    with seeded_initialisation(opts.seed):
+        latent_avg = average_latent(decoder, stored_avg, opts.seed) if opts.start_from_latent_avg else None
+        fine_tune = resume_ckpt is None and opts.checkpoint_path is not None
+        encoder = build_encoder(opts, decoder.n_latent, decoder.style_dim,
+                                pretrained_backbone=opts.encoder_init == "ir_se50" and resume_ckpt is None and not fine_tune)
+        if fine_tune:
+            encoder, latent_avg = starting_point(opts, encoder, latent_avg)
+        net = Inverter(encoder, decoder, latent_avg)
+        objective = EncoderObjective(opts, build_networks(opts, domain, group.device))
+        run = make_run(opts, group, domain, net, objective)
     if resume_ckpt is not None:
         restore(run, resume_ckpt)
     train_set, test_set = ImageFolder(train_paths, input_size), ImageFolder(test_paths, input_size)
@@ -208,7 +209,7 @@ def run_training(method: str, domain: str, overrides: dict, resume: str | None =
     rank 0 and None on the other ranks.
     """
     opts, resume_ckpt = resolve_options(method, domain, overrides, resume)
-    group = start_process_group(opts.device, resolve_device)
+    group = start_process_group(opts.device)
     try:
         run, train_set, test_set = prepare(opts, group, resume_ckpt)
         summary = train(run, train_set, test_set)

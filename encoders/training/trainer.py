@@ -44,7 +44,8 @@ from e4e_bench.domains import Domain
 from e4e_bench.errors import E4EBenchError
 from encoders.checkpoint import official_checkpoint
 from encoders.inverter import Inverter
-from encoders.training.distributed import ProcessGroup, ResumableDistributedSampler
+from e4e_bench.distributed import ProcessGroup
+from encoders.training.sampler import ResumableDistributedSampler
 from encoders.training.latent_discriminator import (
     LatentCodesDiscriminator,
     LatentCodesPool,

@@ -1,4 +1,4 @@
-"""Process-group set-up for training under torchrun, and a sampler that can resume mid-epoch.
+"""Process groups under torchrun, for training and for evaluation sharded across ranks.
 
 One process per device: torchrun sets RANK, LOCAL_RANK and WORLD_SIZE; NCCL joins GPUs, gloo
 joins CPU processes. Without torchrun everything here degrades to a single process.
@@ -7,14 +7,17 @@ joins CPU processes. Without torchrun everything here degrades to a single proce
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
-from torch.utils.data import Sampler
 
+from e4e_bench.devices import resolve_device
 from e4e_bench.errors import E4EBenchError
+
+Item = TypeVar("Item")
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,11 @@ class ProcessGroup:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+    @property
+    def progress(self) -> bool:
+        """Whether this process draws progress bars: rank 0 only, so that K ranks do not print K bars."""
+        return self.is_main
 
     @property
     def distributed(self) -> bool:
@@ -56,6 +64,10 @@ class ProcessGroup:
             dist.all_reduce(tensor)
         return tensor
 
+    def shard(self, items: Sequence[Item]) -> Sequence[Item]:
+        """This rank's share of `items`: every world_size-th one, starting at its rank."""
+        return items[self.rank :: self.world_size]
+
     def close(self) -> None:
         if self.distributed and dist.is_initialized():
             dist.destroy_process_group()
@@ -65,7 +77,7 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def start_process_group(device_spec: str, resolve_device) -> ProcessGroup:
+def start_process_group(device_spec: str) -> ProcessGroup:
     """Join torchrun's group (if any) and pick this process's device.
 
     `device_spec` is the user's --device; under torchrun `cuda` (or `auto` with GPUs present)
@@ -87,31 +99,3 @@ def start_process_group(device_spec: str, resolve_device) -> ProcessGroup:
         raise E4EBenchError(f"--device {device_spec} cannot be used under torchrun; use auto, cuda or cpu")
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world)
     return ProcessGroup(rank, world, device)
-
-
-class ResumableDistributedSampler(Sampler[int]):
-    """Each rank's share of a seeded per-epoch permutation, starting `start` samples in.
-
-    Equal to torch's DistributedSampler(shuffle=True, drop_last=False) ordering (permutation of
-    seed + epoch, padded by wrapping, then every world_size-th index), with an offset so that a
-    resumed run reads exactly the samples the interrupted one would have read next.
-    """
-
-    def __init__(self, n_items: int, rank: int, world_size: int, seed: int, epoch: int = 0, start: int = 0):
-        self.n_items = n_items
-        self.rank = rank
-        self.world_size = world_size
-        self.seed = seed
-        self.epoch = epoch
-        self.start = start
-        self.per_rank = -(-n_items // world_size)
-
-    def __iter__(self) -> Iterator[int]:
-        rng = torch.Generator().manual_seed(self.seed + self.epoch)
-        order = torch.randperm(self.n_items, generator=rng)
-        padding = self.per_rank * self.world_size - self.n_items
-        order = torch.cat([order, order[:padding]]) if padding else order
-        return iter(order[self.rank::self.world_size][self.start:].tolist())
-
-    def __len__(self) -> int:
-        return self.per_rank - self.start

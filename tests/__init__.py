@@ -1,0 +1,1 @@
+"""The test suite; helpers live beside the tests and are imported as `tests.<module>`."""

@@ -10,6 +10,7 @@ ever "unverified": the record vouches for nothing but the file it was taken from
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import json
 import os
 import re
@@ -26,6 +27,7 @@ from e4e_bench.io import atomic_write, write_text
 from e4e_bench.registry import Registry
 
 HASH_RECORD = "hashes.json"
+PACKAGED_DIR = ("e4e_bench.toy", "assets")  # (package, folder) of the assets that ship with e4e-bench
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,14 @@ class Asset:
     size: int | None = None  # bytes, when known
     licence: str = "see the publisher"
     archive_member: str | None = None  # the file to keep when the download is a zip pack
+    packaged: bool = False  # ships inside the package (PACKAGED_DIR): never downloaded, always there
+
+    @property
+    def path(self) -> Path:
+        """Where the file is: inside the package, or in the cache."""
+        if self.packaged:
+            return Path(str(importlib.resources.files(PACKAGED_DIR[0]).joinpath(PACKAGED_DIR[1], self.filename)))
+        return cache_home() / self.filename
 
 
 def drive(file_id: str) -> str:
@@ -126,7 +136,7 @@ def get_asset(name: str) -> Asset:
 def asset_path(name: str) -> Path:
     """Path of a cached asset; a clear error naming the fetch command when it is not there."""
     asset = get_asset(name)
-    path = cache_home() / asset.filename
+    path = asset.path
     if not path.is_file():
         raise E4EBenchError(
             f"{asset.description}: {path} is missing; run `python -m e4e_bench assets fetch {name}` "
@@ -193,8 +203,8 @@ class Fetched:
 def fetch(name: str, force: bool = False) -> Fetched:
     """Download an asset to a temporary name, check its hash, then rename it into the cache."""
     asset = get_asset(name)
-    target = cache_home() / asset.filename
-    if target.is_file() and not force:
+    target = asset.path
+    if target.is_file() and (not force or asset.packaged):
         return Fetched(target, None)
     errors = []
     for url in asset.urls:
@@ -250,7 +260,7 @@ def extract_member(archive: IO[bytes], member: str) -> str:
 def verify(name: str) -> HashCheck:
     """The HashCheck of one cached asset (MISSING when it is not in the cache)."""
     asset = get_asset(name)
-    path = cache_home() / asset.filename
+    path = asset.path
     if not path.is_file():
         return HashCheck(MISSING, f"{path} is not there")
     return check_hash(asset, sha256_of(path))

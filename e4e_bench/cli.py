@@ -19,6 +19,7 @@ COMMANDS = (
     "lec",
     "train",
     "metrics",
+    "run",
     "toy-data",
     "toy-gan",
     "report",
@@ -75,6 +76,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:  # a command that saved its state on the way out says where
-        detail = str(interrupt) or "files already written are kept (invert: rerun with --resume to continue)"
+        detail = str(interrupt) or "files already written are kept (invert, run: rerun with --resume to continue)"
         print(f"interrupted; {detail}", file=sys.stderr)
         return 130

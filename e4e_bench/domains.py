@@ -24,6 +24,11 @@ class Domain:
     edits: tuple[str, ...]  # edit families the domain is benchmarked with
     generator_asset: str | None  # assets-registry name of the official generator
     encoder_assets: tuple[tuple[str, str], ...] = ()  # (method, assets-registry name)
+    # The benchmark's edit (FID/SWD of edited images, LEC): a direction SPEC, its name and the additive factor.
+    default_edit: str | None = None
+    default_edit_name: str | None = None
+    default_edit_factor: float = 0.0
+    projector_defaults: tuple[tuple[str, object], ...] = ()  # the domain's own projector settings, if any
 
     def __post_init__(self) -> None:
         if self.identity is not None and self.identity not in IDENTITY_METRICS:
@@ -85,6 +90,9 @@ def lsun_256(name: str) -> Domain:
         edits=("ganspace", "sefa"),
         generator_asset=f"stylegan2-{name}",
         encoder_assets=(("e4e", f"e4e-{name}"),),
+        default_edit="sefa:0",
+        default_edit_name="SeFa 0",
+        default_edit_factor=5.0,
     )
 
 
@@ -106,6 +114,9 @@ register_domain(
         edits=("interfacegan", "ganspace"),
         generator_asset="stylegan2-ffhq",
         encoder_assets=(("e4e", "e4e-ffhq"), ("psp", "psp-ffhq")),
+        default_edit="interfacegan:e4e-interfacegan-age",  # e4e's own LEC example
+        default_edit_name="age",
+        default_edit_factor=3.0,
     )
 )
 register_domain(
@@ -119,6 +130,9 @@ register_domain(
         edits=("ganspace", "sefa"),
         generator_asset="stylegan2-car",
         encoder_assets=(("e4e", "e4e-cars"),),
+        default_edit="ganspace:e4e-ganspace-cars:viewpoint",
+        default_edit_name="viewpoint",
+        default_edit_factor=2.0,
     )
 )
 for _name in ("horse", "church"):

@@ -7,8 +7,10 @@ fingerprint of the method that inverted it; a resumed run reuses a part only whe
 from __future__ import annotations
 
 import logging
+import math
 import shutil
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -16,6 +18,7 @@ from tqdm import tqdm
 
 from e4e_bench.checkpoints import load_file, save_checkpoint
 from e4e_bench.data import load_images, save_images
+from e4e_bench.devices import synchronize
 from e4e_bench.domains import Domain
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.fingerprint import check_fingerprint, method_fingerprint
@@ -33,6 +36,13 @@ AFRESH = "rerun without --resume to start afresh, or write to another --out fold
 class Inverted:
     names: list[str]  # file stems, sorted file-name order
     codes: torch.Tensor  # [N, n_latent, style_dim], on the CPU
+    timings: list[tuple[int, float]] = field(default_factory=list)  # (images, synchronised seconds) per batch
+
+    def seconds_per_image(self) -> float:
+        """Inversion time per image, the first batch left out as warm-up when there are others."""
+        timed = self.timings[1:] or self.timings
+        images = sum(count for count, _ in timed)
+        return sum(seconds for _, seconds in timed) / images if images else math.nan
 
 
 def check_parts(parts: Path, fingerprint: dict[str, str]) -> None:
@@ -67,7 +77,7 @@ def invert_folder(
     fingerprint = method_fingerprint(method, domain)
     if resume:
         check_parts(parts, fingerprint)
-    names, codes, failed = [], [], 0
+    names, codes, timings, failed = [], [], [], 0
     batches = range(0, len(paths), batch_size)
     for index, start in enumerate(tqdm(batches, desc=f"invert {method.name}", unit="batch", disable=not progress)):
         batch_paths = paths[start : start + batch_size]
@@ -77,13 +87,19 @@ def invert_folder(
         if done is not None:
             names += done["names"]
             codes.append(done["codes"])
+            timings.append((len(done["names"]), done["seconds"]))
             failed += len(batch_paths) - len(done["names"])
             continue
         loaded = load_images(batch_paths, method.input_size)
         failed += len(loaded.failed)
         if not loaded.paths:
             continue
-        batch_codes, noise = invert_with_noise(method, loaded.images.to(method.generator.device))
+        images = loaded.images.to(method.generator.device)
+        synchronize(images.device)
+        started = time.perf_counter()
+        batch_codes, noise = invert_with_noise(method, images)
+        synchronize(images.device)
+        seconds = time.perf_counter() - started
         if not torch.isfinite(batch_codes).all():
             raise E4EBenchError(f"{method.name} produced NaN codes for {', '.join(p.name for p in loaded.paths)}")
         with torch.inference_mode():
@@ -94,14 +110,16 @@ def invert_folder(
             for i, stem in enumerate(stems):
                 save_checkpoint({"noise": [n[i : i + 1].cpu() for n in noise]}, out / "noise" / f"{stem}.pt")
         batch_codes = batch_codes.detach().float().cpu()
-        save_checkpoint({"files": files, "names": stems, "codes": batch_codes, "fingerprint": fingerprint}, part)
+        save_checkpoint({"files": files, "names": stems, "codes": batch_codes, "fingerprint": fingerprint,
+                         "seconds": seconds}, part)
         names += stems
         codes.append(batch_codes)
+        timings.append((len(stems), seconds))
     if failed:
         log.warning("%d of %d images in %s could not be read and were skipped", failed, len(paths), images_dir)
     if not names:
         raise E4EBenchError(f"none of the images in {images_dir} could be read")
-    return Inverted(names, torch.cat(codes))
+    return Inverted(names, torch.cat(codes), timings)
 
 
 def invert_images(method: InversionMethod, paths: list[Path], batch_size: int, progress: bool = True) -> Inverted:

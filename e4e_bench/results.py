@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
-from typing import Any, Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from e4e_bench.io import atomic_write
 
@@ -21,10 +22,13 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def write_per_image_csv(path: Path, table: Mapping[str, Mapping[str, float]], first_column: str = "image") -> None:
-    """CSV ``image,<metric>...`` (metric columns sorted; a value an image lacks is empty), written atomically."""
+def write_per_image_csv(path: Path, table: Mapping[Any, Mapping[str, float]], first_columns: Sequence[str] = ("image",)) -> None:
+    """CSV ``image,<metric>...`` (metric columns sorted; a value an image lacks, or NaN, is empty), written
+    atomically. With several `first_columns` the table's keys are tuples of that length, e.g. (method, image)."""
     columns = sorted({name for values in table.values() for name in values})
     with atomic_write(path, "w") as stream:
         writer = csv.writer(stream)
-        writer.writerow([first_column, *columns])
-        writer.writerows([image, *(values.get(name, "") for name in columns)] for image, values in table.items())
+        writer.writerow([*first_columns, *columns])
+        for key, values in table.items():
+            keys = key if len(first_columns) > 1 else (key,)
+            writer.writerow([*keys, *(json_safe(values.get(name)) if name in values else "" for name in columns)])

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.io import write_text
+from e4e_bench.results import json_safe
 
 FORMAT = "e4e-bench-run/1"
 SUMMARY_FILE = "summary.json"
@@ -55,7 +56,7 @@ class RunSummary:
     methods: dict[str, MethodResult] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps(_nan_to_none({"format": FORMAT, **asdict(self)}), indent=2, allow_nan=False) + "\n"
+        return json.dumps(json_safe({"format": FORMAT, **asdict(self)}), indent=2, allow_nan=False) + "\n"
 
     def save(self, run_dir: Path) -> None:
         write_text(run_dir / SUMMARY_FILE, self.to_json())
@@ -77,7 +78,7 @@ class RunSummary:
                 label=data["label"],
                 metrics={name: MetricInfo(**info) for name, info in data["metrics"].items()},
                 methods={
-                    name: MethodResult(m["status"], m["reason"], {k: _value(v) for k, v in m["values"].items()})
+                    name: MethodResult(m["status"], m["reason"], {k: value_from_json(v) for k, v in m["values"].items()})
                     for name, m in data["methods"].items()
                 },
             )
@@ -85,14 +86,6 @@ class RunSummary:
             raise E4EBenchError(f"{path}: malformed run summary ({err})") from None
 
 
-def _nan_to_none(data):
-    """JSON has no NaN: an undefined number (the std of one image, a failed metric) is written as null."""
-    if isinstance(data, dict):
-        return {key: _nan_to_none(value) for key, value in data.items()}
-    if isinstance(data, float) and not math.isfinite(data):
-        return None
-    return data
-
-
-def _value(data: dict) -> Value:
+def value_from_json(data: dict) -> Value:
+    """A Value read back: JSON's null (an undefined std, a failed metric) is NaN again."""
     return Value(**{key: math.nan if value is None else value for key, value in data.items()})

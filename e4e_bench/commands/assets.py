@@ -45,7 +45,7 @@ def published_hash(asset: assets.Asset) -> str:
 def list_assets(args: argparse.Namespace) -> int:
     print(f"cache: {assets.cache_home()}")
     for asset in assets.ASSETS.values():
-        state = "cached " if (assets.cache_home() / asset.filename).is_file() else "missing"
+        state = "packaged" if asset.packaged else "cached  " if asset.path.is_file() else "missing "
         print(f"{asset.name:22s} {state} {asset.filename:40s} {published_hash(asset):24s} {asset.description}")
     return 0
 

@@ -43,4 +43,5 @@ for _name, (_net, _label) in LPIPS_BACKBONES.items():
         _name,
         kind="paired",
         protocol=f"LPIPS v0.1, {_label} backbone, lpips 0.1.4 linear heads, [-1,1] inputs, no resize, {SIZE_NOTE}",
+        assets=(BACKBONE_ASSETS[_net],),
     )(functools.partial(LpipsDistance, _net))

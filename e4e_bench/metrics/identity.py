@@ -123,12 +123,14 @@ def arcface_similarity(context: MetricContext) -> IdentitySimilarity:
     return IdentitySimilarity(ArcFaceEmbedder(context))
 
 
-@register_metric(IDENTITY_METRICS["arcface"], kind="paired", higher_is_better=True, protocol=ARCFACE_PROTOCOL)
+@register_metric(IDENTITY_METRICS["arcface"], kind="paired", higher_is_better=True, protocol=ARCFACE_PROTOCOL,
+                 assets=(ARCFACE_ASSET,))
 def build_id_arcface(context: MetricContext) -> IdentitySimilarity:
     return arcface_similarity(context)
 
 
-@register_metric(IDENTITY_METRICS["moco"], kind="paired", higher_is_better=True, protocol=MOCO_PROTOCOL)
+@register_metric(IDENTITY_METRICS["moco"], kind="paired", higher_is_better=True, protocol=MOCO_PROTOCOL,
+                 assets=(MOCO_ASSET,))
 def build_id_moco(context: MetricContext) -> IdentitySimilarity:
     return moco_similarity(context)
 

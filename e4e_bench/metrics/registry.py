@@ -96,6 +96,7 @@ class MetricSpec:
     protocol: str
     factory: Callable[..., Any]
     higher_is_better: bool
+    assets: tuple[str, ...] = ()  # pretrained files the metric's network needs (none under random weights)
 
     def build(self, context: MetricContext, **options: Any) -> Any:
         return self.factory(context, **options)
@@ -104,7 +105,8 @@ class MetricSpec:
 METRICS: Registry[MetricSpec] = Registry("metric")
 
 
-def register_metric(name: str, *, kind: str, protocol: str, higher_is_better: bool = False):
+def register_metric(name: str, *, kind: str, protocol: str, higher_is_better: bool = False,
+                    assets: tuple[str, ...] = ()):
     """Decorator registering a metric factory under ``name``; malformed or duplicate names raise."""
     METRICS.check_new_name(name)
     if kind not in KINDS:
@@ -113,7 +115,7 @@ def register_metric(name: str, *, kind: str, protocol: str, higher_is_better: bo
         raise ValueError(f"metric {name!r} needs a protocol string")
 
     def decorate(factory: Callable[..., Any]) -> Callable[..., Any]:
-        METRICS.register(name, MetricSpec(name, kind, protocol, factory, higher_is_better))
+        METRICS.register(name, MetricSpec(name, kind, protocol, factory, higher_is_better, assets))
         return factory
 
     return decorate

@@ -82,7 +82,7 @@ def required_assets(opts: TrainOptions, domain: Domain, resuming: bool) -> dict[
 
 
 def check_assets(needs: dict[str, str]) -> None:
-    missing = {name: why for name, why in needs.items() if not (cache_home() / get_asset(name).filename).is_file()}
+    missing = {name: why for name, why in needs.items() if not get_asset(name).path.is_file()}
     if missing:
         listed = "; ".join(f"{name} for {why}" for name, why in missing.items())
         fetch = " && ".join(f"python -m e4e_bench assets fetch {name}" for name in missing)

@@ -1,0 +1,87 @@
+"""`run`: the benchmark itself — every method inverts the same images, one pipeline scores them all."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from e4e_bench.arguments import add_projector_options, positive_int, projector_options
+from e4e_bench.domains import DOMAINS
+
+EXAMPLES = """examples:
+  python -m e4e_bench run --methods e4e,psp,opt_w,opt_wplus --domain toy
+  python -m e4e_bench run --methods e4e,psp,opt_w --domain cars --data cars_test/ --checkpoint psp=psp_cars.pt --steps 200
+  python -m e4e_bench run --methods e4e,opt_w --domain toy --out runs/toy --resume
+
+exit status: 0 every method finished, 1 some method failed (its reason is in the tables), 2 the run
+could not start (each missing file is named with the command that gets it)."""
+
+
+def method_list(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    if not names or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"expected distinct comma-separated names, got {text!r}")
+    return names
+
+
+def checkpoint_pair(text: str) -> tuple[str, Path]:
+    method, sep, path = text.partition("=")
+    if not sep or not method or not path:
+        raise argparse.ArgumentTypeError(f"expected METHOD=PATH, got {text!r}")
+    return method, Path(path)
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="the full benchmark: invert, evaluate, tables and plots",
+        description="Inverts one image set with every method and scores it with L2, LPIPS, MS-SSIM, ID, FID, SWD "
+        "(of reconstructions and of edited reconstructions), LEC, latent proximity and seconds per image. Writes "
+        "OUT/config.json, summary.json, per_image.csv, tables/, plots/ and methods/<method>/.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--methods", type=method_list, default=("e4e", "psp", "opt_w", "opt_wplus"),
+                        help="comma-separated methods (default e4e,psp,opt_w,opt_wplus)")
+    parser.add_argument("--domain", choices=sorted(DOMAINS), default="toy", help="default toy (ships with the package)")
+    parser.add_argument("--data", type=Path, help="folder of test images (default for toy: its rendered test split)")
+    parser.add_argument("--checkpoint", type=checkpoint_pair, action="append", default=[], metavar="METHOD=PATH",
+                        help="an e4e/pSp checkpoint instead of the domain's registered one (repeatable)")
+    parser.add_argument("--generator", type=Path, help="generator checkpoint for every method")
+    parser.add_argument("--metrics", type=method_list, help="comma-separated subset of l2,lpips,msssim,id,fid,swd,lec "
+                        "(default: every metric whose weights are present; the others are listed with their fetch command)")
+    parser.add_argument("--n-images", type=positive_int, help="the first N images in file-name order (toy default 64)")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="images per batch (default 8)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K")
+    parser.add_argument("--out", type=Path, help="run directory (default runs/<domain>)")
+    parser.add_argument("--resume", action="store_true", help="continue OUT, reusing finished work (same settings only)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the projections and the seeded metrics (default 0)")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="metric networks with random weights: a smoke run without downloads, not real numbers")
+    add_projector_options(parser)
+    parser.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from e4e_bench.benchmark import Benchmark, RunSettings
+    from e4e_bench.tables import markdown_table
+
+    settings = RunSettings(
+        methods=args.methods,
+        domain=args.domain,
+        out=args.out or Path("runs") / args.domain,
+        data=args.data,
+        n_images=args.n_images,
+        checkpoints=dict(args.checkpoint),
+        generator=args.generator,
+        metrics=args.metrics,
+        batch_size=args.batch_size,
+        device=args.device,
+        seed=args.seed,
+        projector=projector_options(args),
+        random_weights=args.random_weights,
+    )
+    summary = Benchmark(settings, resume=args.resume).run()
+    print(markdown_table([summary]))
+    print(f"results in {settings.out}: summary.json, per_image.csv, tables/, plots/")
+    return 0 if all(result.status == "ok" for result in summary.methods.values()) else 1

@@ -25,6 +25,7 @@ COMMANDS = (
     "report",
     "check",
     "convert",
+    "fit-ganspace",
 )
 OUR_PACKAGES = ("e4e_bench", "encoders", "baselines")
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from e4e_bench.editing import parse_direction
+from e4e_bench.editing import ganspace, parse_direction
 from e4e_bench.editing.ganspace import NAMED_EDITS, PCA, fit_pca
 from e4e_bench.editing.sefa import factorise
 from e4e_bench.errors import E4EBenchError
@@ -226,3 +226,15 @@ def test_ganspace_component_without_spread_is_refused(tmp_path, pca_file, genera
     with pytest.raises(E4EBenchError, match="component 2 has standard deviation 0.0"):
         parse_direction(f"ganspace:{tmp_path / 'flat_pca.pt'}:2:0:3", generator)
     parse_direction(f"ganspace:{tmp_path / 'flat_pca.pt'}:1:0:3", generator)  # the other components still work
+
+
+def test_fit_ganspace_command_writes_a_pca_the_edit_command_reads(tmp_path, tiny_generator, tiny_generator_ckpt):
+    pca_path = tmp_path / "pca.pt"
+    assert cli.main(["fit-ganspace", "--generator", str(tiny_generator_ckpt), "--out", str(pca_path),
+                     "--samples", "2000", "--components", "8"]) == 0
+    pca = ganspace.load_pca(pca_path)
+    # Orthonormal rows by decreasing variance, as IncrementalPCA gives them.
+    assert torch.allclose(pca.components @ pca.components.T, torch.eye(8), atol=1e-4)
+    assert (pca.std[:-1] >= pca.std[1:]).all()
+    direction = parse_direction(f"ganspace:{pca_path}:0:0:2", tiny_generator)
+    assert torch.allclose(direction.offset[0], pca.std[0] * pca.components[0])

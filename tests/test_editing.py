@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from e4e_bench import cli
 from e4e_bench.editing import ganspace, parse_direction
 from e4e_bench.editing.ganspace import NAMED_EDITS, PCA, fit_pca
 from e4e_bench.editing.sefa import factorise
@@ -178,7 +179,6 @@ def test_bad_specs_are_user_errors(spec, generator):
 def test_edit_cli_end_to_end(tmp_path, tiny_generator, tiny_generator_ckpt, capsys):
     from PIL import Image
 
-    from e4e_bench import cli
     from e4e_bench.data import to_uint8
 
     w = tiny_generator.mapping(torch.randn(3, tiny_generator.style_dim, generator=torch.Generator().manual_seed(6)))

@@ -26,7 +26,7 @@ from e4e_bench import __version__
 from e4e_bench.assets import get_asset
 from e4e_bench.checkpoints import read_checkpoint
 from e4e_bench.data import list_images, save_images
-from e4e_bench.devices import resolve_device
+from e4e_bench.distributed import start_process_group
 from e4e_bench.domains import Domain, get_domain
 from e4e_bench.editing.directions import parse_direction
 from e4e_bench.errors import E4EBenchError
@@ -256,23 +256,37 @@ class MethodScores:
 
 
 class Benchmark:
-    """One run: `Benchmark(settings, resume).run()` writes the run directory and returns its summary."""
+    """One run: `Benchmark(settings, resume).run()` writes the run directory and returns its summary.
+
+    Under torchrun the ranks share each method's inversion batch by batch; rank 0 gathers the
+    kept batches, scores them and alone writes the results (the other ranks return None).
+    """
 
     def __init__(self, settings: RunSettings, resume: bool = False):
         self.settings = settings
         self.resume = resume
         self.plan = plan_run(settings)
         self.domain = self.plan.domain
-        self.device = resolve_device(settings.device)
         self.out = Path(settings.out)
         check_run_dir(settings, self.out, resume)
+        self.group = start_process_group(settings.device)
+        self.device = self.group.device
         self.context = MetricContext(device=self.device, domain=self.domain, pretrained=not settings.random_weights,
                                      seed=settings.seed)
 
-    def run(self) -> RunSummary:
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.inputs = prepare_inputs(self.settings, self.domain, self.out)
-        self._write_config()
+    def run(self) -> RunSummary | None:
+        try:
+            return self._run()
+        finally:
+            self.group.close()
+
+    def _run(self) -> RunSummary | None:
+        main = self.group.is_main
+        if main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.inputs = prepare_inputs(self.settings, self.domain, self.out)
+            self._write_config()
+        self.inputs = self.group.all_gather_object(self.inputs if main else None)[0]  # rank 0's folder
         summary = RunSummary(domain=self.domain.name, label=self.domain.name)
         per_image: dict[tuple[str, str], dict[str, float]] = {}
         for name in self.settings.methods:
@@ -281,10 +295,14 @@ class Benchmark:
             except E4EBenchError as err:
                 log.error("%s failed: %s", name, err)
                 summary.methods[name] = MethodResult(status="failed", reason=str(err))
-                continue
-            summary.methods[name] = MethodResult(values=scores.values)
-            summary.metrics.update(scores.info)
-            per_image.update({(name, image): row for image, row in scores.per_image.items()})
+                scores = None
+            self.group.barrier()
+            if scores is not None:
+                summary.methods[name] = MethodResult(values=scores.values)
+                summary.metrics.update(scores.info)
+                per_image.update({(name, image): row for image, row in scores.per_image.items()})
+        if not main:
+            return None
         summary.save(self.out)
         write_per_image_csv(self.out / PER_IMAGE_FILE, per_image, first_columns=("method", "image"))
         build_report([self.out], self.out)
@@ -309,7 +327,7 @@ class Benchmark:
             return {}
         return dict(self.domain.projector_defaults) | dict(self.settings.projector)
 
-    def _method(self, name: str) -> MethodScores:
+    def _method(self, name: str) -> MethodScores | None:
         folder = method_dir(self.out, name)
         method = build_method(
             name, domain=self.domain, checkpoint=self.settings.checkpoints.get(name), generator=self.settings.generator,
@@ -322,13 +340,28 @@ class Benchmark:
             check_fingerprint(stored["fingerprint"], fingerprint, done, AFRESH)
             log.info("%s: finished in an earlier session, kept", name)
             return MethodScores.from_json(stored["scores"])
-        inverted = invert_folder(method, self.domain, self.inputs, folder, self.settings.batch_size, self.resume,
-                                 progress=True)
+        if self.group.distributed and not self._share_inversion(method, folder):
+            return None
+        inverted = invert_folder(method, self.domain, self.inputs, folder, self.settings.batch_size,
+                                 self.resume or self.group.distributed, progress=self.group.progress)
         write_inversion(inverted, folder)
         edited = self._edit(method, inverted, folder)
         scores = self._score(method, inverted, folder, edited)
         write_text(done, json.dumps({"fingerprint": fingerprint, "scores": scores.to_json()}, indent=2) + "\n")
         return scores
+
+    def _share_inversion(self, method: InversionMethod, folder: Path) -> bool:
+        """Every rank inverts its share of the batches into kept parts; True on rank 0, which gathers them."""
+        try:
+            invert_folder(method, self.domain, self.inputs, folder, self.settings.batch_size, resume=True,
+                          progress=self.group.progress, shard=(self.group.rank, self.group.world_size))
+            error = None
+        except E4EBenchError as err:
+            error = str(err)
+        errors = [e for e in self.group.all_gather_object(error) if e is not None]
+        if errors:
+            raise E4EBenchError(errors[0])
+        return self.group.is_main
 
     def _noise(self, folder: Path, names: Sequence[str]) -> list[torch.Tensor] | str:
         """The optimised noise maps of a projection, stacked in `names` order; the stored noise otherwise."""

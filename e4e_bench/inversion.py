@@ -67,8 +67,15 @@ def invert_folder(
     batch_size: int,
     resume: bool = False,
     progress: bool = True,
+    shard: tuple[int, int] = (0, 1),
 ) -> Inverted:
-    """Invert every image of a folder in batches into `out` (reconstructions, noise maps, kept parts)."""
+    """Invert every image of a folder in batches into `out` (reconstructions, noise maps, kept parts).
+
+    `shard=(rank, world_size)` inverts only every world_size-th batch, from `rank` on (the ranks of
+    a torchrun job share the work); the result then holds that share. Calling again with
+    `resume=True` and no shard gathers every rank's kept parts without recomputing them.
+    """
+    rank, world_size = shard
     paths = images_for(method, images_dir)
     parts = out / PARTS
     if parts.exists() and not resume:
@@ -80,6 +87,8 @@ def invert_folder(
     names, codes, timings, failed = [], [], [], 0
     batches = range(0, len(paths), batch_size)
     for index, start in enumerate(tqdm(batches, desc=f"invert {method.name}", unit="batch", disable=not progress)):
+        if index % world_size != rank:
+            continue
         batch_paths = paths[start : start + batch_size]
         files = [p.name for p in batch_paths]
         part = parts / f"{index:06d}.pt"
@@ -117,9 +126,9 @@ def invert_folder(
         timings.append((len(stems), seconds))
     if failed:
         log.warning("%d of %d images in %s could not be read and were skipped", failed, len(paths), images_dir)
-    if not names:
+    if not names and world_size == 1:
         raise E4EBenchError(f"none of the images in {images_dir} could be read")
-    return Inverted(names, torch.cat(codes), timings)
+    return Inverted(names, torch.cat(codes) if codes else torch.empty(0), timings)
 
 
 def invert_images(method: InversionMethod, paths: list[Path], batch_size: int, progress: bool = True) -> Inverted:

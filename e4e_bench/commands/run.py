@@ -82,6 +82,8 @@ def main(args: argparse.Namespace) -> int:
         random_weights=args.random_weights,
     )
     summary = Benchmark(settings, resume=args.resume).run()
+    if summary is None:  # another rank of a torchrun job; rank 0 reports
+        return 0
     print(markdown_table([summary]))
     print(f"results in {settings.out}: summary.json, per_image.csv, tables/, plots/")
     return 0 if all(result.status == "ok" for result in summary.methods.values()) else 1

@@ -117,7 +117,7 @@ def method_options(options_class: type[Options], method: str, options: Mapping[s
     return options_class(**options)
 
 
-DATASET_DOMAINS = {"ffhq": "faces", "celeba": "faces", "car": "cars", "horse": "horse", "church": "church"}
+DATASET_DOMAINS = {"ffhq": "faces", "celeba": "faces", "car": "cars", "horse": "horse", "church": "church", "toy": "toy"}
 
 
 def resolve_domain(name: str | None, checkpoint: Path | None = None) -> Domain:

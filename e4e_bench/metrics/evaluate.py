@@ -140,10 +140,10 @@ class Evaluation:
         return result.value, dict(result.details)
 
     def protocol(self, spec: MetricSpec) -> str:
-        """The metric's protocol; a set metric's also says that `--domain` resized the images first,
-        since that changes FID and SWD."""
+        """The metric's protocol; an image metric's also names the size `--domain` resized the images to,
+        since that changes every image metric (the toy's 24x32 pictures are upsampled 3x, for instance)."""
         domain = self.context.domain
-        if spec.kind != "set" or domain is None:
+        if spec.kind not in IMAGE_KINDS or domain is None:
             return spec.protocol
         height, width = domain.eval_size
         return (f"{spec.protocol}; both sets first resized to {height}x{width} (domain {domain.name}'s evaluation "

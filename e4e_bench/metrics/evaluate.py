@@ -76,6 +76,8 @@ class Evaluation:
                 "n": len(scored),
                 "n_failed": len(scores) - len(scored),
             }
+            if hasattr(self.metrics[name], "summary_details"):
+                details[name].update(self.metrics[name].summary_details())
         for name in self.sets:
             result = self._timed(name, self.metrics[name].result)
             values[name] = result.value

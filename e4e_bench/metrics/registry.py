@@ -11,6 +11,7 @@ convention is fixed by the kind:
 
 - ``paired``: ``metric(real, fake) -> Tensor[B]``, one value per image pair; real and fake are
   ``[B,3,H,W]`` in [-1,1] on ``context.device``; NaN marks an image the metric could not score.
+  It may also offer ``summary_details() -> dict``, merged into its details after the last batch.
 - ``set``: ``metric.add(side, images)`` with side ``"real"`` or ``"fake"``, ``metric.wants(side)``
   (False when cached statistics make that side unnecessary), ``metric.result() -> MetricResult``.
 - ``latent``: works on codes rather than images (``[N, n_latent, style_dim]``).

@@ -13,6 +13,7 @@ from e4e_bench.errors import E4EBenchError
 
 COMMANDS = (
     "generate",
+    "align",
     "invert",
     "assets",
     "edit",

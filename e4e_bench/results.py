@@ -23,7 +23,7 @@ def json_safe(value: Any) -> Any:
 
 
 def write_per_image_csv(path: Path, table: Mapping[Any, Mapping[str, float]], first_columns: Sequence[str] = ("image",)) -> None:
-    """CSV ``image,<metric>...`` (metric columns sorted; a value an image lacks, or NaN, is empty), written
+    """CSV ``image,<metric>...`` (metric columns sorted; a value an image lacks is empty, one it could not score is nan), written
     atomically. With several `first_columns` the table's keys are tuples of that length, e.g. (method, image)."""
     columns = sorted({name for values in table.values() for name in values})
     with atomic_write(path, "w") as stream:
@@ -31,4 +31,4 @@ def write_per_image_csv(path: Path, table: Mapping[Any, Mapping[str, float]], fi
         writer.writerow([*first_columns, *columns])
         for key, values in table.items():
             keys = key if len(first_columns) > 1 else (key,)
-            writer.writerow([*keys, *(json_safe(values.get(name)) if name in values else "" for name in columns)])
+            writer.writerow([*keys, *(values[name] if name in values else "" for name in columns)])

@@ -14,7 +14,7 @@ from e4e_bench.metrics.registry import (
 )
 
 # Modules whose @register_metric decorators fill the registry; append a module to add its metrics.
-METRIC_MODULES = ("distortion", "msssim", "identity", "fid", "swd", "lec", "latent_proximity")
+METRIC_MODULES = ("distortion", "msssim", "identity", "identity_dlib", "fid", "swd", "lec", "latent_proximity")
 
 for _module in METRIC_MODULES:
     importlib.import_module(f"e4e_bench.metrics.{_module}")

@@ -135,7 +135,10 @@ class Evaluation:
             scored = scores[scores.isfinite()]
             std = float(scored.std(unbiased=False)) if len(scored) else math.nan
             value = float(scored.mean()) if len(scored) else math.nan
-            return value, {"std": std, "n": len(scored), "n_failed": len(scores) - len(scored)}
+            details = {"std": std, "n": len(scored), "n_failed": len(scores) - len(scored)}
+            if hasattr(self.metrics[name], "summary_details"):  # what a paired metric gathered over all batches
+                details |= self.metrics[name].summary_details()
+            return value, details
         result = self.results[name] if name in self.results else self._timed(name, self.metrics[name].result)
         return result.value, dict(result.details)
 

@@ -60,7 +60,8 @@ class MetricResult:
 class PairedMetric(Protocol):
     def __call__(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """One value per image pair `[B]`; `real`, `fake` `[B, 3, H, W]` in [-1, 1] on the context's
-        device. NaN marks a pair the metric could not score (counted, never dropped)."""
+        device. NaN marks a pair the metric could not score (counted, never dropped). A paired metric
+        may also offer `summary_details() -> dict`, merged into its details after the last batch."""
         ...
 
 

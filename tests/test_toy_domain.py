@@ -1,0 +1,85 @@
+"""The embedded toy domain: shipped assets that verify, encoders that reconstruct, a benchmark that runs offline."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from e4e_bench.cli import main
+from e4e_bench.data import save_images
+from e4e_bench.toy.render import toy_photos
+
+REPO = Path(__file__).resolve().parents[1]
+TOY_ASSETS = ("toy-generator", "toy-e4e", "toy-psp", "toy-ganspace")
+
+
+@pytest.fixture(scope="module")
+def toy_test_images(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("toy") / "test"
+    pixels = toy_photos(16, 32, split="test")
+    save_images(pixels.float() / 127.5 - 1, [folder / f"{i:05d}.png" for i in range(16)])
+    return folder
+
+
+def read(folder: Path) -> np.ndarray:
+    return np.stack([np.asarray(Image.open(p), dtype=np.float64) / 127.5 - 1 for p in sorted(folder.glob("*.png"))])
+
+
+def test_shipped_assets_verify_against_their_published_hashes(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("E4E_BENCH_HOME", str(tmp_path / "empty_cache"))  # nothing downloaded: all ship inside
+    assert main(["assets", "verify", *TOY_ASSETS]) == 0
+    out = capsys.readouterr().out
+    assert all(line.split()[1] == "verified" for line in out.splitlines() if line.split() and line.split()[0] in TOY_ASSETS)
+
+
+@pytest.mark.parametrize("method", ["e4e", "psp"])
+def test_toy_encoders_reconstruct_far_better_than_the_mean_image(method, toy_test_images, tmp_path):
+    """The trained encoders, not random ones: L2 below half that of predicting every picture by their mean."""
+    assert main(["invert", "--method", method, "--domain", "toy", "--images", str(toy_test_images),
+                 "--out", str(tmp_path), "--device", "cpu"]) == 0
+    real, fake = read(toy_test_images), read(tmp_path / "images")
+    assert fake.shape == real.shape == (16, 24, 32, 3)
+    l2 = np.mean((real - fake) ** 2)
+    mean_image = np.mean((real - real.mean(0, keepdims=True)) ** 2)
+    assert l2 < 0.5 * mean_image, (l2, mean_image)
+
+
+def summary_values(run_dir: Path) -> dict:
+    summary = json.loads((run_dir / "summary.json").read_text())
+    return {m: {k: v["mean"] for k, v in r["values"].items() if k != "seconds_per_image"}
+            for m, r in summary["methods"].items()}
+
+
+RUN = ["run", "--domain", "toy", "--methods", "e4e,opt_w", "--n-images", "16", "--steps", "4", "--device", "cpu"]
+
+
+def test_toy_run_offline_then_check_against_its_own_baseline(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("E4E_BENCH_HOME", str(tmp_path / "empty_cache"))
+    assert main([*RUN, "--out", str(tmp_path / "run")]) == 0
+    values = summary_values(tmp_path / "run")
+    assert {"l2", "msssim", "swd", "swd_edit", "lec", "layer_spread", "w_mahalanobis"} <= set(values["e4e"])
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert set(config["unavailable_metrics"]) == {"lpips", "id", "fid"}  # no weights offline; the toy has no ID network
+    baseline = tmp_path / "baseline.json"
+    assert main(["check", str(tmp_path / "run"), "--baseline", str(baseline), "--update"]) == 0
+    assert main(["check", str(tmp_path / "run"), "--baseline", str(baseline)]) == 0
+
+
+@pytest.mark.slow
+def test_two_process_torchrun_gives_the_single_process_summary(tmp_path):
+    env = os.environ | {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    single = subprocess.run([sys.executable, "-m", "e4e_bench", *RUN, "--out", str(tmp_path / "one")],
+                            env=env, capture_output=True, text=True, timeout=600)
+    assert single.returncode == 0, single.stderr[-3000:]
+    shared = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             "-m", "e4e_bench", *RUN, "--out", str(tmp_path / "two")],
+                            env=env, capture_output=True, text=True, timeout=600)
+    assert shared.returncode == 0, shared.stderr[-3000:]
+    assert summary_values(tmp_path / "two") == summary_values(tmp_path / "one")

@@ -23,8 +23,8 @@ def json_safe(value: Any) -> Any:
 
 
 def write_per_image_csv(path: Path, table: Mapping[Any, Mapping[str, float]], first_columns: Sequence[str] = ("image",)) -> None:
-    """CSV ``image,<metric>...`` (metric columns sorted; a value an image lacks is empty, one it could not score is nan), written
-    atomically. With several `first_columns` the table's keys are tuples of that length, e.g. (method, image)."""
+    """CSV ``image,<metric>...``, written atomically: metric columns sorted, a value an image lacks is empty,
+    one it could not score is nan. With several `first_columns` the keys are tuples, e.g. (method, image)."""
     columns = sorted({name for values in table.values() for name in values})
     with atomic_write(path, "w") as stream:
         writer = csv.writer(stream)

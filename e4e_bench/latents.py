@@ -20,10 +20,16 @@ def read_codes(path: Path, generator: Generator) -> torch.Tensor:
         codes = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
         raise E4EBenchError(f"{path}: cannot read codes as a .npy array ({err})") from None
+    if not isinstance(codes, np.ndarray):
+        raise E4EBenchError(f"{path}: is a .npz archive; codes must be one .npy array")
+    if codes.dtype.kind not in "fiu":  # strings, complex numbers, booleans, records
+        raise E4EBenchError(f"{path}: codes are of type {codes.dtype}; expected real numbers (float32)")
     shape = codes.shape
     d, n = generator.style_dim, generator.n_latent
     if not (len(shape) == 2 and shape[1] == d) and not (len(shape) == 3 and shape[1:] == (n, d)):
         raise E4EBenchError(f"{path}: codes have shape {list(shape)}; this generator takes [N, {d}] (W) or [N, {n}, {d}] (W+)")
+    if shape[0] == 0:
+        raise E4EBenchError(f"{path}: holds no codes (shape {list(shape)})")
     if not np.isfinite(codes).all():
         raise E4EBenchError(f"{path}: codes contain NaN or infinite values")
     return torch.from_numpy(codes.astype(np.float32))

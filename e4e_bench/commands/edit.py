@@ -10,6 +10,7 @@ from e4e_bench.arguments import positive_int
 from e4e_bench.devices import resolve_device
 from e4e_bench.editing import SPEC_HELP, parse_direction
 from e4e_bench.errors import E4EBenchError
+from e4e_bench.io import check_output_folder
 from e4e_bench.latents import decode_to_files, read_codes, write_codes
 
 EXAMPLES = """\
@@ -47,6 +48,7 @@ def register(subparsers) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    check_output_folder(args.out)
     generator, _ = load_generator(args.generator, resolve_device(args.device))
     codes = generator.to_wplus(read_codes(args.latents, generator))
     direction = parse_direction(args.direction, generator)

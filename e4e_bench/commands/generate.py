@@ -9,6 +9,7 @@ from e4e_bench.checkpoints import load_generator
 from e4e_bench.arguments import positive_int
 from e4e_bench.devices import resolve_device
 from e4e_bench.generator import NOISE_MODES
+from e4e_bench.io import check_output_folder
 from e4e_bench.latents import decode_to_files, read_codes
 
 EXAMPLE = "example: python -m e4e_bench generate --generator stylegan2-car-config-f.pt --latents codes.npy --out images/"
@@ -33,6 +34,7 @@ def register(subparsers) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    check_output_folder(args.out)
     device = resolve_device(args.device)
     generator, _ = load_generator(args.generator, device)
     codes = read_codes(args.latents, generator)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from e4e_bench.arguments import add_method_arguments, method_keywords, positive_int
 from e4e_bench.inversion import invert_folder, write_inversion
+from e4e_bench.io import check_output_folder
 from e4e_bench.methods import build_method, resolve_domain
 
 EXAMPLE = (
@@ -36,6 +37,7 @@ def register(subparsers) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    check_output_folder(args.out)
     domain = resolve_domain(args.domain, args.checkpoint)
     method = build_method(args.method, domain=domain, **method_keywords(args))
     result = invert_folder(method, domain, args.images, args.out, args.batch_size, args.resume)

@@ -69,14 +69,40 @@ def test_resume_skips_finished_batches_and_matches_a_full_run(tmp_path, tiny_dom
     assert not (tmp_path / "cut" / ".parts").exists()
 
 
-def test_without_resume_everything_is_redone(tmp_path, tiny_domain, e4e_checkpoint, five_images):
+def test_with_overwrite_everything_is_redone(tmp_path, tiny_domain, e4e_checkpoint, five_images):
     with pytest.MonkeyPatch.context() as patch:
         count_batches(patch, fail_on=1)
         assert run_invert(e4e_checkpoint, five_images, tmp_path / "out") == 130
     with pytest.MonkeyPatch.context() as patch:
         calls = count_batches(patch)
-        assert run_invert(e4e_checkpoint, five_images, tmp_path / "out") == 0
+        assert run_invert(e4e_checkpoint, five_images, tmp_path / "out", "--overwrite") == 0
     assert calls == [2, 2, 1]
+
+
+def test_an_earlier_inversion_is_refused_and_overwrite_removes_only_what_invert_wrote(
+    tmp_path, tiny_domain, e4e_checkpoint, five_images, capsys
+):
+    out = tmp_path / "out"
+    assert run_invert(e4e_checkpoint, five_images, out) == 0
+    (out / "notes.txt").write_text("mine")
+    (out / "images" / "README").write_text("")
+    three = tmp_path / "three"
+    write_images(three, torch.rand(3, 3, 24, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1, ["a.png", "b.png", "c.png"])
+    capsys.readouterr()
+    assert run_invert(e4e_checkpoint, three, out) == 2
+    assert capsys.readouterr().err == (f"error: {out} holds an earlier inversion (latents.npy, names.txt, images); pass "
+                                       "--resume to continue it, --overwrite to replace it, or choose another --out\n")
+    assert len(list((out / "images").glob("*.png"))) == 5
+    assert run_invert(e4e_checkpoint, three, out, "--overwrite") == 0
+    assert sorted(p.name for p in out.iterdir()) == ["images", "latents.npy", "names.txt", "notes.txt"]
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["a.png", "b.png", "c.png"]
+    assert np.load(out / "latents.npy").shape[0] == 3 and (out / "notes.txt").read_text() == "mine"
+
+
+def test_resume_and_overwrite_exclude_each_other(tmp_path, tiny_domain, e4e_checkpoint, five_images, capsys):
+    with pytest.raises(SystemExit):
+        run_invert(e4e_checkpoint, five_images, tmp_path / "out", "--resume", "--overwrite")
+    assert "not allowed with argument" in capsys.readouterr().err
 
 
 def test_unreadable_images_are_skipped_and_counted(tmp_path, tiny_domain, e4e_checkpoint, five_images, caplog):

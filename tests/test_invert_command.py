@@ -199,3 +199,26 @@ def test_large_files_are_identified_by_path_size_and_time(tmp_path, monkeypatch)
     assert file_identity(path) == "sha256 " + hashlib.sha256(b"12345").hexdigest()
     monkeypatch.setattr(fingerprint, "HASH_LIMIT", 4)
     assert file_identity(path) == f"{path.resolve()} (5 bytes, modified {path.stat().st_mtime_ns} ns)"
+
+
+def test_two_images_with_one_stem_are_refused_naming_both(tmp_path, tiny_domain, e4e_checkpoint, five_images, capsys):
+    write_images(tmp_path / "jpeg", torch.zeros(1, 3, 24, 32), ["001.jpg"])
+    (tmp_path / "jpeg" / "001.jpg").rename(five_images / "001.jpg")
+    assert run_invert(e4e_checkpoint, five_images, tmp_path / "out") == 2
+    assert capsys.readouterr().err == (f"error: {five_images / '001.jpg'} and {five_images / '001.png'} have the same "
+                                       "name without extension, which names outputs and pairs images; rename or remove "
+                                       "one of them\n")
+    assert not (tmp_path / "out").exists()
+
+
+def test_images_far_from_the_frame_are_stretched_with_one_warning_naming_them(
+    tmp_path, tiny_domain, e4e_checkpoint, five_images, caplog
+):
+    shapes = {"square.png": (8, 8), "tall.png": (100, 2), "three_by_two.png": (20, 30)}  # H x W; the frame is 24x32
+    for name, (height, width) in shapes.items():
+        write_images(five_images, torch.zeros(1, 3, height, width), [name])
+    assert run_invert(e4e_checkpoint, five_images, tmp_path / "out") == 0
+    assert np.load(tmp_path / "out" / "latents.npy").shape[0] == 8
+    warnings = [record.getMessage() for record in caplog.records if "stretched" in record.getMessage()]
+    assert warnings == [f"2 of 8 images in {five_images} are far from the aspect ratio of the 24x32 frame (H x W) and "
+                        "are stretched to it, as the official pipelines do: square.png (8x8), tall.png (100x2)"]

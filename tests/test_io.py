@@ -43,17 +43,14 @@ def test_every_writer_leaves_nothing_when_writing_fails(tmp_path, monkeypatch, m
     assert list(tmp_path.iterdir()) == []
 
 
-def test_new_files_get_the_umask_permissions_not_0600(tmp_path):
-    previous = os.umask(0o022)
-    try:
-        write_text(tmp_path / "a.txt", "x")
-        save_images(torch.zeros(1, 3, 4, 4), [tmp_path / "a.png"])
-        write_codes(torch.zeros(1, 2), tmp_path / "a.npy")
-        write_per_image_csv(tmp_path / "a.csv", {"0": {"l2": 1.0}})
-    finally:
-        os.umask(previous)
-    for name in ("a.txt", "a.png", "a.npy", "a.csv"):
-        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
+def test_new_files_get_the_umask_permissions_not_0600(tmp_path, umask):
+    write_text(tmp_path / "a.txt", "x")
+    save_images(torch.zeros(1, 3, 4, 4), [tmp_path / "a.png"])
+    write_codes(torch.zeros(1, 2), tmp_path / "a.npy")
+    write_per_image_csv(tmp_path / "a.csv", {"0": {"l2": 1.0}})
+    save_checkpoint({"x": torch.zeros(1)}, tmp_path / "a.pt")
+    for name in ("a.txt", "a.png", "a.npy", "a.csv", "a.pt"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask, name
     assert np.load(tmp_path / "a.npy").shape == (1, 2)
 
 

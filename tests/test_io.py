@@ -1,6 +1,5 @@
 """The one atomic write: whole files or none, no temporary file left behind, the user's umask."""
 
-import os
 import stat
 
 import numpy as np

@@ -13,6 +13,7 @@ from typing import Any
 
 from e4e_bench.devices import resolve_device
 from e4e_bench.domains import DOMAINS
+from e4e_bench.generator import NOISE_MODES
 from e4e_bench.methods import METHODS
 
 PROJECTOR_FLAGS = ("steps", "lr", "lpips_weight", "mse_weight", "noise_regularize", "optimize_noise")
@@ -30,6 +31,20 @@ def _non_negative_float(text: str) -> float:
     if not value >= 0.0:
         raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
     return value
+
+
+def noise_source(text: str) -> str | Path:
+    """A generator noise mode, or else the path of an inversion's noise folder."""
+    return text if text in NOISE_MODES else Path(text)
+
+
+def add_noise_arguments(parser: argparse.ArgumentParser) -> None:
+    """--noise MODE|DIR and --seed, for commands that decode codes."""
+    parser.add_argument("--noise", type=noise_source, default="const", metavar="MODE|DIR",
+                        help="const: the checkpoint's stored noise maps (default); random: new ones from --seed; none; "
+                        "or DIR, the noise/ folder of an inversion (one file per code, in the order of its names.txt), "
+                        "which regenerates a projection's reconstructions exactly")
+    parser.add_argument("--seed", type=int, default=0, help="seed of --noise random (default 0)")
 
 
 def add_method_arguments(parser: argparse.ArgumentParser) -> None:

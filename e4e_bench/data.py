@@ -78,8 +78,28 @@ def load_images(paths: Sequence[Path], size: tuple[int, int]) -> LoadedImages:
     return LoadedImages(images, kept, failed)
 
 
-def check_aspect(paths: Sequence[Path], size: tuple[int, int], tolerance: float = 0.01) -> None:
-    """Refuse, before any work, images whose aspect ratio is not that of (H, W): they belong to another domain."""
+def by_stem(paths: Sequence[Path]) -> dict[str, Path]:
+    """Files by name without extension, which names their outputs and pairs them; two files with one
+    stem (``a.png`` and ``a.jpg``) would be mixed up, so they are an error naming both."""
+    found: dict[str, Path] = {}
+    for path in paths:
+        if path.stem in found:
+            raise E4EBenchError(f"{found[path.stem]} and {path} have the same name without extension, which names "
+                                "outputs and pairs images; rename or remove one of them")
+        found[path.stem] = path
+    return found
+
+
+def some_of(names: Sequence[str], shown: int = 5) -> str:
+    """The first `shown` names and how many more there are, for messages about many files."""
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
+FAR_FROM_ASPECT = 0.25  # e4e/pSp and the metrics stretch anything; beyond 25% wider or taller, say so
+
+
+def off_aspect(paths: Sequence[Path], size: tuple[int, int], tolerance: float) -> list[str]:
+    """``name (HxW)`` of the images more than `tolerance` wider or taller than the (H, W) frame; reads headers only."""
     height, width = size
     wrong = []
     for path in paths:
@@ -88,14 +108,31 @@ def check_aspect(paths: Sequence[Path], size: tuple[int, int], tolerance: float 
                 w, h = image.size
         except (OSError, UnidentifiedImageError, ValueError):
             continue  # reported and skipped when the image is loaded
-        if abs((w / h) / (width / height) - 1) > tolerance:
+        ratio = (w / h) / (width / height)
+        if max(ratio, 1 / ratio) > 1 + tolerance:
             wrong.append(f"{path.name} ({h}x{w})")
+    return wrong
+
+
+def check_aspect(paths: Sequence[Path], size: tuple[int, int], tolerance: float = 0.01) -> None:
+    """Refuse, before any work, images whose aspect ratio is not that of (H, W): they belong to another domain."""
+    wrong = off_aspect(paths, size, tolerance)
     if wrong:
-        listed = ", ".join(wrong[:5]) + (f" and {len(wrong) - 5} more" if len(wrong) > 5 else "")
+        height, width = size
         raise E4EBenchError(
-            f"{listed} in {Path(paths[0]).parent} do not have the aspect ratio of this domain's {height}x{width} "
+            f"{some_of(wrong)} in {Path(paths[0]).parent} do not have the aspect ratio of this domain's {height}x{width} "
             "frame (sizes are H x W); crop them to the domain's frame or pick the right --domain"
         )
+
+
+def warn_stretched(paths: Sequence[Path], size: tuple[int, int]) -> None:
+    """One warning naming the images far from the (H, W) frame's aspect ratio, which resizing will stretch."""
+    far = off_aspect(paths, size, FAR_FROM_ASPECT)
+    if far:
+        height, width = size
+        log.warning("%d of %d images in %s are far from the aspect ratio of the %dx%d frame (H x W) and are stretched "
+                    "to it, as the official pipelines do: %s", len(far), len(paths), Path(paths[0]).parent, height,
+                    width, some_of(far))
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:

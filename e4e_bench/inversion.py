@@ -29,6 +29,7 @@ from e4e_bench.methods import InversionMethod, images_for, invert_with_noise
 log = logging.getLogger(__name__)
 
 PARTS = ".parts"
+OUTPUTS = ("latents.npy", "names.txt", "images", "noise", PARTS)  # everything `invert_folder` writes into OUT
 AFRESH = "rerun without --resume to start afresh, or write to another --out folder"
 
 
@@ -51,6 +52,23 @@ def check_parts(parts: Path, fingerprint: dict[str, str]) -> None:
         check_fingerprint(load_file(part).get("fingerprint", {}), fingerprint, part, AFRESH)
 
 
+def claim_output(out: Path, resume: bool, overwrite: bool) -> None:
+    """An output folder holds one inversion: an earlier one is continued (`resume`), removed
+    (`overwrite`: only the files an inversion writes), or refused, never mixed with a new one."""
+    earlier = [name for name in OUTPUTS if (out / name).exists()]
+    if not earlier or resume:
+        return
+    if not overwrite:
+        raise E4EBenchError(f"{out} holds an earlier inversion ({', '.join(earlier)}); pass --resume to continue it, "
+                            "--overwrite to replace it, or choose another --out")
+    for name in earlier:
+        target = out / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink()
+
+
 def kept_part(part: Path, files: list[str]) -> dict | None:
     """The part's contents when it exists and covers exactly `files`."""
     if not part.is_file():
@@ -68,8 +86,10 @@ def invert_folder(
     resume: bool = False,
     progress: bool = True,
     shard: tuple[int, int] = (0, 1),
+    overwrite: bool = False,
 ) -> Inverted:
-    """Invert every image of a folder in batches into `out` (reconstructions, noise maps, kept parts).
+    """Invert every image of a folder in batches into `out` (reconstructions, noise maps, kept parts);
+    an earlier inversion in `out` is continued with `resume`, replaced with `overwrite`, else refused.
 
     `shard=(rank, world_size)` inverts only every world_size-th batch, from `rank` on (the ranks of
     a torchrun job share the work); the result then holds that share. Calling again with
@@ -77,10 +97,8 @@ def invert_folder(
     """
     rank, world_size = shard
     paths = images_for(method, images_dir)
+    claim_output(out, resume, overwrite)
     parts = out / PARTS
-    if parts.exists() and not resume:
-        for stale in parts.glob("*.pt"):
-            stale.unlink()
     fingerprint = method_fingerprint(method, domain)
     if resume:
         check_parts(parts, fingerprint)

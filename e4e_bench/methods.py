@@ -16,7 +16,7 @@ from typing import Any, Mapping, Protocol, TypeVar, runtime_checkable
 import torch
 
 from e4e_bench.checkpoints import load_file
-from e4e_bench.data import check_aspect, list_images
+from e4e_bench.data import by_stem, check_aspect, list_images, warn_stretched
 from e4e_bench.domains import DOMAINS, Domain, get_domain
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.generator import Generator
@@ -133,9 +133,13 @@ def resolve_domain(name: str | None, checkpoint: Path | None = None) -> Domain:
 
 
 def images_for(method: InversionMethod, folder: Path) -> list[Path]:
-    """The sorted image files of `folder`, checked up front against what the method accepts."""
+    """The sorted image files of `folder`, checked up front: one stem per file, and the aspect ratio the
+    method accepts (refused for projection; a warning naming those far from it for e4e and pSp)."""
     paths = list_images(folder)
-    if not getattr(method, "resizes_inputs", True):
+    by_stem(paths)
+    if getattr(method, "resizes_inputs", True):
+        warn_stretched(paths, method.input_size)
+    else:
         check_aspect(paths, method.input_size)
     return paths
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -106,3 +107,11 @@ def two_threads():
     torch.set_num_threads(2)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def umask():
+    """A umask other than the usual 022 (group may read, others nothing): new files must follow it."""
+    previous = os.umask(0o027)
+    yield 0o027
+    os.umask(previous)

@@ -69,14 +69,40 @@ def test_resume_skips_finished_batches_and_matches_a_full_run(tmp_path, tiny_dom
     assert not (tmp_path / "cut" / ".parts").exists()
 
 
-def test_without_resume_everything_is_redone(tmp_path, tiny_domain, e4e_checkpoint, five_images):
+def test_with_overwrite_everything_is_redone(tmp_path, tiny_domain, e4e_checkpoint, five_images):
     with pytest.MonkeyPatch.context() as patch:
         count_batches(patch, fail_on=1)
         assert run_invert(e4e_checkpoint, five_images, tmp_path / "out") == 130
     with pytest.MonkeyPatch.context() as patch:
         calls = count_batches(patch)
-        assert run_invert(e4e_checkpoint, five_images, tmp_path / "out") == 0
+        assert run_invert(e4e_checkpoint, five_images, tmp_path / "out", "--overwrite") == 0
     assert calls == [2, 2, 1]
+
+
+def test_an_earlier_inversion_is_refused_and_overwrite_removes_only_what_invert_wrote(
+    tmp_path, tiny_domain, e4e_checkpoint, five_images, capsys
+):
+    out = tmp_path / "out"
+    assert run_invert(e4e_checkpoint, five_images, out) == 0
+    (out / "notes.txt").write_text("mine")
+    (out / "images" / "README").write_text("")
+    three = tmp_path / "three"
+    write_images(three, torch.rand(3, 3, 24, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1, ["a.png", "b.png", "c.png"])
+    capsys.readouterr()
+    assert run_invert(e4e_checkpoint, three, out) == 2
+    assert capsys.readouterr().err == (f"error: {out} holds an earlier inversion (latents.npy, names.txt, images); pass "
+                                       "--resume to continue it, --overwrite to replace it, or choose another --out\n")
+    assert len(list((out / "images").glob("*.png"))) == 5
+    assert run_invert(e4e_checkpoint, three, out, "--overwrite") == 0
+    assert sorted(p.name for p in out.iterdir()) == ["images", "latents.npy", "names.txt", "notes.txt"]
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["a.png", "b.png", "c.png"]
+    assert np.load(out / "latents.npy").shape[0] == 3 and (out / "notes.txt").read_text() == "mine"
+
+
+def test_resume_and_overwrite_exclude_each_other(tmp_path, tiny_domain, e4e_checkpoint, five_images, capsys):
+    with pytest.raises(SystemExit):
+        run_invert(e4e_checkpoint, five_images, tmp_path / "out", "--resume", "--overwrite")
+    assert "not allowed with argument" in capsys.readouterr().err
 
 
 def test_unreadable_images_are_skipped_and_counted(tmp_path, tiny_domain, e4e_checkpoint, five_images, caplog):
@@ -173,3 +199,26 @@ def test_large_files_are_identified_by_path_size_and_time(tmp_path, monkeypatch)
     assert file_identity(path) == "sha256 " + hashlib.sha256(b"12345").hexdigest()
     monkeypatch.setattr(fingerprint, "HASH_LIMIT", 4)
     assert file_identity(path) == f"{path.resolve()} (5 bytes, modified {path.stat().st_mtime_ns} ns)"
+
+
+def test_two_images_with_one_stem_are_refused_naming_both(tmp_path, tiny_domain, e4e_checkpoint, five_images, capsys):
+    write_images(tmp_path / "jpeg", torch.zeros(1, 3, 24, 32), ["001.jpg"])
+    (tmp_path / "jpeg" / "001.jpg").rename(five_images / "001.jpg")
+    assert run_invert(e4e_checkpoint, five_images, tmp_path / "out") == 2
+    assert capsys.readouterr().err == (f"error: {five_images / '001.jpg'} and {five_images / '001.png'} have the same "
+                                       "name without extension, which names outputs and pairs images; rename or remove "
+                                       "one of them\n")
+    assert not (tmp_path / "out").exists()
+
+
+def test_images_far_from_the_frame_are_stretched_with_one_warning_naming_them(
+    tmp_path, tiny_domain, e4e_checkpoint, five_images, caplog
+):
+    shapes = {"square.png": (8, 8), "tall.png": (100, 2), "three_by_two.png": (20, 30)}  # H x W; the frame is 24x32
+    for name, (height, width) in shapes.items():
+        write_images(five_images, torch.zeros(1, 3, height, width), [name])
+    assert run_invert(e4e_checkpoint, five_images, tmp_path / "out") == 0
+    assert np.load(tmp_path / "out" / "latents.npy").shape[0] == 8
+    warnings = [record.getMessage() for record in caplog.records if "stretched" in record.getMessage()]
+    assert warnings == [f"2 of 8 images in {five_images} are far from the aspect ratio of the 24x32 frame (H x W) and "
+                        "are stretched to it, as the official pipelines do: square.png (8x8), tall.png (100x2)"]

@@ -1,6 +1,5 @@
 """The one atomic write: whole files or none, no temporary file left behind, the user's umask."""
 
-import os
 import stat
 
 import numpy as np
@@ -10,6 +9,7 @@ from PIL import Image
 
 from e4e_bench.checkpoints import save_checkpoint
 from e4e_bench.data import save_images
+from e4e_bench.errors import E4EBenchError
 from e4e_bench.io import atomic_write, write_text
 from e4e_bench.latents import write_codes
 from e4e_bench.results import write_per_image_csv
@@ -37,22 +37,19 @@ def disk_full(*args, **kwargs):
 ])
 def test_every_writer_leaves_nothing_when_writing_fails(tmp_path, monkeypatch, module, function, write):
     monkeypatch.setattr(module, function, disk_full)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(E4EBenchError, match="cannot write .*out.bin: No space left on device"):
         write(tmp_path / "out.bin")
     assert list(tmp_path.iterdir()) == []
 
 
-def test_new_files_get_the_umask_permissions_not_0600(tmp_path):
-    previous = os.umask(0o022)
-    try:
-        write_text(tmp_path / "a.txt", "x")
-        save_images(torch.zeros(1, 3, 4, 4), [tmp_path / "a.png"])
-        write_codes(torch.zeros(1, 2), tmp_path / "a.npy")
-        write_per_image_csv(tmp_path / "a.csv", {"0": {"l2": 1.0}})
-    finally:
-        os.umask(previous)
-    for name in ("a.txt", "a.png", "a.npy", "a.csv"):
-        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
+def test_new_files_get_the_umask_permissions_not_0600(tmp_path, umask):
+    write_text(tmp_path / "a.txt", "x")
+    save_images(torch.zeros(1, 3, 4, 4), [tmp_path / "a.png"])
+    write_codes(torch.zeros(1, 2), tmp_path / "a.npy")
+    write_per_image_csv(tmp_path / "a.csv", {"0": {"l2": 1.0}})
+    save_checkpoint({"x": torch.zeros(1)}, tmp_path / "a.pt")
+    for name in ("a.txt", "a.png", "a.npy", "a.csv", "a.pt"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask, name
     assert np.load(tmp_path / "a.npy").shape == (1, 2)
 
 

@@ -101,7 +101,6 @@ def test_weights_option_gives_the_lpips_backbone(folders, tmp_path, monkeypatch,
     [
         (lambda: smooth_images(2, 40, 32), "l2", "differ in size"),
         (lambda: smooth_images(2, 32, 32), "l2,psnr", "unknown metric 'psnr'; choose one of: .*msssim"),
-        (lambda: smooth_images(3, 32, 32), "l2", "no real image of the same name"),
         (lambda: smooth_images(2, 32, 32), "l2,lec", "'lec' \\(method\\) cannot be computed here"),
         (lambda: smooth_images(2, 32, 32), "fid", "assets fetch inception-fid"),
     ],
@@ -125,3 +124,65 @@ def test_image_metric_protocols_say_that_the_domain_resized_the_images(folders, 
     assert note not in plain["details"]["swd"]["protocol"]
     assert note not in plain["details"]["l2"]["protocol"]
     assert resized["details"]["swd"]["protocol"].endswith(note) and resized["details"]["l2"]["protocol"].endswith(note)
+
+
+def pairing_run(tmp_path, capsys, real_names, fake_names, fake_bytes=None):
+    """`metrics l2` on folders of the named files (fake files replaced by `fake_bytes` if given)."""
+    images = smooth_images(len(real_names), 32, 32)
+    write_images(tmp_path / "real", images, real_names)
+    write_images(tmp_path / "fake", distort(images, 0.2)[: len(fake_names)], fake_names)
+    if fake_bytes is not None:
+        for name in fake_names:
+            (tmp_path / "fake" / name).write_bytes(fake_bytes)
+    return run_metrics(capsys, "--real", tmp_path / "real", "--fake", tmp_path / "fake", "--metrics", "l2")
+
+
+def test_unpaired_files_on_either_side_are_counted_and_named(tmp_path, capsys, caplog):
+    code, out, _ = pairing_run(tmp_path, capsys, ["a.png", "b.png", "c.png", "d.png"], ["a.png", "b.png", "x.png"])
+    result = json.loads(out)
+    assert code == 0 and result["details"]["l2"]["n"] == 2
+    meta = result["meta"]
+    assert (meta["n_pairs"], meta["unpaired_real"], meta["unpaired_fake"]) == (2, ["c.png", "d.png"], ["x.png"])
+    warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert len(warnings) == 2
+    assert warnings[0].startswith("2 of 4 real images in ") and warnings[0].endswith(
+        "have no fake image of the same name and are not scored by the paired metrics: c.png, d.png")
+    assert warnings[1].startswith("1 of 3 fake images in ") and warnings[1].endswith(": x.png")
+
+
+def last_error(err: str) -> str:
+    return err.strip().splitlines()[-1].split("\r")[-1]
+
+
+def test_nothing_paired_is_an_error(tmp_path, capsys):
+    code, _, err = pairing_run(tmp_path, capsys, ["a.png", "b.png"], ["x.png", "y.png"])
+    assert code == 2 and re.fullmatch(
+        "error: none of the 2 fake images in .*fake has a real image of the same name in .*real "
+        "\\(e.g. x.png, y.png\\); paired metrics match files by name without extension", last_error(err))
+
+
+def test_no_readable_pair_is_an_error(tmp_path, capsys):
+    code, _, err = pairing_run(tmp_path, capsys, ["a.png", "b.png"], ["a.png", "b.png"], fake_bytes=b"not a png")
+    assert code == 2 and re.fullmatch("error: none of the 2 pairs of images could be read \\(unreadable: .*fake/a.png, "
+                                      ".*fake/b.png\\)", last_error(err))
+
+
+def test_two_files_with_one_stem_are_an_error_naming_both(tmp_path, capsys):
+    write_images(tmp_path / "extra", smooth_images(1, 32, 32), ["a.jpg"])
+    (tmp_path / "real").mkdir()
+    (tmp_path / "extra" / "a.jpg").rename(tmp_path / "real" / "a.jpg")
+    code, _, err = pairing_run(tmp_path, capsys, ["a.png", "b.png"], ["a.png", "b.png"])
+    real = tmp_path / "real"
+    assert code == 2 and last_error(err) == (f"error: {real / 'a.jpg'} and {real / 'a.png'} have the same name without "
+                                             "extension, which names outputs and pairs images; rename or remove one of them")
+
+
+def test_domain_resizing_warns_once_per_folder_naming_the_stretched_images(folders, tiny_domain, capsys, caplog):
+    real_dir, fake_dir = folders
+    code, _, _ = run_metrics(capsys, "--real", real_dir, "--fake", fake_dir, "--metrics", "l2", "--domain", "tiny_cars")
+    warnings = [record.getMessage() for record in caplog.records if "stretched" in record.getMessage()]
+    names = ", ".join(f"{i:03d}.png (32x32)" for i in range(5))
+    assert code == 0 and warnings == [
+        f"5 of 5 images in {folder} are far from the aspect ratio of the 24x32 frame (H x W) and are stretched to it, "
+        f"as the official pipelines do: {names}" for folder in (real_dir, fake_dir)
+    ]

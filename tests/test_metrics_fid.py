@@ -1,5 +1,7 @@
 """FID: the Fréchet distance against closed forms and pytorch-fid, features, caching, missing weights."""
 
+import stat
+
 import numpy as np
 import pytest
 import torch
@@ -64,7 +66,7 @@ def inception_weights(tmp_path_factory):
     return path
 
 
-def test_fid_features_statistics_and_real_set_cache(inception_weights, tmp_path):
+def test_fid_features_statistics_and_real_set_cache(inception_weights, tmp_path, umask):
     real, fake = smooth_images(2, 32, 32), distort(smooth_images(2, 32, 32), 0.3)
     context = random_context(
         pretrained=True, weights={"inception-fid": inception_weights}, cache_dir=tmp_path, real_fingerprint="set-a"
@@ -80,7 +82,8 @@ def test_fid_features_statistics_and_real_set_cache(inception_weights, tmp_path)
     np.testing.assert_allclose(features[0][:1], first.numpy(), rtol=1e-5, atol=1e-6)
     assert result.value == pytest.approx(low_rank_frechet_distance(*features), rel=1e-5) and result.value > 0
     assert result.details["n_real"] == 2 and "fewer than 2048" in result.details["warning"]
-    assert [p.suffix for p in tmp_path.iterdir()] == [".npz"]
+    [cache] = tmp_path.iterdir()
+    assert cache.suffix == ".npz" and stat.S_IMODE(cache.stat().st_mode) == 0o666 & ~umask
 
     cached = get_metric("fid").build(context)
     assert not cached.wants("real") and cached.wants("fake")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from e4e_bench.io import check_output_file
+
 EXAMPLES = """examples:
   python -m e4e_bench check runs/toy --baseline results/baselines/toy.json
   python -m e4e_bench check runs/toy --baseline results/baselines/toy.json --rtol 0.05
@@ -37,6 +39,7 @@ def main(args: argparse.Namespace) -> int:
 
     summary = RunSummary.load(args.run_dir)
     if args.update:
+        check_output_file(args.baseline, "--baseline")
         tolerances = read_baseline(args.baseline)["tolerances"] if args.baseline.exists() else None
         write_baseline(make_baseline(summary, tolerances), args.baseline)
         print(f"wrote baseline {args.baseline} from {args.run_dir}")

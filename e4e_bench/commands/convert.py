@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from e4e_bench.io import check_output_file
+
 WHICH = ("G_ema", "G")
 
 EXAMPLE = "example: python -m e4e_bench convert network-snapshot-025000.pkl --out my_generator.pt"
@@ -29,6 +31,7 @@ def register(subparsers) -> None:
 def main(args: argparse.Namespace) -> int:
     from e4e_bench.nvidia.convert import convert_pickle  # torch-heavy; --help must not pay for it
 
+    check_output_file(args.out, "--out")
     conversion = convert_pickle(args.source, args.out, args.which)
     print("\n".join(conversion.summary()))
     print(f"wrote: {args.out}")

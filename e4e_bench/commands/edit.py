@@ -6,11 +6,12 @@ import argparse
 from pathlib import Path
 
 from e4e_bench.checkpoints import load_generator
-from e4e_bench.arguments import positive_int
+from e4e_bench.arguments import add_noise_arguments, positive_int
 from e4e_bench.devices import resolve_device
 from e4e_bench.editing import SPEC_HELP, parse_direction
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.latents import decode_to_files, read_codes, write_codes
+from e4e_bench.io import check_output_folder
+from e4e_bench.latents import decode_to_files, noise_from, read_codes, write_codes
 
 EXAMPLES = """\
 examples:
@@ -28,7 +29,8 @@ def register(subparsers) -> None:
         "edit",
         help="edit codes along a direction and decode them",
         description="Edit codes [N, style_dim] (W) or [N, n_latent, style_dim] (W+) along a direction and decode "
-        "them with the generator's stored noise to DIR/00000.png ... (full resolution, uncropped); the edited "
+        "them (with the generator's stored noise unless --noise says otherwise) to DIR/00000.png ... (full "
+        "resolution, uncropped); the edited "
         "W+ codes go to DIR/latents.npy.\n\n" + SPEC_HELP,
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -41,12 +43,14 @@ def register(subparsers) -> None:
         "--additive", action="store_true", help="GANSpace: add S*std_K*comp_K instead of setting the coordinate"
     )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
+    add_noise_arguments(parser)
     parser.add_argument("--batch-size", type=positive_int, default=8, help="codes edited and decoded at once (default 8)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K")
     parser.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
+    check_output_folder(args.out)
     generator, _ = load_generator(args.generator, resolve_device(args.device))
     codes = generator.to_wplus(read_codes(args.latents, generator))
     direction = parse_direction(args.direction, generator)
@@ -54,7 +58,8 @@ def main(args: argparse.Namespace) -> int:
     if strength is None:
         raise E4EBenchError(f"direction {args.direction!r} has no default strength; pass --strength S")
     edited = direction.add(codes, strength) if args.additive else direction.apply(codes, strength)
-    paths = decode_to_files(generator, edited, args.out, "const", 0, args.batch_size)
+    noise = noise_from(args.noise, len(codes), generator)
+    paths = decode_to_files(generator, edited, args.out, noise, args.seed, args.batch_size)
     write_codes(edited, args.out / "latents.npy")
     print(f"edited {len(paths)} codes along {args.direction} (strength {strength:g}) into {args.out}")
     return 0

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from e4e_bench.arguments import add_method_arguments, method_keywords, positive_int
 from e4e_bench.inversion import invert_folder, write_inversion
+from e4e_bench.io import check_output_folder
 from e4e_bench.methods import build_method, resolve_domain
 
 EXAMPLE = (
@@ -30,15 +31,20 @@ def register(subparsers) -> None:
     parser.add_argument("--images", type=Path, required=True, help="folder of png/jpg/webp images")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--batch-size", type=positive_int, default=8, help="images inverted at once (default 8)")
-    parser.add_argument("--resume", action="store_true",
-                        help="keep batches already inverted in OUT (refused if they came from another method, file or option)")
+    earlier = parser.add_mutually_exclusive_group()
+    earlier.add_argument("--resume", action="store_true",
+                         help="keep batches already inverted in OUT (refused if they came from another method, file or option)")
+    earlier.add_argument("--overwrite", action="store_true",
+                         help="replace an earlier inversion in OUT (removes only its latents.npy, names.txt, images/, "
+                         "noise/ and kept batches)")
     parser.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
+    check_output_folder(args.out)
     domain = resolve_domain(args.domain, args.checkpoint)
     method = build_method(args.method, domain=domain, **method_keywords(args))
-    result = invert_folder(method, domain, args.images, args.out, args.batch_size, args.resume)
+    result = invert_folder(method, domain, args.images, args.out, args.batch_size, args.resume, overwrite=args.overwrite)
     write_inversion(result, args.out)
     print(f"inverted {len(result.names)} images with {method.name}: {args.out / 'latents.npy'} {list(result.codes.shape)}")
     return 0

@@ -11,6 +11,7 @@ from e4e_bench.arguments import positive_int
 from e4e_bench.devices import resolve_device
 from e4e_bench.domains import get_domain
 from e4e_bench.errors import E4EBenchError
+from e4e_bench.io import check_output_file
 from e4e_bench.lpips_net import BACKBONE_ASSETS
 from e4e_bench.metrics import METRICS, MetricContext, parse_metric_list
 from e4e_bench.metrics.registry import IMAGE_KINDS
@@ -83,6 +84,8 @@ def main(args: argparse.Namespace) -> int:
     )
     if args.per_image is not None and not any(spec.kind == "paired" for spec in specs):
         raise E4EBenchError("--per-image needs at least one paired metric (e.g. l2, lpips, msssim, id)")
+    if args.per_image is not None:
+        check_output_file(args.per_image, "--per-image")
     summary, per_image, meta = evaluate_folders(specs, args.real, args.fake, context, batch_size=args.batch_size)
     if args.per_image is not None:
         write_per_image_csv(args.per_image, per_image)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from e4e_bench.io import check_output_folder
+
 EXAMPLES = """examples:
   python -m e4e_bench report runs/toy
   python -m e4e_bench report runs/cars runs/faces --out reports/both"""
@@ -31,6 +33,7 @@ def main(args: argparse.Namespace) -> int:
     if args.out is None and len(args.run_dirs) > 1:
         raise E4EBenchError("several runs are merged into one report: pass --out DIR")
     out = args.out or args.run_dirs[0]
+    check_output_folder(out, "--out" if args.out else "RUN_DIR")
     paths = build_report(args.run_dirs, out)
     print((out / "tables" / "results.md").read_text())
     print("wrote " + ", ".join(str(p) for p in paths))

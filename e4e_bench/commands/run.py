@@ -7,6 +7,7 @@ from pathlib import Path
 
 from e4e_bench.arguments import add_projector_options, positive_int, projector_options
 from e4e_bench.domains import DOMAINS
+from e4e_bench.io import check_output_folder
 
 EXAMPLES = """examples:
   python -m e4e_bench run --methods e4e,psp,opt_w,opt_wplus --domain toy
@@ -81,6 +82,7 @@ def main(args: argparse.Namespace) -> int:
         projector=projector_options(args),
         random_weights=args.random_weights,
     )
+    check_output_folder(settings.out)
     summary = Benchmark(settings, resume=args.resume).run()
     if summary is None:  # another rank of a torchrun job; rank 0 reports
         return 0

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from e4e_bench.arguments import positive_int
+from e4e_bench.io import check_output_folder
 
 EXAMPLE = "example: python -m e4e_bench toy-data --n 1000 --out toy/test --split test"
 CHUNK = 256
@@ -35,6 +36,7 @@ def main(args: argparse.Namespace) -> int:
     from e4e_bench.data import save_images
     from e4e_bench.toy.render import toy_images, toy_photos
 
+    check_output_folder(args.out)
     for start in tqdm(range(0, args.n, CHUNK), desc="toy-data", unit="chunk"):
         count = min(CHUNK, args.n - start)
         draw = toy_images if args.frames else toy_photos

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from e4e_bench.io import check_output_file, check_output_folder
+
 EXAMPLES = """examples:
   python -m e4e_bench toy-gan --out runs/toy_gan --kimg 200
   python -m e4e_bench toy-gan --out runs/toy_gan --kimg 200 --resume
@@ -34,6 +36,7 @@ def main(args: argparse.Namespace) -> int:
     from e4e_bench.toy.gan_training import SNAPSHOT, GANOptions, GANRun, export_generator, train_gan
 
     if args.export is not None:
+        check_output_file(args.export, "--export")
         snapshot = args.out / SNAPSHOT
         if not snapshot.is_file():
             raise E4EBenchError(f"{snapshot} does not exist; train first with `toy-gan --out {args.out}`")
@@ -43,6 +46,7 @@ def main(args: argparse.Namespace) -> int:
         export_generator(run, args.export)
         print(f"wrote the EMA generator of step {run.step} ({run.step * run.options.batch / 1000:.1f} kimg) to {args.export}")
         return 0
+    check_output_folder(args.out)
     run = train_gan(GANOptions(), args.out, args.kimg, resume=args.resume)
     print(f"trained {run.step} steps; continue with --resume, export with --export G.pt")
     return 0

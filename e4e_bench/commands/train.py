@@ -13,6 +13,7 @@ from dataclasses import fields
 
 from e4e_bench.domains import DOMAINS
 from e4e_bench.errors import E4EBenchError
+from e4e_bench.io import check_output_folder
 from e4e_bench.methods import METHODS, resolve
 
 TRAINABLE = tuple(name for name, entry in METHODS.items() if entry.trainer is not None)
@@ -85,6 +86,7 @@ def main(args: argparse.Namespace) -> int:
     overrides = {f.name: getattr(args, f.name) for f in fields(train_options()) if hasattr(args, f.name)}
     if "exp_dir" not in overrides:
         raise E4EBenchError("--out DIR is required: the folder for checkpoints, logs and image grids")
+    check_output_folder(overrides["exp_dir"])
     if "data" not in overrides and args.resume is None:
         raise E4EBenchError("--data DIR is required: a folder of training images")
     overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}

@@ -1,12 +1,15 @@
 """Compute a list of image metrics for a real and a fake image set, batched, on one device.
 
-Paired metrics compare files with the same stem (``00012.jpg`` with ``00012.png``); set metrics
-(FID, SWD) take each folder whole. When every file is in a pair, one pass feeds both kinds.
+Paired metrics compare files with the same stem (``00012.jpg`` with ``00012.png``); files without a
+partner are named in a warning and in the meta, and nothing paired, or no pair readable, is an
+error. Set metrics (FID, SWD) take each folder whole. When every file is in a pair, one pass feeds
+both kinds.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -18,12 +21,14 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from e4e_bench.data import list_images, load_images
+from e4e_bench.data import by_stem, list_images, load_images, some_of, warn_stretched
 from e4e_bench.devices import synchronize
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.generator import Generator
 from e4e_bench.methods import InversionMethod
 from e4e_bench.metrics.registry import IMAGE_KINDS, KINDS, SIDES, MetricContext, MetricResult, MetricSpec
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -75,7 +80,6 @@ class Evaluation:
             spec.name: self._timed(spec.name, lambda: spec.build(context, **options.get(spec.name, {}))) for spec in specs
         }
         self.of_kind = {kind: [name for name, spec in self.specs.items() if spec.kind == kind] for kind in KINDS}
-        self.paired = self.of_kind["paired"]
         self.sets = self.of_kind["set"]
         per_image = self.of_kind["paired"] + self.of_kind["latent"]
         self.scores: dict[str, list[torch.Tensor]] = {name: [] for name in per_image}
@@ -190,15 +194,38 @@ def fingerprint(paths: Sequence[Path], size: tuple[int, int]) -> str:
     return digest.hexdigest()
 
 
-def pair_by_stem(real: Sequence[Path], fake: Sequence[Path]) -> list[tuple[Path, Path]]:
-    real_by_stem = {path.stem: path for path in real}
-    missing = [path.name for path in fake if path.stem not in real_by_stem]
-    if missing:
+@dataclass(frozen=True)
+class Pairing:
+    """Real and fake files matched by name without extension, and those left without a partner."""
+
+    pairs: list[tuple[Path, Path]]  # (real, fake), in fake file order
+    unpaired_real: list[Path]
+    unpaired_fake: list[Path]
+
+    def complete(self) -> bool:
+        return not self.unpaired_real and not self.unpaired_fake
+
+
+def pair_by_stem(real: Sequence[Path], fake: Sequence[Path]) -> Pairing:
+    """Pairs of files with one stem; unpaired files on either side are named in a warning, and none paired is an error."""
+    real_by_stem, fake_by_stem = by_stem(real), by_stem(fake)
+    pairing = Pairing(
+        pairs=[(real_by_stem[stem], path) for stem, path in fake_by_stem.items() if stem in real_by_stem],
+        unpaired_real=[path for stem, path in real_by_stem.items() if stem not in fake_by_stem],
+        unpaired_fake=[path for stem, path in fake_by_stem.items() if stem not in real_by_stem],
+    )
+    if not pairing.pairs:
         raise E4EBenchError(
-            f"{len(missing)} fake images have no real image of the same name (e.g. {', '.join(missing[:3])}); "
-            "paired metrics match files by name without extension"
+            f"none of the {len(fake)} fake images in {fake[0].parent} has a real image of the same name in "
+            f"{real[0].parent} (e.g. {some_of([p.name for p in fake], 3)}); paired metrics match files by name without extension"
         )
-    return [(real_by_stem[path.stem], path) for path in fake]
+    for side, unpaired, total, other in (("real", pairing.unpaired_real, real, "fake"),
+                                         ("fake", pairing.unpaired_fake, fake, "real")):
+        if unpaired:
+            log.warning("%d of %d %s images in %s have no %s image of the same name and are not scored by the paired "
+                        "metrics: %s", len(unpaired), len(total), side, total[0].parent, other,
+                        some_of([p.name for p in unpaired]))
+    return pairing
 
 
 def batches(items: Sequence, batch_size: int, description: str) -> Iterator[Sequence]:
@@ -219,9 +246,15 @@ def evaluate_folders(
     if unsupported:
         raise E4EBenchError(f"metrics {', '.join(unsupported)} do not compare images; the `lec` command reports them")
     real_paths, fake_paths = list_images(real_dir), list_images(fake_dir)
-    size = context.domain.eval_size if context.domain is not None else image_size([*real_paths, *fake_paths])
+    if context.domain is not None:
+        size = context.domain.eval_size
+        warn_stretched(real_paths, size)
+        warn_stretched(fake_paths, size)
+    else:
+        size = image_size([*real_paths, *fake_paths])
     if context.cache_dir is not None and any(spec.kind == "set" for spec in specs):
         context = replace(context, real_fingerprint=fingerprint(real_paths, size))
+    pairing = pair_by_stem(real_paths, fake_paths) if any(spec.kind == "paired" for spec in specs) else None
     evaluation = Evaluation(specs, context)
     device = context.device
     unreadable: list[str] = []
@@ -231,21 +264,24 @@ def evaluate_folders(
         unreadable.extend(str(path) for path, _ in loaded.failed)
         return loaded.paths, loaded.images.to(device)
 
+    scored_pairs = 0
     with torch.inference_mode():
-        fed_sets = False
-        if evaluation.paired:
-            pairs = pair_by_stem(real_paths, fake_paths)
-            fed_sets = len(pairs) == len(real_paths)
-            for chunk in batches(pairs, batch_size, "pairs"):
+        fed_sets = pairing is not None and pairing.complete()
+        if pairing is not None:
+            for chunk in batches(pairing.pairs, batch_size, "pairs"):
                 real_kept, real = load([real for real, _ in chunk])
                 fake_kept, fake = load([fake for _, fake in chunk])
                 both = {path.stem for path in real_kept} & {path.stem for path in fake_kept}
                 real_rows = [row for row, path in enumerate(real_kept) if path.stem in both]
                 fake_rows = [row for row, path in enumerate(fake_kept) if path.stem in both]
                 evaluation.add_pairs([fake_kept[row].name for row in fake_rows], real[real_rows], fake[fake_rows])
+                scored_pairs += len(fake_rows)
                 if fed_sets:
                     evaluation.add_set("real", real)
                     evaluation.add_set("fake", fake)
+        if pairing is not None and not scored_pairs:
+            raise E4EBenchError(f"none of the {len(pairing.pairs)} pairs of images could be read (unreadable: "
+                                f"{some_of(unreadable)})")
         if not fed_sets:
             for side, paths in zip(SIDES, (real_paths, fake_paths)):
                 if evaluation.wants(side):
@@ -265,4 +301,7 @@ def evaluate_folders(
         "seed": context.seed,
         "unreadable": unreadable,
     }
+    if pairing is not None:
+        meta |= {"n_pairs": len(pairing.pairs), "unpaired_real": [p.name for p in pairing.unpaired_real],
+                 "unpaired_fake": [p.name for p in pairing.unpaired_fake]}
     return summary, per_image, meta

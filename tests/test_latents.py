@@ -1,0 +1,84 @@
+"""Code files: what `generate` and `edit` refuse to read, and regenerating a projection with its own noise."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from e4e_bench.cli import main
+from tests.conftest import TINY_CARS, write_images
+
+STYLE_DIM = 64  # the tiny generator's
+
+
+@pytest.mark.parametrize(("codes", "message"), [
+    (np.full((2, STYLE_DIM), "0.5"), "codes are of type <U3; expected real numbers"),
+    (np.ones((2, STYLE_DIM), dtype=np.complex64), "codes are of type complex64; expected real numbers"),
+    (np.zeros((0, STYLE_DIM), dtype=np.float32), "holds no codes \\(shape \\[0, 64\\]\\)"),
+])
+@pytest.mark.parametrize("command", ["generate", "edit"])
+def test_codes_that_are_not_real_numbers_or_none_at_all_are_one_line_errors(
+    tmp_path, tiny_generator_ckpt, capsys, codes, message, command
+):
+    np.save(tmp_path / "codes.npy", codes)
+    extra = ["--direction", "sefa:0", "--strength", "1"] if command == "edit" else []
+    code = main([command, "--generator", str(tiny_generator_ckpt), "--latents", str(tmp_path / "codes.npy"),
+                 "--out", str(tmp_path / "out"), "--device", "cpu", *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith(f"error: {tmp_path / 'codes.npy'}: ")
+    assert re.search(message, err)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture
+def projection(tmp_path, tiny_domain, tiny_generator_ckpt):
+    """A few-step W projection of three images on the tiny cars domain (frame rows 4:28 of 32)."""
+    images = torch.rand(3, 3, 24, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    write_images(tmp_path / "frames", images, ["b.png", "a.png", "c.png"])
+    assert main(["invert", "--method", "opt_w", "--generator", str(tiny_generator_ckpt), "--domain", TINY_CARS.name,
+                 "--images", str(tmp_path / "frames"), "--out", str(tmp_path / "inv"), "--steps", "3",
+                 "--lpips-weight", "0", "--mse-weight", "1", "--device", "cpu"]) == 0
+    return tmp_path / "inv"
+
+
+def decoded_frames(folder: Path, count: int) -> np.ndarray:
+    """`folder/00000.png ...` cropped to the tiny cars frame, as int arrays."""
+    top, bottom = TINY_CARS.crop_rows
+    return np.stack([np.asarray(Image.open(folder / f"{i:05d}.png"))[top:bottom] for i in range(count)]).astype(int)
+
+
+def reconstructions(inversion: Path) -> np.ndarray:
+    names = (inversion / "names.txt").read_text().split()
+    return np.stack([np.asarray(Image.open(inversion / "images" / f"{name}.png")) for name in names]).astype(int)
+
+
+def test_generate_and_edit_with_the_inversion_noise_regenerate_a_projection_exactly(
+    tmp_path, projection, tiny_generator_ckpt
+):
+    base = ["--generator", str(tiny_generator_ckpt), "--latents", str(projection / "latents.npy"), "--device", "cpu"]
+    expected = reconstructions(projection)
+    assert main(["generate", *base, "--out", str(tmp_path / "gen"), "--noise", str(projection / "noise")]) == 0
+    assert np.abs(decoded_frames(tmp_path / "gen", 3) - expected).max() == 0
+    assert main(["edit", *base, "--direction", "sefa:0", "--strength", "0", "--out", str(tmp_path / "edit"),
+                 "--noise", str(projection / "noise")]) == 0
+    assert np.abs(decoded_frames(tmp_path / "edit", 3) - expected).max() == 0
+    assert main(["generate", *base, "--out", str(tmp_path / "const")]) == 0
+    assert np.abs(decoded_frames(tmp_path / "const", 3) - expected).max() > 0  # the optimised noise is what differs
+
+
+def test_inversion_noise_that_does_not_fit_the_codes_is_one_line(tmp_path, projection, tiny_generator_ckpt, capsys):
+    np.save(tmp_path / "two.npy", np.load(projection / "latents.npy")[:2])
+    (projection / "noise" / "c.pt").unlink()
+    argv = ["generate", "--generator", str(tiny_generator_ckpt), "--device", "cpu", "--out", str(tmp_path / "gen"),
+            "--noise", str(projection / "noise")]
+    capsys.readouterr()
+    assert main([*argv, "--latents", str(tmp_path / "two.npy")]) == 2
+    assert capsys.readouterr().err == (f"error: --noise {projection / 'noise'}: {projection / 'names.txt'} names 3 "
+                                       "images but the codes have 2 rows; use the latents.npy of the same inversion\n")
+    assert main([*argv, "--latents", str(projection / "latents.npy")]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {projection / 'noise' / 'c.pt'} does not exist")

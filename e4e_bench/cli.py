@@ -20,6 +20,7 @@ COMMANDS = (
     "train",
     "metrics",
     "run",
+    "bench",
     "toy-data",
     "toy-gan",
     "report",

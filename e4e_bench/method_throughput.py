@@ -6,7 +6,8 @@ not depend on pixel values). What one timed call is:
   * opt_w, opt_wplus: `invert` with a few steps (`timed_steps`) of the method's own recipe; seconds
     per step times the recipe's steps gives the full projection's latency and images/s;
   * `generator`: decoding W+ codes at the domain's resolution with the stored noise.
-`dtype` bf16/fp16 runs the call under `torch.autocast`; the models' weights stay fp32.
+`dtype` bf16/fp16 runs the call under `torch.autocast`; the models' weights stay fp32. `compile`
+compiles the models in place after the eager call that counts the FLOPs.
 """
 
 from __future__ import annotations
@@ -117,6 +118,16 @@ def to_channels_last(module: nn.Module) -> None:
             tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
 
 
+def compile_modules(modules: Sequence[nn.Module]) -> None:
+    """`torch.compile` each module and its direct children in place: a method may call a child (an
+    encoder) rather than the module itself. Compiling a function instead would trace the methods'
+    own inference_mode blocks, which torch.compile refuses."""
+    for module in modules:
+        for part in [module, *module.children()]:
+            if not isinstance(part, (nn.ModuleList, nn.ModuleDict)):
+                part.compile()
+
+
 def prepared_step(workload: Workload, settings: BenchSettings, device: torch.device) -> Callable[[], object]:
     """The workload's call under the settings' dtype (autocast) and memory layout, not compiled."""
     step = workload.step
@@ -202,9 +213,9 @@ def measure_batch(method: str, workload: Workload, device: torch.device, batch: 
                   settings: BenchSettings) -> dict[str, Any]:
     """The row of one batch size; running out of memory is recorded, not raised."""
     try:
-        eager = prepared_step(workload, settings, device)
-        step = torch.compile(eager) if settings.compile else eager
-        measured = measure(step, device, warmup=settings.warmup, repeats=settings.repeats, eager=eager)
+        step = prepared_step(workload, settings, device)
+        compiles = (lambda: compile_modules(workload.modules)) if settings.compile else None
+        measured = measure(step, device, warmup=settings.warmup, repeats=settings.repeats, before_warmup=compiles)
     except torch.cuda.OutOfMemoryError:
         log.warning("%s on %s: batch %d does not fit in memory", method, device, batch)
         measured = None

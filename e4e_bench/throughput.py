@@ -116,10 +116,12 @@ def peak_memory_bytes(device: torch.device) -> int:
 
 
 def measure(step: Callable[[], object], device: torch.device, *, warmup: int, repeats: int,
-            eager: Callable[[], object] | None = None) -> Measurement:
-    """Count the FLOPs of one call of `eager` (default `step`; pass the uncompiled step when `step` is
-    compiled), make `warmup` untimed calls of `step`, then time `repeats` calls of it."""
-    flops, output = count_flops(eager or step)
+            before_warmup: Callable[[], None] | None = None) -> Measurement:
+    """Count the FLOPs of one call of `step`, run `before_warmup` (e.g. compilation, so that the count
+    runs eagerly), make `warmup` untimed calls, then time `repeats` calls."""
+    flops, output = count_flops(step)
+    if before_warmup is not None:
+        before_warmup()
     reset_peak_memory(device)
     for _ in range(warmup):
         step()

@@ -12,7 +12,8 @@ import torch
 from e4e_bench.bench_results import OUT_OF_MEMORY, read_bench, write_bench
 from e4e_bench.cli import main
 from e4e_bench.generator import Generator
-from e4e_bench.method_throughput import BenchSettings, generator_workload, measure_batch, run_bench
+from e4e_bench.method_throughput import (BenchSettings, Workload, generator_workload, measure_batch, prepared_step,
+                                          run_bench)
 from e4e_bench.methods import METHODS, MethodEntry, WeightSource
 from tests.conftest import make_tiny_generator
 
@@ -100,3 +101,30 @@ def test_low_precision_rows_state_their_difference_to_fp32(tiny_domain):
         expected = (low.float() - generator(codes)).abs()
     assert row["max_abs_diff_to_fp32"] == pytest.approx(expected.max().item())
     assert row["mean_abs_diff_to_fp32"] == pytest.approx(expected.mean().item())
+
+
+def test_channels_last_converts_the_4d_weights_and_inputs_and_keeps_the_result(tiny_domain):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+    images = torch.randn(2, 3, 8, 8)
+    expected = conv(images).detach()
+    workload = Workload(lambda: conv(images), [conv], images)
+    settings = BenchSettings(methods=("generator",), domain="tiny", channels_last=True)
+    step = prepared_step(workload, settings, torch.device("cpu"))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert images.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(step(), expected)
+
+
+@pytest.mark.slow
+def test_compiled_rows_time_the_compiled_generator(tiny_domain):
+    generator = make_tiny_generator()
+    settings = BenchSettings(methods=("generator",), domain="tiny", compile=True, repeats=2, warmup=1)
+    workload = generator_workload(generator, 2, settings)
+    with torch.inference_mode():
+        eager = generator(torch.randn(2, generator.n_latent, generator.style_dim,
+                                      generator=torch.Generator().manual_seed(0)))
+    row = measure_batch("generator", workload, torch.device("cpu"), 2, settings)
+    assert row["compiled"] and row["status"] == "ok" and row["gflop_per_image"] > 0
+    assert generator._compiled_call_impl is not None  # what nn.Module.compile() sets
+    torch.testing.assert_close(workload.step(), eager, rtol=1e-4, atol=1e-4)  # inductor may reorder sums

@@ -40,7 +40,7 @@ def register(subparsers) -> None:
     parser.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32",
                         help="fp32, or bf16/fp16 under torch.autocast (weights stay fp32; default fp32)")
     parser.add_argument("--channels-last", action="store_true", help="inputs and 4-D weights in channels_last layout")
-    parser.add_argument("--compile", action="store_true", help="torch.compile each timed call (compiled in the warm-up)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the models (compiled during the warm-up)")
     parser.add_argument("--repeats", type=positive_int, default=10, help="timed calls per row (default 10)")
     parser.add_argument("--warmup", type=non_negative_int, default=2, help="untimed calls before them (default 2)")
     parser.add_argument("--timed-steps", type=positive_int, default=3,

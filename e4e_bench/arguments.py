@@ -26,6 +26,28 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def distinct_names(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    if not names or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"expected distinct comma-separated names, got {text!r}")
+    return names
+
+
+def positive_ints(text: str) -> tuple[int, ...]:
+    """Comma-separated positive integers: "1,8,32" -> (1, 8, 32)."""
+    try:
+        return tuple(positive_int(item) for item in distinct_names(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}") from None
+
+
 def _non_negative_float(text: str) -> float:
     value = float(text)
     if not value >= 0.0:

@@ -21,6 +21,7 @@ COMMANDS = (
     "train",
     "metrics",
     "run",
+    "bench",
     "toy-data",
     "toy-gan",
     "report",

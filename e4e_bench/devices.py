@@ -1,6 +1,9 @@
-"""Device strings from the command line to torch devices."""
+"""Device strings from the command line to torch devices, and what each device is."""
 
 from __future__ import annotations
+
+import platform
+from pathlib import Path
 
 import torch
 
@@ -29,3 +32,29 @@ def synchronize(device: torch.device) -> None:
     """Wait for queued kernels, so that wall-clock timings measure finished work."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of native bf16 arithmetic
+CPUINFO = Path("/proc/cpuinfo")
+
+
+def _cpuinfo_field(name: str) -> str:
+    """The first value of `name` in /proc/cpuinfo ("" where there is none, e.g. off Linux)."""
+    try:
+        lines = CPUINFO.read_text().splitlines()
+    except OSError:
+        return ""
+    return next((line.split(":", 1)[1].strip() for line in lines if line.split(":")[0].strip() == name), "")
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name as torch gives it, or the CPU's model name."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return _cpuinfo_field("model name") or platform.processor() or platform.machine()
+
+
+def cpu_bf16_flags() -> list[str]:
+    """Which of CPU_BF16_FLAGS this CPU has (none: bf16 arithmetic is emulated, slower than fp32)."""
+    flags = set(_cpuinfo_field("flags").split())
+    return [flag for flag in CPU_BF16_FLAGS if flag in flags]

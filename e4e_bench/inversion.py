@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import math
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,13 +17,13 @@ from tqdm import tqdm
 
 from e4e_bench.checkpoints import load_file, save_checkpoint
 from e4e_bench.data import load_images, save_images
-from e4e_bench.devices import synchronize
 from e4e_bench.domains import Domain
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.fingerprint import check_fingerprint, method_fingerprint
 from e4e_bench.io import write_text
 from e4e_bench.latents import write_codes
 from e4e_bench.methods import InversionMethod, images_for, invert_with_noise
+from e4e_bench.throughput import Stopwatch
 
 log = logging.getLogger(__name__)
 
@@ -122,11 +121,9 @@ def invert_folder(
         if not loaded.paths:
             continue
         images = loaded.images.to(method.generator.device)
-        synchronize(images.device)
-        started = time.perf_counter()
-        batch_codes, noise = invert_with_noise(method, images)
-        synchronize(images.device)
-        seconds = time.perf_counter() - started
+        with Stopwatch(images.device) as watch:
+            batch_codes, noise = invert_with_noise(method, images)
+        seconds = watch.seconds
         if not torch.isfinite(batch_codes).all():
             raise E4EBenchError(f"{method.name} produced NaN codes for {', '.join(p.name for p in loaded.paths)}")
         with torch.inference_mode():

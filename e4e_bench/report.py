@@ -2,7 +2,8 @@
 
 A run directory (written by `run`) holds `config.json`, `summary.json`, `per_image.csv` and, per
 method, `methods/<method>/{latents.npy, names.txt, images/<stem>.png, edits/<stem>.png}`;
-`config.json` names the folder of the input images.
+`config.json` names the folder of the input images. A directory may also (or only) hold the
+`bench.json` of `bench`: its rows become `tables/bench.{json,csv,md}`.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from e4e_bench.bench_results import BENCH_FILE, read_bench, write_bench
 from e4e_bench.plots import distribution_plot, qualitative_grid, tradeoff_plot
-from e4e_bench.run_results import CONFIG_FILE, PER_IMAGE_FILE, RunSummary
+from e4e_bench.run_results import CONFIG_FILE, PER_IMAGE_FILE, SUMMARY_FILE, RunSummary
 from e4e_bench.tables import write_tables
 
 GRID_IMAGES = 6
@@ -55,8 +57,16 @@ def grid_columns(run_dir: Path, summary: RunSummary, n: int = GRID_IMAGES) -> li
 
 
 def build_report(run_dirs: Sequence[Path], out: Path) -> list[Path]:
-    """Tables (md, tex, csv) and plots (trade-off, distributions, qualitative grid) of the runs into `out`."""
+    """Tables (md, tex, csv) and plots (trade-off, distributions, qualitative grid) of the runs into `out`,
+    and the bench table of those that hold a bench.json."""
     run_dirs = [Path(d) for d in run_dirs]
+    benched = [d for d in run_dirs if (d / BENCH_FILE).is_file()]
+    bench_paths = write_bench([row for d in benched for row in read_bench(d / BENCH_FILE)], out / "tables") if benched else []
+    run_dirs = [d for d in run_dirs if d not in benched or (d / SUMMARY_FILE).is_file()]
+    return bench_paths + (run_report(run_dirs, out) if run_dirs else [])
+
+
+def run_report(run_dirs: Sequence[Path], out: Path) -> list[Path]:
     summaries = [RunSummary.load(d) for d in run_dirs]
     several = len(summaries) > 1
     paths = write_tables(summaries, out / "tables")

@@ -16,8 +16,9 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "report",
         help="rebuild tables and plots from run directories",
-        description="Writes tables/results.{md,tex,csv} and plots/*.{png,pdf}. With one run they go into the run "
-        "directory; with several (merged, one row per run and method) into --out.",
+        description="Writes tables/results.{md,tex,csv} and plots/*.{png,pdf}, and tables/bench.{json,csv,md} from "
+        "directories holding a bench.json. With one run they go into the run directory; with several (merged, one row "
+        "per run and method) into --out.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -35,6 +36,8 @@ def main(args: argparse.Namespace) -> int:
     out = args.out or args.run_dirs[0]
     check_output_folder(out, "--out" if args.out else "RUN_DIR")
     paths = build_report(args.run_dirs, out)
-    print((out / "tables" / "results.md").read_text())
+    for table in ("results.md", "bench.md"):
+        if out / "tables" / table in paths:
+            print((out / "tables" / table).read_text())
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0

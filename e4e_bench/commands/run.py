@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from e4e_bench.arguments import add_projector_options, positive_int, projector_options
+from e4e_bench.arguments import add_projector_options, distinct_names, positive_int, projector_options
 from e4e_bench.domains import DOMAINS
 from e4e_bench.io import check_output_folder
 
@@ -16,13 +16,6 @@ EXAMPLES = """examples:
 
 exit status: 0 every method finished, 1 some method failed (its reason is in the tables), 2 the run
 could not start (each missing file is named with the command that gets it)."""
-
-
-def method_list(text: str) -> tuple[str, ...]:
-    names = tuple(name.strip() for name in text.split(",") if name.strip())
-    if not names or len(set(names)) != len(names):
-        raise argparse.ArgumentTypeError(f"expected distinct comma-separated names, got {text!r}")
-    return names
 
 
 def checkpoint_pair(text: str) -> tuple[str, Path]:
@@ -42,14 +35,14 @@ def register(subparsers) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--methods", type=method_list, default=("e4e", "psp", "opt_w", "opt_wplus"),
+    parser.add_argument("--methods", type=distinct_names, default=("e4e", "psp", "opt_w", "opt_wplus"),
                         help="comma-separated methods (default e4e,psp,opt_w,opt_wplus)")
     parser.add_argument("--domain", choices=sorted(DOMAINS), default="toy", help="default toy (ships with the package)")
     parser.add_argument("--data", type=Path, help="folder of test images (default for toy: its rendered test split)")
     parser.add_argument("--checkpoint", type=checkpoint_pair, action="append", default=[], metavar="METHOD=PATH",
                         help="an e4e/pSp checkpoint instead of the domain's registered one (repeatable)")
     parser.add_argument("--generator", type=Path, help="generator checkpoint for every method")
-    parser.add_argument("--metrics", type=method_list, help="comma-separated subset of l2,lpips,msssim,id,fid,swd,lec "
+    parser.add_argument("--metrics", type=distinct_names, help="comma-separated subset of l2,lpips,msssim,id,fid,swd,lec "
                         "(default: every metric whose weights are present; the others are listed with their fetch command)")
     parser.add_argument("--n-images", type=positive_int, help="the first N images in file-name order (toy default 64)")
     parser.add_argument("--batch-size", type=positive_int, default=8, help="images per batch (default 8)")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from dataclasses import dataclass, field, replace
@@ -22,11 +21,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from e4e_bench.data import by_stem, list_images, load_images, some_of, warn_stretched
-from e4e_bench.devices import synchronize
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.generator import Generator
 from e4e_bench.methods import InversionMethod
 from e4e_bench.metrics.registry import IMAGE_KINDS, KINDS, SIDES, MetricContext, MetricResult, MetricSpec
+from e4e_bench.throughput import Stopwatch
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +86,9 @@ class Evaluation:
         self.results: dict[str, MetricResult] = {}  # method metrics
 
     def _timed(self, name: str, function, *args):
-        synchronize(self.context.device)
-        start = time.perf_counter()
-        result = function(*args)
-        synchronize(self.context.device)
-        self.seconds[name] += time.perf_counter() - start
+        with Stopwatch(self.context.device) as watch:
+            result = function(*args)
+        self.seconds[name] += watch.seconds
         return result
 
     def _score(self, name: str, images: Sequence[str], *args) -> None:

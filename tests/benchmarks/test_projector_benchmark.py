@@ -2,7 +2,7 @@
 
 Both cases are in the slow set (they measure, they do not check results): a tiny generator, and a
 256 px config-f generator with the full LPIPS-VGG loss, for a few steps. Numbers:
-`python -m pytest tests/test_projector_benchmark.py -m slow --benchmark-enable`.
+`python -m pytest tests/benchmarks/test_projector_benchmark.py -m slow --benchmark-enable`.
 """
 
 import pytest

@@ -3,7 +3,7 @@
 e4e's cars recipe on full-size networks with random weights: 512 px config-f generator, IR-SE50
 encoder at 192x256 with all 15 offsets active, LPIPS-Alex, MoCo ResNet-50 similarity (x0.5), the
 latent discriminator with w-pool and R1, Ranger. Run with `python -m pytest -m slow --benchmark-enable
-tests/test_training_benchmark.py`.
+tests/benchmarks/test_training_benchmark.py`.
 """
 
 from __future__ import annotations

@@ -24,7 +24,6 @@ import torch
 
 from e4e_bench import __version__
 from e4e_bench.assets import get_asset
-from e4e_bench.checkpoints import read_checkpoint
 from e4e_bench.data import list_images, save_images
 from e4e_bench.distributed import start_process_group
 from e4e_bench.domains import Domain, get_domain
@@ -33,6 +32,7 @@ from e4e_bench.errors import E4EBenchError
 from e4e_bench.fingerprint import check_fingerprint, file_identity, method_fingerprint
 from e4e_bench.inversion import Inverted, invert_folder, write_inversion
 from e4e_bench.io import write_text
+from e4e_bench.latents import read_noise
 from e4e_bench.methods import METHODS, InversionMethod, build_method
 from e4e_bench.metrics import get_metric
 from e4e_bench.metrics.evaluate import Evaluation, EvaluationSummary, evaluate_folders
@@ -363,13 +363,11 @@ class Benchmark:
             raise E4EBenchError(errors[0])
         return self.group.is_main
 
-    def _noise(self, folder: Path, names: Sequence[str]) -> list[torch.Tensor] | str:
-        """The optimised noise maps of a projection, stacked in `names` order; the stored noise otherwise."""
-        files = [folder / "noise" / f"{name}.pt" for name in names]
-        if not all(f.is_file() for f in files):
+    def _noise(self, folder: Path, names: list[str], generator) -> list[torch.Tensor] | str:
+        """A projection's optimised noise maps for `names`; the generator's stored noise for the encoders."""
+        if not (folder / "noise").is_dir():
             return "const"
-        maps = [read_checkpoint(f)["noise"] for f in files]
-        return [torch.cat(layer).to(self.device) for layer in zip(*maps)]
+        return [maps.to(self.device) for maps in read_noise(folder / "noise", names, generator)]
 
     def _edit(self, method: InversionMethod, inverted: Inverted, folder: Path) -> Path | None:
         """The edited reconstructions `edits/<stem>.png`: the domain's edit added at its factor, same noise."""
@@ -382,7 +380,7 @@ class Benchmark:
             for start in range(0, len(inverted.names), batch):
                 names = inverted.names[start : start + batch]
                 codes = direction.add(inverted.codes[start : start + batch].to(self.device), self.domain.default_edit_factor)
-                frames = method.generator(codes, noise=self._noise(folder, names))
+                frames = method.generator(codes, noise=self._noise(folder, names, method.generator))
                 save_images(self.domain.crop(frames), [edits / f"{name}.png" for name in names])
         return edits
 

@@ -71,6 +71,19 @@ E4E_EDITING_FILES = (
      "4d7f9df1c96180d9026b9cb8d04753579fbf385f321a9d0e263641601c5e5d36", 167562),
 )
 
+# (name, file in e4e_bench/toy/assets, description, sha256, bytes): the toy domain, shipped with the package.
+# `toy-gan`, `fit-ganspace` and `train --domain toy` rebuild them (README: the toy domain from scratch).
+TOY_FILES = (
+    ("toy-generator", "toy_generator.pt", "toy StyleGAN2, 32 px, style_dim 64 (EMA after 128.5 kimg of toy-gan)",
+     "91493c17e74cd4ba4e039c7714c4c4f79805aecc0aae6b8102e2cb16331dd1c2", 1326917, "rosinality-generator"),
+    ("toy-ganspace", "toy_ganspace_pca.pt", "GANSpace PCA of the toy generator's W, 64 components",
+     "b4edd9a7e12170eb768662334b367a10146953765d76d9515365e2a19195b24f", 18849, "edit-direction"),
+    ("toy-e4e", "toy_e4e.pt", "toy e4e encoder + decoder (train --domain toy, 8,000 steps, best held-out loss)",
+     "907c335a458c6fba08304a848a495b7ae92487cfe3fc9e5ab801154bca9811e3", 10805737, "e4e-psp-checkpoint"),
+    ("toy-psp", "toy_psp.pt", "toy pSp encoder + decoder (train --domain toy, 8,000 steps, best held-out loss)",
+     "799ca00f366641e9d7fdc084497bd64c1f92dabc0703451058f83a98cbe1dcd2", 10805737, "e4e-psp-checkpoint"),
+)
+
 ASSETS: Registry[Asset] = Registry("asset", re.compile(r"^[a-z0-9][a-z0-9.-]*$"))
 
 
@@ -119,6 +132,10 @@ for _asset in (
               ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",),
               "pytorch-fid-inception", "pytorch-fid InceptionV3 (TF FID weights), 2048-d pool features",
               sha256_prefix="6726825d", licence="Apache-2.0"),
+        *(
+            Asset(name, filename, (), kind, description, sha256=digest, size=size, licence="MIT (e4e-bench)", packaged=True)
+            for name, filename, description, digest, size, kind in TOY_FILES
+        ),
 ):
     register_asset(_asset)
 

@@ -137,6 +137,24 @@ register_domain(
 )
 for _name in ("horse", "church"):
     register_domain(lsun_256(_name))
+register_domain(
+    Domain(
+        name="toy",  # ships inside the package (e4e_bench/toy): the offline default, see `toy-gan`
+        resolution=32,
+        crop_rows=(4, 28),  # the cars geometry scaled down: a 4:3 picture in the middle 3/4 of the rows
+        encoder_input=(24, 32),
+        eval_size=(72, 96),  # 3x the picture (PIL bilinear): LPIPS-AlexNet's features need about 64 px
+        identity=None,
+        edits=("ganspace", "sefa"),
+        generator_asset="toy-generator",
+        encoder_assets=(("e4e", "toy-e4e"), ("psp", "toy-psp")),
+        default_edit="ganspace:toy-ganspace:size",  # GANSpace component 0: the car grows or shrinks
+        default_edit_name="size",
+        default_edit_factor=2.0,
+        # LPIPS-VGG on 24x32 pictures would need downloads and an 8x upsampling; the toy projects on pixels.
+        projector_defaults=(("lpips_weight", 0.0), ("mse_weight", 1.0), ("steps", 200)),
+    )
+)
 
 
 def get_domain(name: str) -> Domain:

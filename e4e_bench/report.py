@@ -56,17 +56,17 @@ def grid_columns(run_dir: Path, summary: RunSummary, n: int = GRID_IMAGES) -> li
     return columns
 
 
-def build_report(run_dirs: Sequence[Path], out: Path) -> list[Path]:
+def build_report(run_dirs: Sequence[Path], out: Path, grid_images: int = GRID_IMAGES) -> list[Path]:
     """Tables (md, tex, csv) and plots (trade-off, distributions, qualitative grid) of the runs into `out`,
     and the bench table of those that hold a bench.json."""
     run_dirs = [Path(d) for d in run_dirs]
     benched = [d for d in run_dirs if (d / BENCH_FILE).is_file()]
     bench_paths = write_bench([row for d in benched for row in read_bench(d / BENCH_FILE)], out / "tables") if benched else []
     run_dirs = [d for d in run_dirs if d not in benched or (d / SUMMARY_FILE).is_file()]
-    return bench_paths + (run_report(run_dirs, out) if run_dirs else [])
+    return bench_paths + (run_report(run_dirs, out, grid_images) if run_dirs else [])
 
 
-def run_report(run_dirs: Sequence[Path], out: Path) -> list[Path]:
+def run_report(run_dirs: Sequence[Path], out: Path, grid_images: int) -> list[Path]:
     summaries = [RunSummary.load(d) for d in run_dirs]
     several = len(summaries) > 1
     paths = write_tables(summaries, out / "tables")
@@ -75,7 +75,7 @@ def run_report(run_dirs: Sequence[Path], out: Path) -> list[Path]:
     if len(per_image):
         paths += distribution_plot(per_image, out / "plots" / "per_image")
     for run_dir, summary in zip(run_dirs, summaries):
-        columns = grid_columns(run_dir, summary)
+        columns = grid_columns(run_dir, summary, grid_images)
         if columns[0][1]:
             name = f"qualitative_{summary.label}" if several else "qualitative"
             paths += qualitative_grid(columns, out / "plots" / name)

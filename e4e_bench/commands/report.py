@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from e4e_bench.arguments import positive_int
+
 from e4e_bench.io import check_output_folder
 
 EXAMPLES = """examples:
@@ -24,6 +26,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
     parser.add_argument("--out", type=Path, help="output folder (default: the run directory, when there is one)")
+    parser.add_argument("--grid-images", type=positive_int, default=6, help="rows of the qualitative grid (default 6)")
     parser.set_defaults(func=main)
 
 
@@ -35,7 +38,7 @@ def main(args: argparse.Namespace) -> int:
         raise E4EBenchError("several runs are merged into one report: pass --out DIR")
     out = args.out or args.run_dirs[0]
     check_output_folder(out, "--out" if args.out else "RUN_DIR")
-    paths = build_report(args.run_dirs, out)
+    paths = build_report(args.run_dirs, out, args.grid_images)
     for table in ("results.md", "bench.md"):
         if out / "tables" / table in paths:
             print((out / "tables" / table).read_text())

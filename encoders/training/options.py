@@ -187,17 +187,17 @@ def recipe_defaults(method: str, domain: str) -> dict:
 
 
 def toy_recipe(method: str) -> dict:
-    """How the shipped toy encoders were trained: the official recipes scaled to a CPU and 2,500 steps.
+    """How the shipped toy encoders were trained: the official recipes scaled to a CPU and 8,000 steps.
 
     Offline losses only (L2; e4e's latent discriminator with its pool and delta regulariser, pSp's plain L2);
     a narrow IR-SE50 from random weights, Adam at 1e-3 (Ranger at 1e-4 barely moves a random backbone in so
-    few steps); e4e's progressive schedule compressed from 20k + 2k per offset to 200 + 150.
+    few steps); e4e's progressive schedule compressed from 20k + 2k per offset to 500 + 300.
     """
     common = dict(encoder_init="random", encoder_stage_depths=(16, 32, 48, 64), lpips_lambda=0.0, id_lambda=0.0,
-                  moco_lambda=0.0, optim_name="adam", learning_rate=1e-3, max_steps=2500, batch_size=8,
-                  test_batch_size=16, val_interval=500, image_interval=500, board_interval=50, save_interval=500)
+                  moco_lambda=0.0, optim_name="adam", learning_rate=1e-3, max_steps=8000, batch_size=8,
+                  test_batch_size=16, val_interval=1000, image_interval=1000, board_interval=50, save_interval=1000)
     if method == "e4e":
-        return common | dict(use_w_pool=True, w_discriminator_lambda=0.1, progressive_start=200, progressive_step_every=150)
+        return common | dict(use_w_pool=True, w_discriminator_lambda=0.1, progressive_start=500, progressive_step_every=300)
     return common
 
 

@@ -28,7 +28,8 @@ COLUMNS = (
     ("fid_edit", "FID-edit"),
     ("swd_edit", "SWD-edit"),
     ("lec", "LEC"),
-    ("w_distance", "dist. to W"),
+    ("layer_spread", "W+ spread"),
+    ("w_mahalanobis", "Mahal. to W"),
     ("seconds_per_image", "s/img"),
 )
 

@@ -72,7 +72,6 @@ def test_toy_run_offline_then_check_against_its_own_baseline(tmp_path, monkeypat
     assert main(["check", str(tmp_path / "run"), "--baseline", str(baseline)]) == 0
 
 
-@pytest.mark.slow
 def test_two_process_torchrun_gives_the_single_process_summary(tmp_path):
     env = os.environ | {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     single = subprocess.run([sys.executable, "-m", "e4e_bench", *RUN, "--out", str(tmp_path / "one")],

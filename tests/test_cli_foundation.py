@@ -53,10 +53,12 @@ def test_train_help_shows_the_defaults_and_domain_is_a_fixed_list(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())  # undo argparse's line wrapping
-    # official default 0.1; the e4e recipe sets 0.5 beyond faces, the pSp one 0 (encoders.md section 4)
-    assert "(defaults: e4e 0.1 (faces), 0.5 (cars, horse, church); psp 0.1 (faces), 0 (cars, horse, church))" in text
+    # official default 0.1; the e4e recipe sets 0.5 beyond faces, the pSp one 0 (encoders.md section 4); the toy's
+    # recipe trains offline, without similarity losses
+    assert ("(defaults: e4e 0.1 (faces), 0.5 (cars, horse, church), 0 (toy); psp 0.1 (faces), 0 (cars, horse, church, "
+            "toy))") in text
     assert "--batch-size BATCH_SIZE training images per step and per process" in text and "(default: 8)" in text
-    assert "(default: 10)" in text and "--domain {cars,church,faces,horse}" in text
+    assert "(default: 10)" in text and "--domain {cars,church,faces,horse,toy}" in text
     with pytest.raises(SystemExit) as exit_status:
         main(["train", "--method", "e4e", "--domain", "cats", "--data", "d", "--out", "o"])
     assert exit_status.value.code == 2 and "invalid choice: 'cats'" in capsys.readouterr().err
@@ -198,9 +200,11 @@ def test_verify_reports_every_asset_and_goes_on_after_a_mismatch(cache, publishe
     assert lines["stylegan2-horse"].startswith("unverified no published sha256; matches")
 
 
-def test_verify_fails_when_nothing_is_there_to_verify(cache, capsys):
-    assert main(["assets", "verify"]) == 2
-    assert "nothing was verified" in capsys.readouterr().err
+def test_an_empty_cache_verifies_the_packaged_assets_and_a_named_missing_one_fails(cache, capsys):
+    assert main(["assets", "verify"]) == 0  # the toy domain's files ship inside the package
+    lines = report_lines(capsys.readouterr().out)
+    assert {name for name, line in lines.items() if line.startswith("verified")} == {
+        name for name, asset in assets.ASSETS.items() if asset.packaged}
     assert main(["assets", "verify", "stylegan2-car"]) == 2
     assert f"not cached in {cache}: stylegan2-car" in capsys.readouterr().err
 

@@ -71,6 +71,7 @@ class RunSettings:
     seed: int = 0
     projector: Mapping[str, Any] = field(default_factory=dict)  # opt_w / opt_wplus options
     random_weights: bool = False  # metric networks with random weights (smoke runs only)
+    align: bool = False  # faces: FFHQ-align the photos of --data first (into OUT/aligned/)
 
     def recorded(self) -> dict[str, Any]:
         """The settings as config.json stores them; all but `out` and `batch_size` must match on resume."""
@@ -154,6 +155,13 @@ def plan_run(settings: RunSettings) -> Plan:
         metrics.append(name)
     if domain.default_edit is None and any(m in metrics for m in ("lec", *SET_METRICS)):
         problems.append(f"domain {domain.name} has no default edit for LEC and the edited-image FID/SWD")
+    if settings.align:
+        from e4e_bench.face_align import check_face_domain
+
+        try:
+            check_face_domain(domain)
+        except E4EBenchError as err:
+            problems.append(str(err))
     if problems:
         raise E4EBenchError("cannot start the run:\n  - " + "\n  - ".join(problems))
     return Plan(domain, metrics, unavailable, files)
@@ -198,10 +206,15 @@ def prepare_inputs(settings: RunSettings, domain: Domain, out: Path) -> Path:
             pixels = toy_photos(count, domain.resolution, seed=0, split="test")
             save_images(pixels.float() / 127.5 - 1, [inputs / f"{i:05d}.png" for i in range(count)])
         return inputs
+    data = settings.data
+    if settings.align:
+        from e4e_bench.face_align import aligned_folder
+
+        data = aligned_folder(settings.data, out / "aligned", domain)
     if settings.n_images is None:
-        return settings.data
+        return data
     inputs = out / "inputs"
-    for path in list_images(settings.data)[: settings.n_images]:
+    for path in list_images(data)[: settings.n_images]:
         if not (inputs / path.name).is_file():
             inputs.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, inputs / path.name)

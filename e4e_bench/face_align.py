@@ -28,6 +28,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy.ndimage import gaussian_filter
 from tqdm import tqdm
 
+from e4e_bench.data import list_images
+from e4e_bench.domains import Domain
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.face_landmarks import FaceFinder
 from e4e_bench.io import atomic_write
@@ -164,3 +166,23 @@ def align_photos(paths: Sequence[Path], out_dir: Path, output_size: int) -> Alig
             align_face(photo, face.landmarks, output_size).save(stream, format="PNG")
         report.written.append(target)
     return report
+
+
+INFERENCE_SIZE = 256  # e4e's and pSp's align_face output, what their face encoders were run on
+
+
+def check_face_domain(domain: Domain) -> None:
+    if domain.identity != "arcface":
+        raise E4EBenchError(f"--align makes FFHQ-aligned faces; domain {domain.name!r} is not a face domain (use faces)")
+
+
+def aligned_folder(photos_dir: Path, out_dir: Path, domain: Domain) -> Path:
+    """`--align` of invert and run: the photos of a folder FFHQ-aligned at 256 px into `out_dir` (kept
+    beside the results), which the inversion then reads; only for domains of aligned faces."""
+    check_face_domain(domain)
+    photos = list_images(photos_dir)
+    report = align_photos(photos, out_dir, INFERENCE_SIZE)
+    if not report.written:
+        raise E4EBenchError(f"no face could be aligned in the {len(photos)} photos of {photos_dir}")
+    log.info("aligned %d of %d photos of %s into %s", len(report.written), len(photos), photos_dir, out_dir)
+    return out_dir

@@ -219,3 +219,29 @@ def test_two_photos_with_one_stem_are_refused_before_any_work(tmp_path):
     with pytest.raises(E4EBenchError, match="would both be written as me.png"):
         align_photos(sorted(tmp_path.iterdir()), tmp_path / "out", 256)
     assert not (tmp_path / "out").exists()
+
+
+def test_invert_align_aligns_the_photos_first_and_keeps_them(tmp_path, capsys):
+    """`invert --align`: the photos are FFHQ-aligned at 256 px into OUT/aligned/, and those are inverted."""
+    require_faces_extra()
+    import dataclasses
+
+    from e4e_bench.domains import DOMAINS
+    from tests.conftest import TINY, make_tiny_generator
+    from tests.official_checkpoints import write_official_checkpoint
+
+    faces = dataclasses.replace(TINY, name="tiny_faces", identity="arcface")
+    checkpoint = write_official_checkpoint(tmp_path / "e4e.pt", "e4e", make_tiny_generator())
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(grace_hopper_file(), photos / "grace.jpg")
+    Image.new("RGB", (64, 64), (128, 128, 128)).save(photos / "grey.png")
+    out = tmp_path / "out"
+    argv = ["invert", "--method", "e4e", "--checkpoint", str(checkpoint), "--images", str(photos), "--device", "cpu"]
+    with DOMAINS.registered(faces.name, faces):
+        assert cli.main([*argv, "--domain", faces.name, "--out", str(out), "--align"]) == 0
+    with Image.open(out / "aligned" / "grace.png") as aligned:
+        assert aligned.size == (256, 256)
+    assert (out / "names.txt").read_text().split() == ["grace"]  # the grey picture has no face
+    assert cli.main([*argv, "--domain", "cars", "--out", str(tmp_path / "cars"), "--align"]) == 2
+    assert "not a face domain" in capsys.readouterr().err

@@ -31,6 +31,8 @@ def register(subparsers) -> None:
     parser.add_argument("--images", type=Path, required=True, help="folder of png/jpg/webp images")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--batch-size", type=positive_int, default=8, help="images inverted at once (default 8)")
+    parser.add_argument("--align", action="store_true",
+                        help="faces: FFHQ-align the photos first (256 px, kept in OUT/aligned/); needs the faces extra")
     earlier = parser.add_mutually_exclusive_group()
     earlier.add_argument("--resume", action="store_true",
                          help="keep batches already inverted in OUT (refused if they came from another method, file or option)")
@@ -43,8 +45,13 @@ def register(subparsers) -> None:
 def main(args: argparse.Namespace) -> int:
     check_output_folder(args.out)
     domain = resolve_domain(args.domain, args.checkpoint)
+    images = args.images
+    if args.align:
+        from e4e_bench.face_align import aligned_folder
+
+        images = aligned_folder(args.images, args.out / "aligned", domain)
     method = build_method(args.method, domain=domain, **method_keywords(args))
-    result = invert_folder(method, domain, args.images, args.out, args.batch_size, args.resume, overwrite=args.overwrite)
+    result = invert_folder(method, domain, images, args.out, args.batch_size, args.resume, overwrite=args.overwrite)
     write_inversion(result, args.out)
     print(f"inverted {len(result.names)} images with {method.name}: {args.out / 'latents.npy'} {list(result.codes.shape)}")
     return 0

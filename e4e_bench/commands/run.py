@@ -50,6 +50,8 @@ def register(subparsers) -> None:
     parser.add_argument("--out", type=Path, help="run directory (default runs/<domain>)")
     parser.add_argument("--resume", action="store_true", help="continue OUT, reusing finished work (same settings only)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the projections and the seeded metrics (default 0)")
+    parser.add_argument("--align", action="store_true",
+                        help="faces: FFHQ-align the photos of --data first (256 px, kept in OUT/aligned/); needs the faces extra")
     parser.add_argument("--random-weights", action="store_true",
                         help="metric networks with random weights: a smoke run without downloads, not real numbers")
     add_projector_options(parser)
@@ -74,6 +76,7 @@ def main(args: argparse.Namespace) -> int:
         seed=args.seed,
         projector=projector_options(args),
         random_weights=args.random_weights,
+        align=args.align,
     )
     check_output_folder(settings.out)
     summary = Benchmark(settings, resume=args.resume).run()

@@ -24,7 +24,7 @@ import torch
 
 from e4e_bench import __version__
 from e4e_bench.assets import get_asset
-from e4e_bench.data import list_images, save_images
+from e4e_bench.data import from_uint8, list_images, save_images
 from e4e_bench.distributed import start_process_group
 from e4e_bench.domains import Domain, get_domain
 from e4e_bench.editing.directions import parse_direction
@@ -131,7 +131,7 @@ def plan_run(settings: RunSettings) -> Plan:
             problems += _check_encoder(name, settings, domain, files)
         elif name in METHODS:
             problems += _check_generator(f"{name} generator", settings, domain, files)
-            if settings.projector.get("lpips_weight", dict(domain.projector_defaults).get("lpips_weight", 1.0)) > 0:
+            if projector_options(settings, domain).get("lpips_weight", 1.0) > 0:  # 1.0: the projectors' default
                 if not settings.random_weights and not get_asset("lpips-vgg").path.is_file():
                     problems.append(f"{name} needs LPIPS-VGG: {fetch_command(['lpips-vgg'])} "
                                     "(or --lpips-weight 0 --mse-weight 1 for a pixel loss)")
@@ -165,6 +165,11 @@ def plan_run(settings: RunSettings) -> Plan:
     if problems:
         raise E4EBenchError("cannot start the run:\n  - " + "\n  - ".join(problems))
     return Plan(domain, metrics, unavailable, files)
+
+
+def projector_options(settings: RunSettings, domain: Domain) -> dict[str, Any]:
+    """opt_w / opt_wplus options: the domain's own settings, overridden by the run's flags."""
+    return dict(domain.projector_defaults) | dict(settings.projector)
 
 
 def _check_encoder(name: str, settings: RunSettings, domain: Domain, files: dict[str, Path]) -> list[str]:
@@ -204,7 +209,7 @@ def prepare_inputs(settings: RunSettings, domain: Domain, out: Path) -> Path:
         count = settings.n_images or TOY_IMAGES
         if len(list(inputs.glob("*.png"))) != count:
             pixels = toy_photos(count, domain.resolution, seed=0, split="test")
-            save_images(pixels.float() / 127.5 - 1, [inputs / f"{i:05d}.png" for i in range(count)])
+            save_images(from_uint8(pixels), [inputs / f"{i:05d}.png" for i in range(count)])
         return inputs
     data = settings.data
     if settings.align:
@@ -284,6 +289,7 @@ class Benchmark:
         check_run_dir(settings, self.out, resume)
         self.group = start_process_group(settings.device)
         self.device = self.group.device
+        self.environment = environment(self.device)
         self.context = MetricContext(device=self.device, domain=self.domain, pretrained=not settings.random_weights,
                                      seed=settings.seed)
 
@@ -331,14 +337,14 @@ class Benchmark:
             "edit": {"spec": self.domain.default_edit, "name": self.domain.default_edit_name,
                      "factor": self.domain.default_edit_factor},
             "files": {role: {"path": str(path), "identity": file_identity(path)} for role, path in self.plan.files.items()},
-            "environment": environment(self.device),
+            "environment": self.environment,
         }
         write_text(self.out / CONFIG_FILE, json.dumps(json_safe(config), indent=2, default=str) + "\n")
 
     def _method_options(self, name: str) -> dict[str, Any]:
         if name in ENCODERS:
             return {}
-        return dict(self.domain.projector_defaults) | dict(self.settings.projector)
+        return projector_options(self.settings, self.domain)
 
     def _method(self, name: str) -> MethodScores | None:
         folder = method_dir(self.out, name)
@@ -435,7 +441,7 @@ class Benchmark:
 
         values["seconds_per_image"] = Value(inverted.seconds_per_image(), n=len(inverted.names))
         info["seconds_per_image"] = MetricInfo(False, TIMING_PROTOCOL.format(batch=self.settings.batch_size,
-                                                                             device=environment(self.device)["device"]))
+                                                                             device=self.environment["device"]))
         return MethodScores(values, info, per_image)
 
     def _edit_words(self) -> str:

@@ -135,6 +135,11 @@ def warn_stretched(paths: Sequence[Path], size: tuple[int, int]) -> None:
                     width, some_of(far))
 
 
+def from_uint8(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 -> float in [-1, 1], the inverse of `to_uint8` on its grid: x / 127.5 - 1."""
+    return pixels.float() / 127.5 - 1
+
+
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """[-1, 1] float -> uint8, as clamp(-1, 1) -> (x + 1) * 127.5 -> round."""
     return ((images.detach().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)

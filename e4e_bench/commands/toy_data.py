@@ -33,7 +33,7 @@ def register(subparsers) -> None:
 def main(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from e4e_bench.data import save_images
+    from e4e_bench.data import from_uint8, save_images
     from e4e_bench.toy.render import toy_images, toy_photos
 
     check_output_folder(args.out)
@@ -41,6 +41,6 @@ def main(args: argparse.Namespace) -> int:
         count = min(CHUNK, args.n - start)
         draw = toy_images if args.frames else toy_photos
         pixels = draw(count, args.size, seed=args.seed, split=args.split, start=start)
-        save_images(pixels.float() / 127.5 - 1, [args.out / f"{start + i:05d}.png" for i in range(count)])
+        save_images(from_uint8(pixels), [args.out / f"{start + i:05d}.png" for i in range(count)])
     print(f"wrote {args.n} {args.split} images to {args.out}")
     return 0

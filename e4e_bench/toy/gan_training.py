@@ -29,10 +29,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from e4e_bench.checkpoints import generator_checkpoint, read_checkpoint, save_checkpoint
-from e4e_bench.data import save_images
+from e4e_bench.data import from_uint8, save_images
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.generator import Generator
 from e4e_bench.grid import image_grid
+from e4e_bench.seeding import seeded_initialisation
 from e4e_bench.toy.discriminator import Discriminator
 from e4e_bench.toy.render import UNIFORMS, render, scenes_from_uniforms, toy_images
 
@@ -61,12 +62,16 @@ class GANOptions:
         if self.imitation_kimg > 0 and self.style_dim < UNIFORMS:
             raise ValueError(f"imitating the renderer needs style_dim >= {UNIFORMS} (one z entry per scene number)")
 
+    @property
+    def channel_table(self) -> dict[int, int]:
+        """Feature maps per resolution, 4 .. size: the same width everywhere."""
+        return {2**i: self.channels for i in range(2, self.size.bit_length())}
+
     def generator(self) -> Generator:
-        channels = {2**i: self.channels for i in range(2, self.size.bit_length())}
-        return Generator(self.size, style_dim=self.style_dim, n_mlp=self.n_mlp, channels=channels)
+        return Generator(self.size, style_dim=self.style_dim, n_mlp=self.n_mlp, channels=self.channel_table)
 
     def discriminator(self) -> Discriminator:
-        return Discriminator(self.size, {2**i: self.channels for i in range(2, self.size.bit_length())})
+        return Discriminator(self.size, self.channel_table)
 
 
 class GANRun:
@@ -74,9 +79,7 @@ class GANRun:
 
     def __init__(self, options: GANOptions):
         self.options = options
-        torch_rng = torch.Generator().manual_seed(options.seed)
-        with torch.random.fork_rng():
-            torch.manual_seed(options.seed)
+        with seeded_initialisation(options.seed):
             self.generator = options.generator()
             self.discriminator = options.discriminator()
         self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
@@ -85,7 +88,7 @@ class GANRun:
         self.d_optim = torch.optim.Adam(
             self.discriminator.parameters(), lr=options.lr * ratio, betas=(0.0, 0.99**ratio)
         )
-        self.rng = torch_rng
+        self.rng = torch.Generator().manual_seed(options.seed)
         self.step = 0
 
     def state(self) -> dict:
@@ -125,7 +128,7 @@ class GANRun:
     def real_batch(self) -> torch.Tensor:
         o = self.options
         pixels = toy_images(o.batch, o.size, seed=o.data_seed, split="train", start=self.step * o.batch)
-        return pixels.float() / 127.5 - 1
+        return from_uint8(pixels)
 
     def train_step(self) -> dict[str, float]:
         o = self.options
@@ -141,7 +144,7 @@ class GANRun:
         o = self.options
         z = torch.randn(o.batch, o.style_dim, generator=self.rng)
         uniforms = torch.special.ndtr(z[:, :UNIFORMS].double()).numpy()
-        target = render(scenes_from_uniforms(uniforms), o.size).float() / 127.5 - 1
+        target = from_uint8(render(scenes_from_uniforms(uniforms), o.size))
         fake = self.generator(self.generator.mapping(z), noise="random", rng=self.rng)
         loss = (fake - target).abs().mean() + (fake - target).square().mean()
         self.g_optim.zero_grad(set_to_none=True)

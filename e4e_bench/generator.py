@@ -10,7 +10,12 @@ The official fallback ops are replaced by cheaper equivalents with the same math
   * the modulated convolution folds style, demodulation and gain into the weights for one image
     and scales activations for a batch, so that a batch shares one dense convolution
     (demodulation is a matrix product of squared styles with the squared weight norms);
-  * activations are channels_last.
+  * activations are channels_last, and where autograd does not track them (inference) the
+    per-channel scales, biases and noise are applied in place: at 512 px a new activation map is
+    64 MB per image, and allocating it costs more than the arithmetic;
+  * under autocast the activations stay in the autocast type from one convolution to the next
+    (scales, biases and noise are cast to them, not they to fp32), while the 3-channel RGB skip
+    path, cheap and what the pixels are made of, stays fp32.
 """
 
 from __future__ import annotations
@@ -38,6 +43,23 @@ def fir_kernel(taps: Sequence[float], gain: float = 1.0) -> torch.Tensor:
     k = torch.tensor(taps, dtype=torch.float32)
     k = k[None, :] * k[:, None]
     return k / k.sum() * gain
+
+
+def multiply_add(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor | None) -> torch.Tensor:
+    """x * scale + shift (`shift` None: + 0), in x's dtype, overwriting x where autograd does not track it."""
+    scale = scale.to(x.dtype)
+    if x.requires_grad:
+        return x * scale if shift is None else torch.addcmul(shift.to(x.dtype), x, scale)
+    if shift is None:
+        return x.mul_(scale)
+    return torch.addcmul(shift.to(x.dtype), x, scale, out=x)
+
+
+def add_product(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """x + a * b in x's dtype, overwriting x where autograd does not track it."""
+    if x.requires_grad:
+        return torch.addcmul(x, a.to(x.dtype), b.to(x.dtype))
+    return x.addcmul_(a, b)
 
 
 def scaled_leaky_relu(x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -162,18 +184,16 @@ class ModulatedConv2d(nn.Module):
             self.blur = Blur(blur_taps, pad=((pad + 1) // 2 + factor - 1, pad // 2 + 1), upsample_factor=factor)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, gain: float = 1.0, bias: torch.Tensor | None = None) -> torch.Tensor:
-        styles = self.modulation(w)  # [B, in]
-        weight = self.weight[0] * self.scale  # [out, in, k, k]
+        styles = self.modulation(w).to(self.weight.dtype) * self.scale  # [B, in], the weight scale folded in
+        weight = self.weight[0]  # [out, in, k, k], unscaled
         out_scale = torch.full_like(styles[:, :1], gain)  # [B, 1] or [B, out]
         if self.demodulate:
-            weight_norms = weight.square().sum(dim=(2, 3))  # [out, in]
+            weight_norms = torch.linalg.vector_norm(weight, dim=(2, 3)).square()  # [out, in]
             out_scale = out_scale * torch.rsqrt(styles.square() @ weight_norms.t() + 1e-8)
         if x.shape[0] == 1:
-            weight = weight * styles[0, None, :, None, None] * out_scale[0, :, None, None, None]
-            return self._conv(x, weight, bias)
-        x = self._conv(x * styles[:, :, None, None], weight, None)
-        out_scale = out_scale[:, :, None, None]
-        return x * out_scale if bias is None else torch.addcmul(bias[None, :, None, None], x, out_scale)
+            return self._conv(x, weight * (out_scale[0, :, None, None, None] * styles[0, None, :, None, None]), bias)
+        x = self._conv(x * styles[:, :, None, None].to(x.dtype), weight, None)
+        return multiply_add(x, out_scale[:, :, None, None], None if bias is None else bias[None, :, None, None])
 
     def _conv(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         if self.upsample:
@@ -228,7 +248,7 @@ class StyledConv(nn.Module):
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
         out = self.conv(x, w, gain=SQRT2, bias=self.activate.bias * SQRT2)
         if noise is not None:
-            out = torch.addcmul(out, noise, self.noise.weight * SQRT2)
+            out = add_product(out, noise, self.noise.weight * SQRT2)
         return F.leaky_relu(out, 0.2, inplace=True)
 
 
@@ -241,9 +261,10 @@ class ToRGB(nn.Module):
         self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
-        rgb = self.conv(x, w, bias=self.bias.view(3))
+        rgb = self.conv(x, w, bias=self.bias.view(3)).to(self.bias.dtype)  # fp32 under autocast
         if skip is not None:
-            rgb = rgb + self.upsample(skip)
+            with torch.autocast(x.device.type, enabled=False):
+                rgb = rgb + self.upsample(skip)
         return rgb
 
 

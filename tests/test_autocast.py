@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from e4e_bench.methods import build_method
 from tests.conftest import make_tiny_generator
@@ -34,6 +35,39 @@ def test_generator_under_autocast_is_within_8_units_of_fp32(dtype):
             low = generator(codes)
     assert low.dtype == torch.float32  # the output is fp32, the convolutions were not
     assert 0 < relative_error(low, reference) < 8 * UNIT_ROUNDOFF[dtype]
+
+
+class ActivationCasts(TorchDispatchMode):
+    """Records the shape of every activation map cast from fp32 to another dtype: a `[batch, C, H, W]`
+    tensor with more than 3 channels and H, W >= 4 (weights lead with their output channels)."""
+
+    def __init__(self, batch: int):
+        super().__init__()
+        self.batch = batch
+        self.shapes: list[tuple[int, ...]] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func in (torch.ops.aten.to.dtype, torch.ops.aten._to_copy.default):
+            source = args[0]
+            batch, channels, height, width = source.shape if source.ndim == 4 else (0, 0, 0, 0)
+            if (batch, source.dtype) == (self.batch, torch.float32) and channels > 3 and min(height, width) >= 4 \
+                    and out.dtype != torch.float32:
+                self.shapes.append(tuple(source.shape))
+        return out
+
+
+@DTYPES
+@pytest.mark.parametrize("batch", [1, 3])
+def test_generator_activations_stay_in_the_autocast_dtype(dtype, batch):
+    """Only the constant input is cast down: every later convolution receives the previous one's
+    low-precision output (the old code went back to fp32 in every layer's scale and noise, and
+    paid a cast of the whole map before each convolution)."""
+    generator = make_tiny_generator()
+    codes = torch.randn(batch, generator.n_latent, generator.style_dim, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode(), torch.autocast("cpu", dtype=dtype), ActivationCasts(batch) as casts:
+        generator(codes)
+    assert casts.shapes == [(batch, generator.channels[4], 4, 4)]
 
 
 @DTYPES

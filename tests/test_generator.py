@@ -64,8 +64,13 @@ def test_blur_equals_true_convolution():
         torch.testing.assert_close(blur(x), upfirdn2d_reference(x, fir_kernel(taps, gain=4), pad=pad))
 
 
+# Inference (no autograd) takes the in-place path; both must compute the same maths.
+GRAD_MODES = pytest.mark.parametrize("grad_mode", [torch.enable_grad, torch.inference_mode], ids=["autograd", "inference"])
+
+
+@GRAD_MODES
 @pytest.mark.parametrize("batch", [1, 3])
-def test_modulated_conv_equals_per_sample_weights(batch):
+def test_modulated_conv_equals_per_sample_weights(batch, grad_mode):
     torch.manual_seed(0)
     for upsample in (False, True):
         conv = ModulatedConv2d(6, 5, 3, 16, upsample=upsample)
@@ -80,7 +85,9 @@ def test_modulated_conv_equals_per_sample_weights(batch):
                 outs.append(conv.blur(y))
             else:
                 outs.append(F.conv2d(x[b : b + 1], weight[b], padding=1))
-        torch.testing.assert_close(conv(x, w), torch.cat(outs), atol=1e-5, rtol=1e-4)
+        with grad_mode():
+            out = conv(x, w)
+        torch.testing.assert_close(out, torch.cat(outs), atol=1e-5, rtol=1e-4)
 
 
 def test_demodulated_kernels_have_unit_norm():
@@ -170,9 +177,10 @@ def test_scaled_leaky_relu_value():
     torch.testing.assert_close(out, torch.tensor([[-0.2 * math.sqrt(2), 2 * math.sqrt(2)]]))
 
 
+@GRAD_MODES
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("upsample", [False, True])
-def test_styled_conv_order_of_operations(batch, upsample):
+def test_styled_conv_order_of_operations(batch, upsample, grad_mode):
     """modconv -> + strength * noise -> + bias -> lrelu(0.2) -> * sqrt(2), for one image and for a batch."""
     torch.manual_seed(0)
     layer = StyledConv(6, 5, 3, 16, upsample=upsample)
@@ -183,7 +191,9 @@ def test_styled_conv_order_of_operations(batch, upsample):
     size = 16 if upsample else 8
     noise = torch.randn(batch, 1, size, size)
     expected = scaled_leaky_relu(layer.conv(x, w) + 0.7 * noise, layer.activate.bias)
-    torch.testing.assert_close(layer(x, w, noise), expected, atol=1e-5, rtol=1e-4)
+    with grad_mode():
+        out = layer(x, w, noise)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-4)
 
 
 def test_sample_w_maps_the_draws_of_the_given_generator_whatever_the_chunking(monkeypatch):

@@ -58,3 +58,24 @@ def cpu_bf16_flags() -> list[str]:
     """Which of CPU_BF16_FLAGS this CPU has (none: bf16 arithmetic is emulated, slower than fp32)."""
     flags = set(_cpuinfo_field("flags").split())
     return [flag for flag in CPU_BF16_FLAGS if flag in flags]
+
+
+def cpu_onednn_kernels(dtype: str) -> bool:
+    """Whether torch runs `dtype` ("bf16", "fp16") convolutions on this CPU with oneDNN.
+
+    torch decides this itself (it needs AVX-512 BW/VL/DQ, or AMX); without them a bf16/fp16
+    convolution runs torch's reference kernels, an order of magnitude slower than fp32.
+    """
+    check = {"bf16": "_is_mkldnn_bf16_supported", "fp16": "_is_mkldnn_fp16_supported"}[dtype]
+    return torch.backends.mkldnn.is_available() and bool(getattr(torch.ops.mkldnn, check)())
+
+
+def cpu_low_precision_note(dtype: str) -> str:
+    """What a CPU row in `dtype` ran on: the native bf16 flags, and for bf16/fp16 whether oneDNN ran it."""
+    flags = ", ".join(cpu_bf16_flags()) or "none (no amx_bf16/avx512_bf16: bf16 arithmetic is emulated)"
+    if dtype == "fp32":
+        return f"bf16 flags: {flags}"
+    if cpu_onednn_kernels(dtype):
+        return f"bf16 flags: {flags}; {dtype} convolutions: oneDNN"
+    return (f"bf16 flags: {flags}; {dtype} convolutions: torch's reference kernels (torch has no oneDNN {dtype} path "
+            "on this CPU, it needs AVX-512 or AMX), far slower than fp32")

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from e4e_bench.bench_results import OK, OUT_OF_MEMORY
-from e4e_bench.devices import cpu_bf16_flags, device_name, resolve_device
+from e4e_bench.devices import cpu_low_precision_note, cpu_onednn_kernels, device_name, resolve_device
 from e4e_bench.domains import Domain, get_domain
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.generator import Generator
@@ -184,8 +184,7 @@ def bench_row(method: str, device: torch.device, batch: int, settings: BenchSett
         "weights": RANDOM_WEIGHTS.format(seed=settings.seed) if settings.random_weights else REGISTERED_WEIGHTS,
         "max_abs_diff_to_fp32": None, "mean_abs_diff_to_fp32": None,
         "peak_memory_kind": PEAK_MEMORY_KINDS[device.type], "peak_source": source,
-        "cpu_bf16": None if device.type == "cuda" else (", ".join(cpu_bf16_flags()) or
-                                                        "none (no amx_bf16/avx512_bf16: bf16 is emulated)"),
+        "cpu_bf16": None if device.type == "cuda" else cpu_low_precision_note(settings.dtype),
     }
     if measured is None:
         return row
@@ -242,6 +241,9 @@ def run_bench(settings: BenchSettings) -> list[dict[str, Any]]:
     domain = get_domain(settings.domain)
     rows = []
     for device in bench_devices(settings.devices):
+        if device.type == "cpu" and settings.dtype != "fp32" and not cpu_onednn_kernels(settings.dtype):
+            log.warning("%s on this CPU: torch has no oneDNN %s kernels here (they need AVX-512 or AMX), so "
+                        "convolutions run reference kernels, far slower than fp32", settings.dtype, settings.dtype)
         for name in settings.methods:
             built = build_for_bench(name, domain, device, settings)
             for batch in settings.batch_sizes:

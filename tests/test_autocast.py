@@ -72,6 +72,17 @@ def test_generator_activations_stay_in_the_autocast_dtype(dtype, batch):
 
 @DTYPES
 @pytest.mark.parametrize("name", ["e4e", "psp"])
+def test_encoder_activations_stay_in_the_autocast_dtype(tiny_domain, name, dtype):
+    """Only the 3-channel images are cast down; no feature map returns to fp32 on the way."""
+    method = build_method(name, domain=tiny_domain, random_weights=True, seed=0)
+    images = torch.rand(2, 3, *method.input_size, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.autocast("cpu", dtype=dtype), ActivationCasts(2) as casts:
+        method.invert(images)
+    assert casts.shapes == []
+
+
+@DTYPES
+@pytest.mark.parametrize("name", ["e4e", "psp"])
 def test_encoder_offsets_under_autocast_are_within_8_units_of_fp32(tiny_domain, name, dtype):
     method = build_method(name, domain=tiny_domain, random_weights=True, seed=0)
     images = torch.rand(2, 3, *method.input_size, generator=torch.Generator().manual_seed(0)) * 2 - 1

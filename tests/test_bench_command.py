@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+from e4e_bench import devices, method_throughput
 from e4e_bench.bench_results import OUT_OF_MEMORY, read_bench, write_bench
 from e4e_bench.cli import main
 from e4e_bench.generator import Generator
@@ -128,3 +129,21 @@ def test_compiled_rows_time_the_compiled_generator(tiny_domain):
     assert row["compiled"] and row["status"] == "ok" and row["gflop_per_image"] > 0
     assert generator._compiled_call_impl is not None  # what nn.Module.compile() sets
     torch.testing.assert_close(workload.step(), eager, rtol=1e-4, atol=1e-4)  # inductor may reorder sums
+
+
+@pytest.mark.parametrize("onednn", [True, False])
+def test_cpu_rows_say_which_kernels_ran_low_precision(tmp_path, monkeypatch, caplog, onednn):
+    """The note names the CPU's bf16 flags (from /proc/cpuinfo) and whether torch's oneDNN kernels or its reference
+    kernels ran the bf16 convolutions; the second is warned about before the sweep."""
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("model name\t: Test CPU\nflags\t\t: fpu avx2 avx512_bf16\n")
+    monkeypatch.setattr(devices, "CPUINFO", cpuinfo)
+    monkeypatch.setattr(devices, "cpu_onednn_kernels", lambda dtype: onednn)
+    monkeypatch.setattr(method_throughput, "cpu_onednn_kernels", lambda dtype: onednn)
+    kernels = "oneDNN" if onednn else "torch's reference kernels"
+    assert devices.cpu_low_precision_note("bf16").startswith(f"bf16 flags: avx512_bf16; bf16 convolutions: {kernels}")
+    assert devices.cpu_low_precision_note("fp32") == "bf16 flags: avx512_bf16"
+    with caplog.at_level("WARNING"):
+        assert run_bench(BenchSettings(methods=(), domain="toy", devices=("cpu",), dtype="bf16")) == []
+    assert ("reference kernels" in caplog.text) is not onednn
+

@@ -10,8 +10,8 @@ The official fallback ops are replaced by cheaper equivalents with the same math
   * the modulated convolution folds style, demodulation and gain into the weights for one image
     and scales activations for a batch, so that a batch shares one dense convolution
     (demodulation is a matrix product of squared styles with the squared weight norms);
-  * activations are channels_last, and where autograd does not track them (inference) the
-    per-channel scales, biases and noise are applied in place: at 512 px a new activation map is
+  * activations are channels_last, and with grad mode off (inference) the per-channel scales,
+    biases and noise are applied in place: at 512 px a new activation map is
     64 MB per image, and allocating it costs more than the arithmetic;
   * under autocast the activations stay in the autocast type from one convolution to the next
     (scales, biases and noise are cast to them, not they to fp32), while the 3-channel RGB skip
@@ -46,9 +46,9 @@ def fir_kernel(taps: Sequence[float], gain: float = 1.0) -> torch.Tensor:
 
 
 def multiply_add(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor | None) -> torch.Tensor:
-    """x * scale + shift (`shift` None: + 0), in x's dtype, overwriting x where autograd does not track it."""
+    """x * scale + shift (`shift` None: + 0), in x's dtype, overwriting x when grad mode is off (inference)."""
     scale = scale.to(x.dtype)
-    if x.requires_grad:
+    if torch.is_grad_enabled():
         return x * scale if shift is None else torch.addcmul(shift.to(x.dtype), x, scale)
     if shift is None:
         return x.mul_(scale)
@@ -56,8 +56,8 @@ def multiply_add(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor | Non
 
 
 def add_product(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """x + a * b in x's dtype, overwriting x where autograd does not track it."""
-    if x.requires_grad:
+    """x + a * b in x's dtype, overwriting x when grad mode is off (inference)."""
+    if torch.is_grad_enabled():
         return torch.addcmul(x, a.to(x.dtype), b.to(x.dtype))
     return x.addcmul_(a, b)
 

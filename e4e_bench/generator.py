@@ -398,7 +398,12 @@ class Generator(nn.Module):
         latent = self.to_wplus(codes)
         batch = latent.shape[0]
         noises = self._resolve_noise(noise, batch, rng)
+        if batch > 1 and self.size >= CPU_PER_IMAGE_SIZE and latent.device.type == "cpu" and not torch.is_grad_enabled():
+            return torch.cat([self._synthesize(latent[i : i + 1], _image_noise(noises, i)) for i in range(batch)])
+        return self._synthesize(latent, noises)
 
+    def _synthesize(self, latent: torch.Tensor, noises: list[torch.Tensor | None]) -> torch.Tensor:
+        batch = latent.shape[0]
         # channels_last lets the CPU (oneDNN) and cuDNN convolutions skip layout conversions.
         out = self.input(batch).contiguous(memory_format=torch.channels_last)
         out = self.conv1(out, latent[:, 0], noises[0])
@@ -413,6 +418,17 @@ class Generator(nn.Module):
 
     def extra_repr(self) -> str:
         return f"size={self.size}, style_dim={self.style_dim}, n_latent={self.n_latent}, n_mlp={self.n_mlp}"
+
+
+# From this resolution up, CPU inference decodes a batch one image at a time: each image's style folds
+# into its (small) high-resolution weights, while a batch shares one dense convolution over maps far
+# larger than the cache. 512 px, 2 threads, batch 4: 1.09 s per image this way, 1.25 s batched (1.08 s at batch 1).
+CPU_PER_IMAGE_SIZE = 256
+
+
+def _image_noise(noises: list[torch.Tensor | None], index: int) -> list[torch.Tensor | None]:
+    """Image `index`'s noise maps from maps `[B or 1, 1, H, H]` (or None)."""
+    return [n if n is None or n.shape[0] == 1 else n[index : index + 1] for n in noises]
 
 
 MAPPING_BATCH = 10_000

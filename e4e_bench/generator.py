@@ -8,8 +8,10 @@ The official fallback ops are replaced by cheaper equivalents with the same math
   * upfirdn2d upsampling (zero insertion, pad, FIR) is one depthwise transposed convolution;
   * the blur after an up-convolution is one depthwise convolution;
   * the modulated convolution folds style, demodulation and gain into the weights for one image
-    and scales activations for a batch, so that a batch shares one dense convolution
-    (demodulation is a matrix product of squared styles with the squared weight norms);
+    at inference, and otherwise scales activations, so that a batch shares one dense convolution
+    and backpropagation never needs a weight gradient of the folded kernels (which costs a third
+    more FLOPs per projection step) (demodulation is a matrix product of squared styles with the
+    squared weight norms);
   * activations are channels_last, and with grad mode off (inference) the per-channel scales,
     biases and noise are applied in place: at 512 px a new activation map is
     64 MB per image, and allocating it costs more than the arithmetic;
@@ -154,8 +156,8 @@ class Blur(nn.Module):
 class ModulatedConv2d(nn.Module):
     """Style-modulated convolution with optional demodulation and 2x upsampling.
 
-    `forward(x, w, gain, bias)` returns `gain * modconv(x, w) + bias`. For one image the style,
-    demodulation and gain are folded into the (small) weight; for a batch the activations are
+    `forward(x, w, gain, bias)` returns `gain * modconv(x, w) + bias`. For one image at inference the
+    style, demodulation and gain are folded into the (small) weight; otherwise the activations are
     scaled instead, so that all images share one dense convolution.
     """
 
@@ -190,7 +192,7 @@ class ModulatedConv2d(nn.Module):
         if self.demodulate:
             weight_norms = torch.linalg.vector_norm(weight, dim=(2, 3)).square()  # [out, in]
             out_scale = out_scale * torch.rsqrt(styles.square() @ weight_norms.t() + 1e-8)
-        if x.shape[0] == 1:
+        if x.shape[0] == 1 and not torch.is_grad_enabled():
             return self._conv(x, weight * (out_scale[0, :, None, None, None] * styles[0, None, :, None, None]), bias)
         x = self._conv(x * styles[:, :, None, None].to(x.dtype), weight, None)
         return multiply_add(x, out_scale[:, :, None, None], None if bias is None else bias[None, :, None, None])

@@ -53,6 +53,7 @@ def bench_markdown(rows: Sequence[dict[str, Any]]) -> str:
     """The rows as a Markdown table (columns without any value left out), then each distinct note once."""
     frame = pd.DataFrame([{title: rounded(row.get(key), scale) for key, title, scale in TABLE_COLUMNS} for row in rows])
     frame = frame.dropna(axis="columns", how="all")
+    frame = frame.astype(object).where(frame.notna(), None)  # an empty cell, not "nan" (missingval covers None only)
     notes = dict.fromkeys(f"{key.replace('_', ' ')}: {row[key]}" for row in rows for key in NOTE_KEYS if row.get(key))
     return frame.to_markdown(index=False, missingval="") + "\n\n" + "".join(f"- {note}\n" for note in notes)
 

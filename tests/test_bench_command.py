@@ -85,6 +85,7 @@ def test_bench_command_writes_json_csv_and_markdown_and_report_includes_them(tin
     assert markdown in printed
     assert "| method" in markdown and "images/s" in markdown and "peak RSS of the process" in markdown
     assert "CPU: peak FLOP/s unknown" in markdown and "cpu bf16:" in markdown
+    assert "nan" not in markdown  # the encoders' empty s/step cells are empty
 
     assert main(["report", str(out)]) == 0
     assert read_bench(out / "tables" / "bench.json") == rows

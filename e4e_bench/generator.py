@@ -17,7 +17,8 @@ The official fallback ops are replaced by cheaper equivalents with the same math
     64 MB per image, and allocating it costs more than the arithmetic;
   * under autocast the activations stay in the autocast type from one convolution to the next
     (scales, biases and noise are cast to them, not they to fp32), while the 3-channel RGB skip
-    path, cheap and what the pixels are made of, stays fp32.
+    path, cheap and what the pixels are made of, stays fp32;
+  * CPU inference from CPU_PER_IMAGE_SIZE up decodes a batch one image at a time (see there).
 """
 
 from __future__ import annotations

@@ -63,8 +63,9 @@ def cpu_bf16_flags() -> list[str]:
 def cpu_onednn_kernels(dtype: str) -> bool:
     """Whether torch runs `dtype` ("bf16", "fp16") convolutions on this CPU with oneDNN.
 
-    torch decides this itself (it needs AVX-512 BW/VL/DQ, or AMX); without them a bf16/fp16
-    convolution runs torch's reference kernels, an order of magnitude slower than fp32.
+    torch decides this from the CPU's instruction set (for bf16 AVX-512 or AMX, for fp16 AVX-512-FP16
+    or AMX-FP16); otherwise a bf16/fp16 convolution runs torch's reference kernels, an order of
+    magnitude slower than fp32.
     """
     check = {"bf16": "_is_mkldnn_bf16_supported", "fp16": "_is_mkldnn_fp16_supported"}[dtype]
     return torch.backends.mkldnn.is_available() and bool(getattr(torch.ops.mkldnn, check)())
@@ -78,4 +79,4 @@ def cpu_low_precision_note(dtype: str) -> str:
     if cpu_onednn_kernels(dtype):
         return f"bf16 flags: {flags}; {dtype} convolutions: oneDNN"
     return (f"bf16 flags: {flags}; {dtype} convolutions: torch's reference kernels (torch has no oneDNN {dtype} path "
-            "on this CPU, it needs AVX-512 or AMX), far slower than fp32")
+            "on this CPU), far slower than fp32")

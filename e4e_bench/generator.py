@@ -18,7 +18,7 @@ The official fallback ops are replaced by cheaper equivalents with the same math
   * under autocast the activations stay in the autocast type from one convolution to the next
     (scales, biases and noise are cast to them, not they to fp32), while the 3-channel RGB skip
     path, cheap and what the pixels are made of, stays fp32;
-  * CPU inference from CPU_PER_IMAGE_SIZE up decodes a batch one image at a time (see there).
+  * fp32 CPU inference from CPU_PER_IMAGE_SIZE up decodes a batch one image at a time (see there).
 """
 
 from __future__ import annotations
@@ -187,12 +187,14 @@ class ModulatedConv2d(nn.Module):
             self.blur = Blur(blur_taps, pad=((pad + 1) // 2 + factor - 1, pad // 2 + 1), upsample_factor=factor)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, gain: float = 1.0, bias: torch.Tensor | None = None) -> torch.Tensor:
-        styles = self.modulation(w).to(self.weight.dtype) * self.scale  # [B, in], the weight scale folded in
+        styles = self.modulation(w).to(self.weight.dtype)  # [B, in]
         weight = self.weight[0]  # [out, in, k, k], unscaled
         out_scale = torch.full_like(styles[:, :1], gain)  # [B, 1] or [B, out]
         if self.demodulate:
+            # Scaled after the product: squares of scaled styles would be near fp16's subnormal range.
             weight_norms = torch.linalg.vector_norm(weight, dim=(2, 3)).square()  # [out, in]
-            out_scale = out_scale * torch.rsqrt(styles.square() @ weight_norms.t() + 1e-8)
+            out_scale = out_scale * torch.rsqrt((styles.square() @ weight_norms.t()) * self.scale**2 + 1e-8)
+        styles = styles * self.scale  # the weight scale, folded into the styles
         if x.shape[0] == 1 and not torch.is_grad_enabled():
             return self._conv(x, weight * (out_scale[0, :, None, None, None] * styles[0, None, :, None, None]), bias)
         x = self._conv(x * styles[:, :, None, None].to(x.dtype), weight, None)
@@ -264,7 +266,7 @@ class ToRGB(nn.Module):
         self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
-        rgb = self.conv(x, w, bias=self.bias.view(3)).to(self.bias.dtype)  # fp32 under autocast
+        rgb = self.conv(x, w, bias=self.bias.view(3)).to(self.bias.dtype)  # the 1x1 conv in the autocast type, the sum in fp32
         if skip is not None:
             with torch.autocast(x.device.type, enabled=False):
                 rgb = rgb + self.upsample(skip)
@@ -401,7 +403,8 @@ class Generator(nn.Module):
         latent = self.to_wplus(codes)
         batch = latent.shape[0]
         noises = self._resolve_noise(noise, batch, rng)
-        if batch > 1 and self.size >= CPU_PER_IMAGE_SIZE and latent.device.type == "cpu" and not torch.is_grad_enabled():
+        if batch > 1 and self.size >= CPU_PER_IMAGE_SIZE and latent.device.type == "cpu" and not torch.is_grad_enabled() \
+                and not torch.is_autocast_enabled("cpu"):
             return torch.cat([self._synthesize(latent[i : i + 1], _image_noise(noises, i)) for i in range(batch)])
         return self._synthesize(latent, noises)
 
@@ -423,9 +426,10 @@ class Generator(nn.Module):
         return f"size={self.size}, style_dim={self.style_dim}, n_latent={self.n_latent}, n_mlp={self.n_mlp}"
 
 
-# From this resolution up, CPU inference decodes a batch one image at a time: each image's style folds
-# into its (small) high-resolution weights, while a batch shares one dense convolution over maps far
-# larger than the cache. 512 px, 2 threads, batch 4: 1.09 s per image this way, 1.25 s batched (1.08 s at batch 1).
+# From this resolution up, fp32 CPU inference decodes a batch one image at a time: each image's style
+# folds into its (small) high-resolution weights, while a batch shares one dense convolution over maps
+# far larger than the cache. 512 px, 2 threads, batch 4: 1.09 s per image this way, 1.25 s batched
+# (1.08 s at batch 1). Not under autocast, where torch's bf16 reference kernels gain from a batch.
 CPU_PER_IMAGE_SIZE = 256
 
 

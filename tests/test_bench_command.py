@@ -136,6 +136,7 @@ def test_compiled_rows_time_the_compiled_generator(tiny_domain):
 def test_cpu_rows_say_which_kernels_ran_low_precision(tmp_path, monkeypatch, caplog, onednn):
     """The note names the CPU's bf16 flags (from /proc/cpuinfo) and whether torch's oneDNN kernels or its reference
     kernels ran the bf16 convolutions; the second is warned about before the sweep."""
+    assert {type(devices.cpu_onednn_kernels(dtype)) for dtype in ("bf16", "fp16")} == {bool}  # torch's own check runs
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("model name\t: Test CPU\nflags\t\t: fpu avx2 avx512_bf16\n")
     monkeypatch.setattr(devices, "CPUINFO", cpuinfo)

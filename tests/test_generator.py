@@ -206,16 +206,44 @@ def test_sample_w_maps_the_draws_of_the_given_generator_whatever_the_chunking(mo
 
 
 @pytest.mark.parametrize("noise", ["const", "random", "per-image maps", "shared maps"])
-def test_cpu_inference_decodes_a_large_batch_image_by_image_with_the_same_result(noise):
-    """From CPU_PER_IMAGE_SIZE up, inference on the CPU decodes one image at a time; autograd decodes the batch
-    in one pass. Both must give the same images for every kind of noise, each image keeping its own maps."""
+def test_cpu_inference_decodes_a_large_batch_image_by_image_with_the_same_result(noise, monkeypatch):
+    """From CPU_PER_IMAGE_SIZE up, fp32 inference on the CPU decodes one image at a time; autograd and autocast
+    decode the batch in one pass. The images must be the same for every kind of noise, each image keeping its
+    own maps (the noise strengths are non-zero, so a wrong map shows)."""
     size = generator_module.CPU_PER_IMAGE_SIZE
     generator = Generator(size, style_dim=16, n_mlp=1, channels={2**k: 4 for k in range(2, int(math.log2(size)) + 1)})
+    with torch.no_grad():
+        for layer in [generator.conv1, *generator.convs]:
+            layer.noise.weight.fill_(0.5)
+            layer.activate.bias.normal_(generator=torch.Generator().manual_seed(3))
     codes = torch.randn(3, generator.n_latent, 16, generator=torch.Generator().manual_seed(0))
     if noise in ("per-image maps", "shared maps"):
         noise = generator.make_noise(3 if noise == "per-image maps" else 1, rng=torch.Generator().manual_seed(2))
+    passes = []
+    synthesize = generator._synthesize
+    monkeypatch.setattr(generator, "_synthesize", lambda latent, noises: passes.append(len(latent)) or synthesize(latent, noises))
     with torch.enable_grad():
         batched = generator(codes, noise=noise, rng=torch.Generator().manual_seed(1))
     with torch.inference_mode():
         image_by_image = generator(codes, noise=noise, rng=torch.Generator().manual_seed(1))
-    torch.testing.assert_close(image_by_image, batched.detach(), atol=1e-5, rtol=1e-5)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            generator(codes, noise=noise, rng=torch.Generator().manual_seed(1))
+    assert passes == [3, 1, 1, 1, 3]
+    torch.testing.assert_close(image_by_image, batched.detach(), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_modulated_conv_gradients_match_finite_differences(batch):
+    """Under autograd one image takes the activation-scaling path like a batch: its gradients with respect to
+    the input, the codes and the weights are those of finite differences (float64)."""
+    torch.manual_seed(0)
+    for upsample in (False, True):
+        conv = ModulatedConv2d(3, 2, 3, 4, upsample=upsample).double()
+        x, w = torch.randn(batch, 3, 5, 5, dtype=torch.float64), torch.randn(batch, 4, dtype=torch.float64)
+        weight = conv.weight
+
+        def f(x, w, weight):
+            conv.weight = weight
+            return conv(x, w, gain=1.3, bias=torch.ones(2, dtype=torch.float64))
+
+        assert torch.autograd.gradcheck(f, (x.requires_grad_(), w.requires_grad_(), weight))

@@ -16,6 +16,7 @@ from e4e_bench.domains import DOMAINS
 from e4e_bench.generator import NOISE_MODES
 from e4e_bench.methods import METHODS
 
+DEFAULT_METHODS = ("e4e", "psp", "opt_w", "opt_wplus")  # what `run` and `bench` compare unless told
 PROJECTOR_FLAGS = ("steps", "lr", "lpips_weight", "mse_weight", "noise_regularize", "optimize_noise")
 
 

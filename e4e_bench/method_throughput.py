@@ -242,8 +242,7 @@ def run_bench(settings: BenchSettings) -> list[dict[str, Any]]:
     rows = []
     for device in bench_devices(settings.devices):
         if device.type == "cpu" and settings.dtype != "fp32" and not cpu_onednn_kernels(settings.dtype):
-            log.warning("%s on this CPU: torch has no oneDNN %s kernels here, so convolutions run reference kernels, "
-                        "far slower than fp32", settings.dtype, settings.dtype)
+            log.warning("%s", cpu_low_precision_note(settings.dtype))
         for name in settings.methods:
             built = build_for_bench(name, domain, device, settings)
             for batch in settings.batch_sizes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from e4e_bench.arguments import distinct_names, non_negative_int, positive_int, positive_ints
+from e4e_bench.arguments import DEFAULT_METHODS, distinct_names, non_negative_int, positive_int, positive_ints
 from e4e_bench.domains import DOMAINS
 
 EXAMPLES = """examples:
@@ -28,7 +28,7 @@ def register(subparsers) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--methods", type=distinct_names, default=("e4e", "psp", "opt_w", "opt_wplus"),
+    parser.add_argument("--methods", type=distinct_names, default=DEFAULT_METHODS,
                         help="comma-separated methods, and `generator` for the decoder alone (default e4e,psp,opt_w,opt_wplus)")
     parser.add_argument("--domain", choices=sorted(DOMAINS), required=True, help="the architecture and input size")
     parser.add_argument("--batch-sizes", type=positive_ints, default=(1, 8, 32), help="comma-separated (default 1,8,32)")

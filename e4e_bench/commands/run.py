@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from e4e_bench.arguments import add_projector_options, distinct_names, positive_int, projector_options
+from e4e_bench.arguments import DEFAULT_METHODS, add_projector_options, distinct_names, positive_int, projector_options
 from e4e_bench.domains import DOMAINS
 from e4e_bench.io import check_output_folder
 
@@ -35,7 +35,7 @@ def register(subparsers) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--methods", type=distinct_names, default=("e4e", "psp", "opt_w", "opt_wplus"),
+    parser.add_argument("--methods", type=distinct_names, default=DEFAULT_METHODS,
                         help="comma-separated methods (default e4e,psp,opt_w,opt_wplus)")
     parser.add_argument("--domain", choices=sorted(DOMAINS), default="toy", help="default toy (ships with the package)")
     parser.add_argument("--data", type=Path, help="folder of test images (default for toy: its rendered test split)")

@@ -16,8 +16,8 @@ from e4e_bench.assets import asset_path
 from e4e_bench.checkpoints import load_generator
 from e4e_bench.domains import Domain
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.generator import Generator
-from e4e_bench.lpips_net import build_lpips
+from e4e_bench.networks.generator import Generator
+from e4e_bench.networks.lpips_net import build_lpips
 from e4e_bench.methods import WeightSource, method_options
 from e4e_bench.seeding import seeded_initialisation
 

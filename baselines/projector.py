@@ -23,7 +23,7 @@ from baselines.schedules import latent_noise_scale, learning_rate
 from baselines.target_lpips import TargetLPIPS
 from e4e_bench.domains import Domain
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.generator import sample_w
+from e4e_bench.networks.generator import sample_w
 
 Space = Literal["w", "wplus"]
 SPACES = ("w", "wplus")

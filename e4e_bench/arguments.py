@@ -13,7 +13,7 @@ from typing import Any
 
 from e4e_bench.devices import resolve_device
 from e4e_bench.domains import DOMAINS
-from e4e_bench.generator import NOISE_MODES
+from e4e_bench.networks.generator import NOISE_MODES
 from e4e_bench.methods import METHODS
 
 DEFAULT_METHODS = ("e4e", "psp", "opt_w", "opt_wplus")  # what `run` and `bench` compare unless told

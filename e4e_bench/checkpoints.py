@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.generator import Generator, default_channels
+from e4e_bench.networks.generator import Generator, default_channels
 from e4e_bench.io import atomic_write
 
 GENERATOR_FORMATS = "a rosinality StyleGAN2 .pt (with 'g_ema') or an official e4e/pSp checkpoint (with 'state_dict')"

@@ -12,7 +12,7 @@ from tqdm import tqdm
 from e4e_bench.checkpoints import read_checkpoint
 from e4e_bench.data import save_images
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.generator import Generator, NoiseSpec
+from e4e_bench.networks.generator import Generator, NoiseSpec
 from e4e_bench.io import atomic_write
 
 

@@ -19,7 +19,7 @@ from e4e_bench.checkpoints import load_file
 from e4e_bench.data import by_stem, check_aspect, list_images, warn_stretched
 from e4e_bench.domains import DOMAINS, Domain, get_domain
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.generator import Generator
+from e4e_bench.networks.generator import Generator
 from e4e_bench.registry import Registry
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from e4e_bench.generator import Generator, NoiseSpec
+from e4e_bench.networks.generator import Generator, NoiseSpec
 from encoders.psp_encoder import GradualStyleEncoder
 
 

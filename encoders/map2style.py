@@ -6,7 +6,7 @@ import math
 from torch import Tensor, nn
 
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.generator import EqualLinear
+from e4e_bench.networks.generator import EqualLinear
 
 # Slope of the heads' activations: nn.LeakyReLU's default, not StyleGAN's 0.2.
 HEAD_SLOPE = 0.01

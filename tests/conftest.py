@@ -12,7 +12,7 @@ from PIL import Image
 
 from e4e_bench.checkpoints import save_checkpoint
 from e4e_bench.domains import DOMAINS, Domain
-from e4e_bench.generator import Generator
+from e4e_bench.networks.generator import Generator
 
 # Tiny models gain nothing from intra-op threads; one thread avoids oversubscription when
 # several test processes share the cores. Benchmarks set their own thread count.

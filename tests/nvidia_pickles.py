@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from e4e_bench import generator as ours
+from e4e_bench.networks import generator as ours
 
 NETWORKS_SOURCE = '"""training/networks.py of stylegan2-ada-pytorch would be here."""\n'
 TF_NETWORKS_SOURCE = '"""training/networks_stylegan2.py of the TF release would be here."""\n'

@@ -1,6 +1,6 @@
 """stylegan2-ada-pytorch's synthesis forward on its own state dict, from the reference (§1.3, §1.6, §2.5).
 
-Independent of e4e_bench.generator: resampling is done literally (zero insertion, padding, a true
+Independent of e4e_bench.networks.generator: resampling is done literally (zero insertion, padding, a true
 convolution with the FIR filter), the up-convolution as zero insertion then a correlation with
 the flipped kernel, and the conv weights carry no 1/sqrt(fan_in) gain, as in NVIDIA's layers.
 """

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from e4e_bench.checkpoints import save_checkpoint
-from e4e_bench.generator import Generator
+from e4e_bench.networks.generator import Generator
 from encoders.e4e_encoder import Encoder4Editing
 from encoders.psp_encoder import GradualStyleEncoder
 

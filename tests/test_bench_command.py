@@ -9,11 +9,13 @@ import pandas as pd
 import pytest
 import torch
 
-from e4e_bench import devices, method_throughput
-from e4e_bench.bench_results import OUT_OF_MEMORY, read_bench, write_bench
+from e4e_bench import devices
+
+from e4e_bench.throughput import bench as method_throughput
+from e4e_bench.reporting.bench_results import OUT_OF_MEMORY, read_bench, write_bench
 from e4e_bench.cli import main
-from e4e_bench.generator import Generator
-from e4e_bench.method_throughput import (BenchSettings, Workload, generator_workload, measure_batch, prepared_step,
+from e4e_bench.networks.generator import Generator
+from e4e_bench.throughput.bench import (BenchSettings, Workload, generator_workload, measure_batch, prepared_step,
                                           run_bench)
 from e4e_bench.methods import METHODS, MethodEntry, WeightSource
 from tests.conftest import make_tiny_generator

@@ -10,7 +10,7 @@ from e4e_bench.editing import ganspace, parse_direction
 from e4e_bench.editing.ganspace import NAMED_EDITS, PCA, fit_pca
 from e4e_bench.editing.sefa import factorise
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.generator import Generator
+from e4e_bench.networks.generator import Generator
 
 STYLE_DIM = 32
 

@@ -11,7 +11,7 @@ from e4e_bench.cli import main
 from e4e_bench.data import list_images, load_images
 from e4e_bench.domains import get_domain
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.generator import Generator
+from e4e_bench.networks.generator import Generator
 from e4e_bench.methods import InversionMethod, build_method
 from encoders.ir_se import STAGE_DEPTHS
 from tests.conftest import TINY_CARS, make_tiny_generator, rosinality_checkpoint, write_images

@@ -10,7 +10,7 @@ from PIL import Image
 
 from e4e_bench import cli
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.face_align import align_face, align_photos, ffhq_quad
+from e4e_bench.faces.align import align_face, align_photos, ffhq_quad
 from tests.face_photos import astronaut, ffhq_geometry, grace_hopper, grace_hopper_file, require_faces_extra
 
 TIGHT_BOX = (150, 110, 400, 360)  # left, top, right, bottom: the face and little else
@@ -65,7 +65,7 @@ def test_an_upright_quad_inside_the_photo_is_sampled_between_pixel_centres():
 @pytest.fixture(scope="module")
 def find_face():
     require_faces_extra()
-    from e4e_bench.face_landmarks import FaceFinder
+    from e4e_bench.faces.landmarks import FaceFinder
 
     return FaceFinder()
 

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.checkpoints import generator_config, generator_from_state_dict
-from e4e_bench import generator as generator_module
-from e4e_bench.generator import Blur, Generator, ModulatedConv2d, StyledConv, Upsample, fir_kernel, sample_w, scaled_leaky_relu
+from e4e_bench.networks import generator as generator_module
+from e4e_bench.networks.generator import Blur, Generator, ModulatedConv2d, StyledConv, Upsample, fir_kernel, sample_w, scaled_leaky_relu
 
 
 def upfirdn2d_reference(x, kernel, up=1, pad=(0, 0)):

@@ -11,12 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from e4e_bench import fingerprint, inversion
+from e4e_bench.pipeline import fingerprint
+
+from e4e_bench.pipeline import inversion
 from e4e_bench.checkpoints import save_checkpoint
 from e4e_bench.cli import main
 from e4e_bench.domains import DOMAINS
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.fingerprint import check_fingerprint, file_identity, method_fingerprint
+from e4e_bench.pipeline.fingerprint import check_fingerprint, file_identity, method_fingerprint
 from e4e_bench.methods import InversionMethod, build_method
 from tests.conftest import TINY_CARS, make_tiny_generator, rosinality_checkpoint, write_images
 from tests.official_checkpoints import write_official_checkpoint

@@ -12,7 +12,7 @@ from e4e_bench.data import save_images
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.io import atomic_write, write_text
 from e4e_bench.latents import write_codes
-from e4e_bench.results import write_per_image_csv
+from e4e_bench.reporting.results_files import write_per_image_csv
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):

@@ -9,7 +9,7 @@ from e4e_bench import cli, methods
 from e4e_bench.domains import Domain
 from e4e_bench.editing import parse_direction
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.generator import Generator
+from e4e_bench.networks.generator import Generator
 from e4e_bench.metrics.evaluate import Evaluation
 from e4e_bench.metrics.latent_proximity import layer_spread
 from e4e_bench.metrics.lec import aggregate, latent_editing_consistency

@@ -10,7 +10,7 @@ import torch
 import torchvision
 
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.lpips_net import build_lpips
+from e4e_bench.networks.lpips_net import build_lpips
 
 
 def test_backbone_loaded_from_cache(tmp_path, monkeypatch):

@@ -12,7 +12,7 @@ import torchvision
 from tests.conftest import write_images
 from e4e_bench import cli
 from e4e_bench.data import list_images, load_images
-from e4e_bench.lpips_net import build_lpips
+from e4e_bench.networks.lpips_net import build_lpips
 from tests.metrics_helpers import distort, smooth_images
 
 

@@ -10,7 +10,7 @@ from e4e_bench.errors import E4EBenchError
 from e4e_bench.metrics import MetricSpec, get_metric
 from e4e_bench.metrics.evaluate import Evaluation
 from e4e_bench.metrics.identity import IdentitySimilarity, write_random_recognition_onnx
-from e4e_bench.moco import load_moco
+from e4e_bench.networks.moco import load_moco
 from tests.metrics_helpers import distort, random_context, smooth_images
 
 

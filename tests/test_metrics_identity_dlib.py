@@ -68,7 +68,7 @@ def test_metrics_command_gives_dlibs_own_numbers_and_counts_a_missing_face(tmp_p
     require_faces_extra()
     import dlib
 
-    from e4e_bench.face_landmarks import LANDMARKS_68, RESNET_DESCRIPTOR, model_file
+    from e4e_bench.faces.landmarks import LANDMARKS_68, RESNET_DESCRIPTOR, model_file
 
     grace = faces["grace"]
     resized = grace.resize((160, 160), Image.Resampling.LANCZOS).resize((256, 256), Image.Resampling.BICUBIC)

@@ -18,7 +18,7 @@ from tests.conftest import write_images
 from e4e_bench import cli
 from e4e_bench.checkpoints import load_generator, read_checkpoint
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.generator import Generator
+from e4e_bench.networks.generator import Generator
 from e4e_bench.nvidia.convert import convert_pickle, read_nvidia_pickle
 from tests.nvidia_synthesis import nvidia_synthesis
 from tests.official_checkpoints import TINY_STAGE_DEPTHS

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from e4e_bench import results
+from e4e_bench.reporting import results_files as results
 from e4e_bench.cli import main
 from e4e_bench.commands import generate, invert, metrics
 from e4e_bench.errors import E4EBenchError

@@ -13,7 +13,7 @@ from baselines.target_lpips import TargetLPIPS
 from tests.conftest import make_tiny_generator
 from e4e_bench.domains import Domain
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.lpips_net import build_lpips
+from e4e_bench.networks.lpips_net import build_lpips
 
 MSE_ONLY = dict(lpips_weight=0.0, mse_weight=1.0)
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 from scipy.spatial.distance import mahalanobis as scipy_mahalanobis
 
-from e4e_bench.generator import Generator
+from e4e_bench.networks.generator import Generator
 from e4e_bench.metrics.latent_proximity import (
     fit_w_distribution,
     latent_proximity,

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from e4e_bench.cli import main as cli
-from e4e_bench.drift import BaselineError, compare, make_baseline, read_baseline, write_baseline
-from e4e_bench.run_results import MethodResult, MetricInfo, RunSummary, Value
-from e4e_bench.tables import csv_table, format_number, latex_table, markdown_table
+from e4e_bench.reporting.drift import BaselineError, compare, make_baseline, read_baseline, write_baseline
+from e4e_bench.reporting.run_results import MethodResult, MetricInfo, RunSummary, Value
+from e4e_bench.reporting.tables import csv_table, format_number, latex_table, markdown_table
 from tests.conftest import write_images
 
 PROTOCOLS = {"l2": "MSE of [-1,1] images at 72x96", "msssim": "MS-SSIM 3 scales", "lec": "e4e LEC, toy edit"}

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from e4e_bench import inversion
+from e4e_bench.pipeline import inversion
 from e4e_bench.checkpoints import save_checkpoint
 from e4e_bench.cli import main
 from e4e_bench.domains import DOMAINS

@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from e4e_bench import throughput
-from e4e_bench.inversion import Inverted
-from e4e_bench.method_throughput import BenchSettings, Workload, measure_batch
-from e4e_bench.peak_flops import peak_rate
+from e4e_bench.throughput import timing as throughput
+from e4e_bench.pipeline.inversion import Inverted
+from e4e_bench.throughput.bench import BenchSettings, Workload, measure_batch
+from e4e_bench.throughput.peak_flops import peak_rate
 
 # Seconds each call of the fake step takes: the FLOP-counted call, one warm-up call, then five timed calls.
 DURATIONS = [9.0, 7.0, 0.1, 0.4, 0.2, 0.3, 0.5]

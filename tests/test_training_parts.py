@@ -15,7 +15,7 @@ from encoders.training.latent_discriminator import (
     discriminator_loss,
     r1_penalty,
 )
-from e4e_bench.face_crop import face_box as face_crop
+from e4e_bench.faces.crop import face_box as face_crop
 from encoders.training.losses import ArcFaceSimilarity, delta_regulariser, similarity_loss, w_norm
 from encoders.training.options import TrainOptions, recipe_defaults
 from encoders.training.progressive import active_rows, progressive_steps, stage_at

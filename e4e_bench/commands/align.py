@@ -33,7 +33,7 @@ def register(subparsers) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from e4e_bench.data import list_images
-    from e4e_bench.face_align import align_photos
+    from e4e_bench.faces.align import align_photos
 
     photos = list_images(args.images)
     report = align_photos(photos, args.out, args.size)

@@ -51,8 +51,8 @@ def register(subparsers) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from e4e_bench.bench_results import write_bench
-    from e4e_bench.method_throughput import BenchSettings, run_bench
+    from e4e_bench.reporting.bench_results import write_bench
+    from e4e_bench.throughput.bench import BenchSettings, run_bench
 
     settings = BenchSettings(
         methods=args.methods, domain=args.domain, batch_sizes=args.batch_sizes, devices=args.devices,

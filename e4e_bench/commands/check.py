@@ -34,8 +34,8 @@ def register(subparsers) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from e4e_bench.drift import compare, drift_table, make_baseline, read_baseline, write_baseline
-    from e4e_bench.run_results import RunSummary
+    from e4e_bench.reporting.drift import compare, drift_table, make_baseline, read_baseline, write_baseline
+    from e4e_bench.reporting.run_results import RunSummary
 
     summary = RunSummary.load(args.run_dir)
     if args.update:

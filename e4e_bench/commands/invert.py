@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from e4e_bench.arguments import add_method_arguments, method_keywords, positive_int
-from e4e_bench.inversion import invert_folder, write_inversion
+from e4e_bench.pipeline.inversion import invert_folder, write_inversion
 from e4e_bench.io import check_output_folder
 from e4e_bench.methods import build_method, resolve_domain
 
@@ -47,7 +47,7 @@ def main(args: argparse.Namespace) -> int:
     domain = resolve_domain(args.domain, args.checkpoint)
     images = args.images
     if args.align:
-        from e4e_bench.face_align import aligned_folder
+        from e4e_bench.faces.align import aligned_folder
 
         images = aligned_folder(args.images, args.out / "aligned", domain)
     method = build_method(args.method, domain=domain, **method_keywords(args))

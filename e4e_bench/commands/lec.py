@@ -9,7 +9,7 @@ from pathlib import Path
 from e4e_bench.arguments import add_method_arguments, method_keywords, positive_int
 from e4e_bench.editing import SPEC_HELP
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.inversion import invert_images
+from e4e_bench.pipeline.inversion import invert_images
 from e4e_bench.methods import build_method, images_for, resolve_domain
 from e4e_bench.metrics.latent_proximity import latent_proximity
 from e4e_bench.metrics.lec import PROTOCOL_BATCH_SIZE

@@ -12,17 +12,17 @@ from e4e_bench.devices import resolve_device
 from e4e_bench.domains import get_domain
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.io import check_output_file
-from e4e_bench.lpips_net import BACKBONE_ASSETS
+from e4e_bench.networks.lpips_net import BACKBONE_ASSETS
 from e4e_bench.metrics import METRICS, MetricContext, parse_metric_list
 from e4e_bench.metrics.registry import IMAGE_KINDS
 from e4e_bench.metrics.evaluate import evaluate_folders
 from e4e_bench.metrics.fid import FID_ASSET
-from e4e_bench.metrics.identity import ARCFACE_ASSET
-from e4e_bench.moco import MOCO_ASSET
-from e4e_bench.results import json_safe, write_per_image_csv
+from e4e_bench.metrics.identity import INSIGHTFACE_ARCFACE_ASSET
+from e4e_bench.networks.moco import MOCO_ASSET
+from e4e_bench.reporting.results_files import json_safe, write_per_image_csv
 
 DEFAULT_METRICS = "l2,lpips,msssim"
-LOCAL_WEIGHTS = (FID_ASSET, MOCO_ASSET, ARCFACE_ASSET, *BACKBONE_ASSETS.values())  # files --weights can replace
+LOCAL_WEIGHTS = (FID_ASSET, MOCO_ASSET, INSIGHTFACE_ARCFACE_ASSET, *BACKBONE_ASSETS.values())  # files --weights can replace
 EXAMPLES = """examples:
   python -m e4e_bench metrics --real data/test --fake runs/e4e/images --metrics l2,lpips,msssim,id,fid,swd --domain faces
   python -m e4e_bench metrics --real real/ --fake fake/ --metrics swd --seed 1 --per-image scores.csv

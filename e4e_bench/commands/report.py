@@ -32,7 +32,7 @@ def register(subparsers) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from e4e_bench.errors import E4EBenchError
-    from e4e_bench.report import build_report
+    from e4e_bench.reporting.report import build_report
 
     if args.out is None and len(args.run_dirs) > 1:
         raise E4EBenchError("several runs are merged into one report: pass --out DIR")

@@ -59,8 +59,8 @@ def register(subparsers) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from e4e_bench.benchmark import Benchmark, RunSettings
-    from e4e_bench.tables import markdown_table
+    from e4e_bench.pipeline.runner import Benchmark, RunSettings
+    from e4e_bench.reporting.tables import markdown_table
 
     settings = RunSettings(
         methods=args.methods,

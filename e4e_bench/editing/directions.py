@@ -11,7 +11,7 @@ import torch
 from e4e_bench import assets
 from e4e_bench.editing import ganspace, interfacegan, sefa
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.generator import Generator
+from e4e_bench.networks.generator import Generator
 
 FITTED_PCA = (
     f"our own IncrementalPCA of {ganspace.FIT_SAMPLES:,} mapped samples, seed {ganspace.FIT_SEED}, "

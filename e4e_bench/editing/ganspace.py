@@ -17,7 +17,7 @@ import torch
 
 from e4e_bench.checkpoints import read_checkpoint
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.generator import Generator, sample_w
+from e4e_bench.networks.generator import Generator, sample_w
 
 
 FIT_SAMPLES = 100_000

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.generator import Generator
+from e4e_bench.networks.generator import Generator
 
 
 def factorisable_rows(generator: Generator) -> range:

@@ -6,7 +6,7 @@ import functools
 
 import torch
 
-from e4e_bench.lpips_net import BACKBONE_ASSETS, build_lpips
+from e4e_bench.networks.lpips_net import BACKBONE_ASSETS, build_lpips
 from e4e_bench.metrics.registry import MetricContext, register_metric
 
 SIZE_NOTE = "at the domain's evaluation size (256x256, cars 192x256) with --domain, else at the files' own size"

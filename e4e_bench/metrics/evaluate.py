@@ -22,10 +22,10 @@ from tqdm import tqdm
 
 from e4e_bench.data import by_stem, list_images, load_images, some_of, warn_stretched
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.generator import Generator
+from e4e_bench.networks.generator import Generator
 from e4e_bench.methods import InversionMethod
 from e4e_bench.metrics.registry import IMAGE_KINDS, KINDS, SIDES, MetricContext, MetricResult, MetricSpec
-from e4e_bench.throughput import Stopwatch
+from e4e_bench.throughput.timing import Stopwatch
 
 log = logging.getLogger(__name__)
 

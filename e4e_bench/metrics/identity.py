@@ -3,7 +3,7 @@
 ArcFace is insightface's recognition model (``w600k_r50.onnx`` from the buffalo_l pack) run through
 insightface's own ``ArcFaceONNX`` on 112x112 crops. The faces are FFHQ-aligned, so no detector
 runs: the crop is pSp's fixed face box (rows 35:223, columns 32:220 of a 256x256 image, scaled to
-the image size), area-averaged to 112x112. MoCo is e4e's MocoLoss network (``e4e_bench.moco``).
+the image size), area-averaged to 112x112. MoCo is e4e's MocoLoss network (``e4e_bench.networks.moco``).
 The score is the cosine of the two embeddings; an image whose embedding is not finite or is zero
 gets NaN and is counted as failed, never dropped.
 """
@@ -18,12 +18,12 @@ import torch
 import torch.nn.functional as F
 
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.face_crop import arcface_input
-from e4e_bench.moco import MOCO_ASSET, load_moco
+from e4e_bench.faces.crop import arcface_input
+from e4e_bench.networks.moco import MOCO_ASSET, load_moco
 from e4e_bench.domains import IDENTITY_METRICS
 from e4e_bench.metrics.registry import MetricContext, get_metric, register_metric
 
-ARCFACE_ASSET = "arcface-w600k-r50"
+INSIGHTFACE_ARCFACE_ASSET = "arcface-w600k-r50"
 
 ARCFACE_PROTOCOL = (
     "cosine of insightface ArcFace (buffalo_l w600k_r50.onnx, ArcFaceONNX, RGB (x-127.5)/127.5) embeddings of "
@@ -45,8 +45,8 @@ class ArcFaceEmbedder:
         providers = ["CPUExecutionProvider"]
         if context.device.type == "cuda" and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
-        if context.pretrained or ARCFACE_ASSET in context.weights:
-            model_file = context.weights_file(ARCFACE_ASSET)
+        if context.pretrained or INSIGHTFACE_ARCFACE_ASSET in context.weights:
+            model_file = context.weights_file(INSIGHTFACE_ARCFACE_ASSET)
             self.model = get_model(str(model_file), providers=providers)
         else:
             with tempfile.TemporaryDirectory() as folder:  # the session keeps the graph; the file can go
@@ -55,7 +55,7 @@ class ArcFaceEmbedder:
         if self.model is None or getattr(self.model, "taskname", None) != "recognition":
             raise E4EBenchError(
                 f"{model_file} is not an insightface recognition model; "
-                f"run `python -m e4e_bench assets fetch {ARCFACE_ASSET}`"
+                f"run `python -m e4e_bench assets fetch {INSIGHTFACE_ARCFACE_ASSET}`"
             )
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
@@ -124,7 +124,7 @@ def arcface_similarity(context: MetricContext) -> IdentitySimilarity:
 
 
 @register_metric(IDENTITY_METRICS["arcface"], kind="paired", higher_is_better=True, protocol=ARCFACE_PROTOCOL,
-                 assets=(ARCFACE_ASSET,))
+                 assets=(INSIGHTFACE_ARCFACE_ASSET,))
 def build_id_arcface(context: MetricContext) -> IdentitySimilarity:
     return arcface_similarity(context)
 

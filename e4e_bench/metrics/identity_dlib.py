@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from e4e_bench.data import to_uint8
-from e4e_bench.face_landmarks import RESNET_DESCRIPTOR, FaceFinder, import_dlib, model_file
+from e4e_bench.faces.landmarks import RESNET_DESCRIPTOR, FaceFinder, import_dlib, model_file
 from e4e_bench.metrics.registry import MetricContext, register_metric
 
 SAME_PERSON_DISTANCE = 0.6  # dlib's threshold for its descriptors (dlib_face_recognition_resnet_model_v1)

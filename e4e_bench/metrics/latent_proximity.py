@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from e4e_bench.generator import Generator, sample_w
+from e4e_bench.networks.generator import Generator, sample_w
 from e4e_bench.metrics.registry import MetricContext, register_metric
 
 W_SAMPLES = 10_000

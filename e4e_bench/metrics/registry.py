@@ -28,7 +28,7 @@ from e4e_bench.errors import E4EBenchError
 from e4e_bench.registry import Registry
 
 if TYPE_CHECKING:
-    from e4e_bench.generator import Generator
+    from e4e_bench.networks.generator import Generator
     from e4e_bench.methods import InversionMethod
 
 KINDS = ("paired", "set", "latent", "method")

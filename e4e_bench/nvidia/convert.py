@@ -19,7 +19,7 @@ import torch
 from e4e_bench.assets import sha256_of
 from e4e_bench.checkpoints import generator_checkpoint, generator_from_state_dict, save_checkpoint
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.generator import Generator, fir_kernel
+from e4e_bench.networks.generator import Generator, fir_kernel
 from e4e_bench.nvidia.ada_pytorch import NvidiaGenerator, read_ada_generator
 from e4e_bench.nvidia.safe_unpickler import TFNetwork, load_pickle
 from e4e_bench.nvidia.tf_release import read_tf_generator

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from e4e_bench.generator import SQRT2, Blur, EqualLinear, scaled_leaky_relu
+from e4e_bench.networks.generator import SQRT2, Blur, EqualLinear, scaled_leaky_relu
 
 
 class EqualConv2d(nn.Module):

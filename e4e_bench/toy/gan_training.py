@@ -31,8 +31,8 @@ from tqdm import tqdm
 from e4e_bench.checkpoints import generator_checkpoint, read_checkpoint, save_checkpoint
 from e4e_bench.data import from_uint8, save_images
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.generator import Generator
-from e4e_bench.grid import image_grid
+from e4e_bench.networks.generator import Generator
+from e4e_bench.reporting.grid import image_grid
 from e4e_bench.seeding import seeded_initialisation
 from e4e_bench.toy.discriminator import Discriminator
 from e4e_bench.toy.render import UNIFORMS, render, scenes_from_uniforms, toy_images

@@ -14,11 +14,11 @@ from torch import Tensor, nn
 
 from e4e_bench.domains import Domain
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.face_crop import arcface_input, face_box
+from e4e_bench.faces.crop import arcface_input, face_box
 from encoders.training.latent_discriminator import adversarial_loss
 from encoders.training.options import TrainOptions
 
-ARCFACE_ASSET = "arcface-ir-se50"
+IR_SE50_ASSET = "arcface-ir-se50"
 # The ID loss's fixed FFHQ-alignment face box, in a 256x256 frame: rows 35:223, columns 32:220.
 class ArcFaceSimilarity(nn.Module):
     """Unit ArcFace embeddings of the face box pooled to 112x112 (criteria/id_loss.py)."""

@@ -16,14 +16,14 @@ from e4e_bench.checkpoints import load_generator, read_checkpoint
 from e4e_bench.data import ImageFolder, list_images
 from e4e_bench.domains import Domain, get_domain
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.lpips_net import BACKBONE_ASSETS, build_lpips
-from e4e_bench.moco import MOCO_ASSET, load_moco
+from e4e_bench.networks.lpips_net import BACKBONE_ASSETS, build_lpips
+from e4e_bench.networks.moco import MOCO_ASSET, load_moco
 from e4e_bench.seeding import seeded_initialisation
 from encoders.checkpoint import ENCODER_CLASSES, MEAN_LATENT_SAMPLES, load_inverter
 from encoders.inverter import Inverter
 from encoders.ir_se import STAGE_DEPTHS, ArcFaceIRSE
 from e4e_bench.distributed import ProcessGroup, start_process_group
-from encoders.training.losses import ARCFACE_ASSET, ArcFaceSimilarity, EncoderObjective, LossNetworks, similarity_networks
+from encoders.training.losses import IR_SE50_ASSET, ArcFaceSimilarity, EncoderObjective, LossNetworks, similarity_networks
 from encoders.training.options import TrainOptions, recipe_defaults
 from encoders.training.trainer import (
     RESUMABLE_OVERRIDES,
@@ -37,7 +37,7 @@ from encoders.training.trainer import (
 
 # Largest encoder input side: the fine map2style heads bring a H/4 map to 1x1 with six stride-2 convs.
 MAX_INPUT_SIDE = 256
-SIMILARITY_ASSETS = {"arcface": ARCFACE_ASSET, "moco": MOCO_ASSET}
+SIMILARITY_ASSETS = {"arcface": IR_SE50_ASSET, "moco": MOCO_ASSET}
 
 
 def resolve_options(method: str, domain: str, overrides: dict, resume: str | None) -> tuple[TrainOptions, dict | None]:
@@ -70,7 +70,7 @@ def required_assets(opts: TrainOptions, domain: Domain, resuming: bool) -> dict[
             raise E4EBenchError(f"domain {domain.name!r} has no default generator; pass --generator PATH")
         needs[domain.generator_asset] = "the generator"
     if opts.encoder_init == "ir_se50" and not resuming and not opts.checkpoint_path:
-        needs[ARCFACE_ASSET] = "the encoder's IR-SE50 initialisation (or --encoder-init random)"
+        needs[IR_SE50_ASSET] = "the encoder's IR-SE50 initialisation (or --encoder-init random)"
     if opts.random_weights:
         return needs
     if opts.lpips_lambda > 0 or opts.lpips_lambda_crop > 0:
@@ -125,12 +125,12 @@ def build_encoder(opts: TrainOptions, n_styles: int, style_dim: int, pretrained_
     encoder = ENCODER_CLASSES[opts.method](n_styles, style_dim, stage_depths=opts.encoder_stage_depths or STAGE_DEPTHS)
     if pretrained_backbone:
         # As the official load_weights: the ArcFace IR-SE50 weights for the stem and body only.
-        weights = read_checkpoint(asset_path(ARCFACE_ASSET))
+        weights = read_checkpoint(asset_path(IR_SE50_ASSET))
         backbone = {k: v for k, v in weights.items() if k.startswith(("input_layer.", "body."))}
         missing, unexpected = encoder.load_state_dict(backbone, strict=False)
         if unexpected or any(k.startswith(("input_layer.", "body.")) for k in missing):
-            raise E4EBenchError(f"{asset_path(ARCFACE_ASSET)} does not hold IR-SE50 weights; re-fetch it with "
-                                f"`python -m e4e_bench assets fetch {ARCFACE_ASSET}`")
+            raise E4EBenchError(f"{asset_path(IR_SE50_ASSET)} does not hold IR-SE50 weights; re-fetch it with "
+                                f"`python -m e4e_bench assets fetch {IR_SE50_ASSET}`")
     return encoder
 
 
@@ -157,7 +157,7 @@ def build_networks(opts: TrainOptions, domain: Domain, device: torch.device) -> 
             continue
         arcface = ArcFaceIRSE(112, 50, drop_ratio=0.6)
         if pretrained:
-            arcface.load_state_dict(read_checkpoint(asset_path(ARCFACE_ASSET)), strict=True)
+            arcface.load_state_dict(read_checkpoint(asset_path(IR_SE50_ASSET)), strict=True)
         networks.similarity[term] = ArcFaceSimilarity(arcface.eval().requires_grad_(False)).to(device)
     return networks
 

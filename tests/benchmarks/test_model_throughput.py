@@ -14,10 +14,10 @@ import torch
 from e4e_bench.checkpoints import save_checkpoint
 from e4e_bench.devices import synchronize
 from e4e_bench.domains import get_domain
-from e4e_bench.generator import Generator
-from e4e_bench.method_throughput import BenchSettings, Workload, generator_workload, method_workload
+from e4e_bench.networks.generator import Generator
+from e4e_bench.throughput.bench import BenchSettings, Workload, generator_workload, method_workload
 from e4e_bench.methods import build_method
-from e4e_bench.throughput import count_flops
+from e4e_bench.throughput.timing import count_flops
 from tests.conftest import TINY, make_tiny_generator, rosinality_checkpoint
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

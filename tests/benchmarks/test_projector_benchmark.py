@@ -10,8 +10,8 @@ import torch
 
 from baselines.projector import ProjectorConfig, latent_statistics, project
 from tests.conftest import make_tiny_generator
-from e4e_bench.generator import Generator
-from e4e_bench.lpips_net import build_lpips
+from e4e_bench.networks.generator import Generator
+from e4e_bench.networks.lpips_net import build_lpips
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

@@ -13,7 +13,7 @@ import torch
 
 from tests.conftest import rosinality_checkpoint, write_images
 from e4e_bench.checkpoints import save_checkpoint
-from e4e_bench.generator import Generator
+from e4e_bench.networks.generator import Generator
 from e4e_bench.distributed import ProcessGroup
 from encoders.training.options import TrainOptions, recipe_defaults
 from encoders.training.setup import prepare

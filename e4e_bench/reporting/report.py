@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from e4e_bench.bench_results import BENCH_FILE, read_bench, write_bench
-from e4e_bench.plots import distribution_plot, qualitative_grid, tradeoff_plot
-from e4e_bench.run_results import CONFIG_FILE, PER_IMAGE_FILE, SUMMARY_FILE, RunSummary
-from e4e_bench.tables import write_tables
+from e4e_bench.reporting.bench_results import BENCH_FILE, read_bench, write_bench
+from e4e_bench.reporting.plots import distribution_plot, qualitative_grid, tradeoff_plot
+from e4e_bench.reporting.run_results import CONFIG_FILE, PER_IMAGE_FILE, SUMMARY_FILE, RunSummary
+from e4e_bench.reporting.tables import write_tables
 
 GRID_IMAGES = 6
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.io import write_text
-from e4e_bench.results import json_safe
+from e4e_bench.reporting.results_files import json_safe
 
 FORMAT = "e4e-bench-run/1"
 SUMMARY_FILE = "summary.json"

@@ -19,11 +19,11 @@ from e4e_bench.checkpoints import load_file, save_checkpoint
 from e4e_bench.data import load_images, save_images
 from e4e_bench.domains import Domain
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.fingerprint import check_fingerprint, method_fingerprint
+from e4e_bench.pipeline.fingerprint import check_fingerprint, method_fingerprint
 from e4e_bench.io import write_text
 from e4e_bench.latents import write_codes
 from e4e_bench.methods import InversionMethod, images_for, invert_with_noise
-from e4e_bench.throughput import Stopwatch
+from e4e_bench.throughput.timing import Stopwatch
 
 log = logging.getLogger(__name__)
 

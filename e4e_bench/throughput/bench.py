@@ -21,15 +21,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from e4e_bench.bench_results import OK, OUT_OF_MEMORY
+from e4e_bench.reporting.bench_results import OK, OUT_OF_MEMORY
 from e4e_bench.devices import cpu_low_precision_note, cpu_onednn_kernels, device_name, resolve_device
 from e4e_bench.domains import Domain, get_domain
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.generator import Generator
+from e4e_bench.networks.generator import Generator
 from e4e_bench.methods import METHODS, InversionMethod, build_method
-from e4e_bench.peak_flops import TF32_NOTE, peak_rate
+from e4e_bench.throughput.peak_flops import TF32_NOTE, peak_rate
 from e4e_bench.seeding import seeded_initialisation
-from e4e_bench.throughput import PEAK_MEMORY_KINDS, Measurement, measure, timer_name
+from e4e_bench.throughput.timing import PEAK_MEMORY_KINDS, Measurement, measure, timer_name
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ def peak_source(device: torch.device, name: str, dtype: str) -> tuple[float | No
         return None, "CPU: peak FLOP/s unknown (it depends on the model, clock and cores in use)"
     rate = peak_rate(name)
     if rate is None:
-        return None, f"{name}: not in the peak table (e4e_bench/peak_flops.py), peak unknown"
+        return None, f"{name}: not in the peak table (e4e_bench/throughput/peak_flops.py), peak unknown"
     if dtype not in rate.tflops:
         return None, f"{rate.gpu}: no {dtype} figure ({rate.source})"
     tf32 = f"; {TF32_NOTE}" if dtype == "fp32" else ""

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.io import write_text
-from e4e_bench.run_results import RunSummary
-from e4e_bench.tables import format_number
+from e4e_bench.reporting.run_results import RunSummary
+from e4e_bench.reporting.tables import format_number
 
 FORMAT = "e4e-bench-baseline/1"
 DEFAULT_TOLERANCE = {"rtol": 0.02, "atol": 1e-6}

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from e4e_bench.io import write_text
-from e4e_bench.run_results import RunSummary
+from e4e_bench.reporting.run_results import RunSummary
 
 # (summary key, column title) in the papers' order; a column shows when some method has it.
 COLUMNS = (

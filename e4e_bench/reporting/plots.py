@@ -17,8 +17,8 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from e4e_bench.io import atomic_write
-from e4e_bench.run_results import RunSummary
-from e4e_bench.tables import COLUMNS
+from e4e_bench.reporting.run_results import RunSummary
+from e4e_bench.reporting.tables import COLUMNS
 
 FORMATS = ("png", "pdf")
 

@@ -31,7 +31,7 @@ from tqdm import tqdm
 from e4e_bench.data import list_images
 from e4e_bench.domains import Domain
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.face_landmarks import FaceFinder
+from e4e_bench.faces.landmarks import FaceFinder
 from e4e_bench.io import atomic_write
 
 log = logging.getLogger(__name__)

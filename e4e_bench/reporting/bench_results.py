@@ -17,7 +17,7 @@ import pandas as pd
 
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.io import write_text
-from e4e_bench.results import json_safe
+from e4e_bench.reporting.results_files import json_safe
 
 BENCH_FILE = "bench.json"
 OK = "ok"

@@ -29,18 +29,18 @@ from e4e_bench.distributed import start_process_group
 from e4e_bench.domains import Domain, get_domain
 from e4e_bench.editing.directions import parse_direction
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.fingerprint import check_fingerprint, file_identity, method_fingerprint
-from e4e_bench.inversion import Inverted, invert_folder, write_inversion
+from e4e_bench.pipeline.fingerprint import check_fingerprint, file_identity, method_fingerprint
+from e4e_bench.pipeline.inversion import Inverted, invert_folder, write_inversion
 from e4e_bench.io import write_text
 from e4e_bench.latents import read_noise
 from e4e_bench.methods import METHODS, InversionMethod, build_method
 from e4e_bench.metrics import get_metric
 from e4e_bench.metrics.evaluate import Evaluation, EvaluationSummary, evaluate_folders
 from e4e_bench.metrics.registry import MetricContext, MetricSpec
-from e4e_bench.report import build_report, method_dir
+from e4e_bench.reporting.report import build_report, method_dir
 from e4e_bench.metrics.lec import PROTOCOL_BATCH_SIZE
-from e4e_bench.results import json_safe, write_per_image_csv
-from e4e_bench.run_results import CONFIG_FILE, PER_IMAGE_FILE, MethodResult, MetricInfo, RunSummary, Value, value_from_json
+from e4e_bench.reporting.results_files import json_safe, write_per_image_csv
+from e4e_bench.reporting.run_results import CONFIG_FILE, PER_IMAGE_FILE, MethodResult, MetricInfo, RunSummary, Value, value_from_json
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ def plan_run(settings: RunSettings) -> Plan:
     if domain.default_edit is None and any(m in metrics for m in ("lec", *SET_METRICS)):
         problems.append(f"domain {domain.name} has no default edit for LEC and the edited-image FID/SWD")
     if settings.align:
-        from e4e_bench.face_align import check_face_domain
+        from e4e_bench.faces.align import check_face_domain
 
         try:
             check_face_domain(domain)
@@ -213,7 +213,7 @@ def prepare_inputs(settings: RunSettings, domain: Domain, out: Path) -> Path:
         return inputs
     data = settings.data
     if settings.align:
-        from e4e_bench.face_align import aligned_folder
+        from e4e_bench.faces.align import aligned_folder
 
         data = aligned_folder(settings.data, out / "aligned", domain)
     if settings.n_images is None:

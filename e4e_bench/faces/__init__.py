@@ -1,0 +1,1 @@
+"""Face tools: landmarks, FFHQ alignment and the identity crop."""

@@ -1,0 +1,1 @@
+"""Throughput: synchronised timing, the `bench` sweep and the GPUs' peak FLOP/s."""

@@ -6,7 +6,6 @@ import dataclasses
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -16,9 +15,11 @@ from e4e_bench.assets import asset_path
 from e4e_bench.checkpoints import load_generator
 from e4e_bench.domains import Domain
 from e4e_bench.errors import E4EBenchError
+from e4e_bench.methods import Inversion, WeightSource
+from e4e_bench.methods.decoding import decode_with_noise, noise_state
+from e4e_bench.methods.options import option
 from e4e_bench.networks.generator import Generator
 from e4e_bench.networks.lpips_net import build_lpips
-from e4e_bench.methods import WeightSource, method_options
 from e4e_bench.seeding import seeded_initialisation
 
 
@@ -26,17 +27,21 @@ from e4e_bench.seeding import seeded_initialisation
 class ProjectionOptions(ProjectorConfig):
     """The projector's settings plus the base of every image's seed and the LPIPS backbone's weights."""
 
-    seed: int = 0
-    lpips_pretrained: bool = True  # False: LPIPS-VGG with a random backbone (tests, throughput runs)
+    seed: int = option(0, "base of every image's seed (each image's seed also comes from its pixels)")
+    lpips_pretrained: bool = option(True, "LPIPS-VGG with its ImageNet backbone; off: a random backbone (throughput runs)")
 
     @property
     def config(self) -> ProjectorConfig:
         return ProjectorConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(ProjectorConfig)})
 
+    def required_assets(self) -> tuple[str, ...]:
+        return ("lpips-vgg",) if self.lpips_weight > 0 and self.lpips_pretrained else ()
+
 
 @dataclass
 class ProjectionMethod:
-    """Inverts images by projection, each with a seed drawn from its pixels (see `image_seeds`)."""
+    """Inverts images by projection, each with a seed drawn from its pixels (see `image_seeds`); the
+    optimised noise maps are each image's decoder state."""
 
     name: str
     generator: Generator
@@ -47,19 +52,26 @@ class ProjectionMethod:
     lpips: nn.Module | None
     statistics: LatentStatistics
     source: WeightSource
-    progress: bool = True
     resizes_inputs: bool = False  # targets must have the domain frame's aspect ratio
 
-    def invert(self, images: Tensor) -> Tensor:
-        return self.invert_with_noise(images)[0]
+    @property
+    def recipe_steps(self) -> int:
+        return self.options.steps
 
-    def invert_with_noise(self, images: Tensor) -> tuple[Tensor, list[Tensor]]:
-        """W+ codes `[B, n_latent, style_dim]` and the optimised noise maps to decode them with."""
+    def invert(self, images: Tensor) -> Inversion:
+        return self._project(images, self.options.config, progress=True)
+
+    def invert_steps(self, images: Tensor, steps: int) -> Inversion:
+        return self._project(images, dataclasses.replace(self.options.config, steps=steps), progress=False)
+
+    def decode(self, inversion: Inversion, codes: Tensor | None = None) -> Tensor:
+        return decode_with_noise(self.generator, inversion, codes)
+
+    def _project(self, images: Tensor, config: ProjectorConfig, progress: bool) -> Inversion:
         result = project(
-            self.generator, images, space=self.space, config=self.options.config,
-            seeds=image_seeds(images, self.options.seed), lpips=self.lpips, domain=self.domain,
-            statistics=self.statistics, progress=self.progress)
-        return result.codes, result.noise
+            self.generator, images, space=self.space, config=config, seeds=image_seeds(images, self.options.seed),
+            lpips=self.lpips, domain=self.domain, statistics=self.statistics, progress=progress)
+        return Inversion(result.codes, noise_state(result.noise))
 
 
 def image_seeds(images: Tensor, seed: int) -> list[int]:
@@ -70,40 +82,36 @@ def image_seeds(images: Tensor, seed: int) -> list[int]:
     return [int.from_bytes(hashlib.sha256(prefix + image.tobytes()).digest()[:8], "little") >> 1 for image in pixels]
 
 
-def build_opt_w(*, domain: Domain, checkpoint: Path | None = None, generator: Path | None = None,
-                device: torch.device, options: Mapping[str, Any] | None = None,
-                random_weights: bool = False, seed: int = 0) -> ProjectionMethod:
-    return _build("opt_w", "w", domain, checkpoint, generator, device, options or {}, random_weights, seed)
+def build_opt_w(**keywords) -> ProjectionMethod:
+    return build_projection("opt_w", "w", **keywords)
 
 
-def build_opt_wplus(*, domain: Domain, checkpoint: Path | None = None, generator: Path | None = None,
-                    device: torch.device, options: Mapping[str, Any] | None = None,
-                    random_weights: bool = False, seed: int = 0) -> ProjectionMethod:
-    return _build("opt_wplus", "wplus", domain, checkpoint, generator, device, options or {}, random_weights, seed)
+def build_opt_wplus(**keywords) -> ProjectionMethod:
+    return build_projection("opt_wplus", "wplus", **keywords)
 
 
-def _build(name: str, space: Space, domain: Domain, checkpoint: Path | None, generator_path: Path | None,
-           device: torch.device, options: Mapping[str, Any], random_weights: bool, seed: int) -> ProjectionMethod:
+def build_projection(name: str, space: Space, *, domain: Domain, checkpoint: Path | None, generator: Path | None,
+                     device: torch.device, options: ProjectionOptions, random_weights: bool,
+                     seed: int) -> ProjectionMethod:
     """`random_weights`: the domain's official config-f generator drawn from `seed` (unless a generator
     file is given) and LPIPS-VGG with a random backbone, so that no file is needed."""
-    chosen = method_options(ProjectionOptions, name, options)
-    if random_weights and generator_path is None:
+    if random_weights and generator is None:
         with seeded_initialisation(seed):
-            generator = Generator(domain.resolution).to(device).eval().requires_grad_(False)
+            decoder = Generator(**domain.generator_kwargs).to(device).eval().requires_grad_(False)
         source = WeightSource(random_seed=seed)
     else:
-        path = generator_path or checkpoint or _domain_generator(domain, name)
-        generator, _ = load_generator(path, device)
-        if generator.size != domain.resolution:
-            raise E4EBenchError(f"{path} is a {generator.size}px generator but domain {domain.name!r} needs "
+        path = generator or _domain_generator(domain, name)
+        decoder, _ = load_generator(path, device)
+        if decoder.size != domain.resolution:
+            raise E4EBenchError(f"{path} is a {decoder.size}px generator but domain {domain.name!r} needs "
                                 f"{domain.resolution}px; pass the --domain that matches the generator.")
         source = WeightSource(generator=path)
     lpips = None
-    if chosen.lpips_weight > 0:
-        lpips = build_lpips("vgg", pretrained=chosen.lpips_pretrained and not random_weights, device=device)
+    if options.lpips_weight > 0:
+        lpips = build_lpips("vgg", pretrained=options.lpips_pretrained and not random_weights, device=device)
     return ProjectionMethod(
-        name=name, generator=generator, input_size=domain.frame_size, space=space, options=chosen, domain=domain,
-        lpips=lpips, statistics=latent_statistics(generator, chosen.w_avg_samples), source=source)
+        name=name, generator=decoder, input_size=domain.frame_size, space=space, options=options, domain=domain,
+        lpips=lpips, statistics=latent_statistics(decoder, options.w_avg_samples), source=source)
 
 
 def _domain_generator(domain: Domain, name: str) -> Path:

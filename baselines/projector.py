@@ -23,6 +23,7 @@ from baselines.schedules import latent_noise_scale, learning_rate
 from baselines.target_lpips import TargetLPIPS
 from e4e_bench.domains import Domain
 from e4e_bench.errors import E4EBenchError
+from e4e_bench.methods.options import option
 from e4e_bench.networks.generator import sample_w
 
 Space = Literal["w", "wplus"]
@@ -35,17 +36,18 @@ PROGRESS_EVERY = 10
 class ProjectorConfig:
     """Projector settings; the defaults are the official ones."""
 
-    steps: int = 1000
-    lr: float = 0.1
-    lr_rampup: float = 0.05  # fraction of the steps with a linear learning-rate ramp-up
-    lr_rampdown: float = 0.25  # fraction of the steps with a cosine learning-rate ramp-down
-    latent_noise: float = 0.05  # initial latent-noise std, in units of w_std
-    latent_noise_ramp: float = 0.75  # fraction of the steps after which the latent noise is 0
-    noise_regularize: float = 1e5
-    lpips_weight: float = 1.0
-    mse_weight: float = 0.0
-    optimize_noise: bool = True
-    w_avg_samples: int = 10_000
+    steps: int = option(1000, "optimisation steps per batch (e.g. 20 for a smoke run)")
+    lr: float = option(0.1, "peak Adam learning rate, ramped up over lr_rampup and down over lr_rampdown of the steps")
+    lr_rampup: float = option(0.05, "fraction of the steps with a linear learning-rate ramp-up")
+    lr_rampdown: float = option(0.25, "fraction of the steps with a cosine learning-rate ramp-down")
+    latent_noise: float = option(0.05, "initial std of the noise added to the latent, in units of w_std")
+    latent_noise_ramp: float = option(0.75, "fraction of the steps after which the latent noise is 0")
+    noise_regularize: float = option(1e5, "weight of the noise maps' autocorrelation penalty")
+    lpips_weight: float = option(1.0, "weight of LPIPS-VGG at 256 px; its ImageNet VGG16 backbone comes from "
+                                 "`python -m e4e_bench assets fetch lpips-vgg`; 0 runs offline without it")
+    mse_weight: float = option(0.0, "weight of the pixel MSE at 256 px")
+    optimize_noise: bool = option(True, "optimise the per-layer noise maps too; off decodes with the stored noise")
+    w_avg_samples: int = option(10_000, "mapped samples whose mean is the start and whose spread scales the latent noise")
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -56,7 +58,7 @@ class ProjectorConfig:
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise E4EBenchError(f"{name} must be in (0, 1], got {getattr(self, name)}.")
         for name in ("lr", "latent_noise", "noise_regularize", "lpips_weight", "mse_weight"):
-            if getattr(self, name) < 0.0:
+            if not getattr(self, name) >= 0.0:  # NaN too
                 flag = "--" + name.replace("_", "-")
                 raise E4EBenchError(f"{flag} must be >= 0, got {getattr(self, name)}.")
         if self.lpips_weight == 0.0 and self.mse_weight == 0.0:

@@ -1,8 +1,8 @@
 """Command-line argument types and the option groups several commands share.
 
-The method options are the methods' own (`ProjectorConfig`'s defaults are the official
-projectors'); only the flags a user gives are passed on, so a method refuses options it does not
-take (`--steps` with e4e) instead of silently ignoring them.
+A method's own options are flags made from its options class (`invert --method M --help` lists
+them); only the flags a user gives are passed on, so the method's defaults (for its domain) hold
+for the rest, and a flag of another method is an unknown argument, never silently ignored.
 """
 
 from __future__ import annotations
@@ -14,10 +14,6 @@ from typing import Any
 from e4e_bench.devices import resolve_device
 from e4e_bench.domains import DOMAINS
 from e4e_bench.networks.generator import NOISE_MODES
-from e4e_bench.methods import METHODS
-
-DEFAULT_METHODS = ("e4e", "psp", "opt_w", "opt_wplus")  # what `run` and `bench` compare unless told
-PROJECTOR_FLAGS = ("steps", "lr", "lpips_weight", "mse_weight", "noise_regularize", "optimize_noise")
 
 
 def positive_int(text: str) -> int:
@@ -49,65 +45,57 @@ def positive_ints(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}") from None
 
 
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0.0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
-    return value
-
-
-def noise_source(text: str) -> str | Path:
-    """A generator noise mode, or else the path of an inversion's noise folder."""
-    return text if text in NOISE_MODES else Path(text)
-
-
 def add_noise_arguments(parser: argparse.ArgumentParser) -> None:
-    """--noise MODE|DIR and --seed, for commands that decode codes."""
-    parser.add_argument("--noise", type=noise_source, default="const", metavar="MODE|DIR",
-                        help="const: the checkpoint's stored noise maps (default); random: new ones from --seed; none; "
-                        "or DIR, the noise/ folder of an inversion (one file per code, in the order of its names.txt), "
-                        "which regenerates a projection's reconstructions exactly")
+    """--noise MODE and --seed, for commands that decode codes with a bare generator."""
+    parser.add_argument("--noise", choices=NOISE_MODES, default="const",
+                        help="const: the checkpoint's stored noise maps (default); random: new ones from --seed; none. "
+                        "To decode an inversion with its own per-image state (a projection's optimised noise), "
+                        "pass --inversion OUT instead of --generator")
     parser.add_argument("--seed", type=int, default=0, help="seed of --noise random (default 0)")
 
 
 def add_method_arguments(parser: argparse.ArgumentParser) -> None:
-    """--method, --domain, --checkpoint, --generator, --device and the projector options."""
-    parser.add_argument("--method", required=True, choices=sorted(METHODS), help="inversion method")
+    """--method, --domain, --checkpoint, --generator, --device; the method's own options come from
+    `add_chosen_method_options`."""
+    parser.add_argument("--method", required=True, help="a registered inversion method (`python -m e4e_bench "
+                        "invert --method M --help` lists M's options; unknown names list the registered ones)")
     parser.add_argument("--domain", choices=sorted(DOMAINS), help="default: read from an e4e/pSp checkpoint")
-    parser.add_argument("--checkpoint", type=Path, help="e4e/pSp checkpoint (brings its own decoder)")
-    parser.add_argument("--generator", type=Path, help="generator checkpoint; overrides an encoder checkpoint's decoder")
+    parser.add_argument("--checkpoint", type=Path, help="the method's own checkpoint, for methods that take one "
+                        "(e4e, pSp: brings its own decoder)")
+    parser.add_argument("--generator", type=Path, help="generator checkpoint; overrides a checkpoint's decoder")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K")
-    add_projector_options(parser)
 
 
-def add_projector_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("optimization baselines (opt_w, opt_wplus)")
-    unset = argparse.SUPPRESS
-    group.add_argument("--steps", type=positive_int, default=unset,
-                       help="optimisation steps per batch (default 1000; e.g. 20 for a smoke run)")
-    group.add_argument("--lr", type=_non_negative_float, default=unset,
-                       help="peak Adam learning rate, ramped up over 5%% and down over 25%% of the steps (default 0.1)")
-    group.add_argument("--lpips-weight", type=_non_negative_float, default=unset,
-                       help="weight of LPIPS-VGG at 256 px (default 1); its ImageNet VGG16 backbone comes from "
-                       "`python -m e4e_bench assets fetch lpips-vgg`; 0 runs offline without it")
-    group.add_argument("--mse-weight", type=_non_negative_float, default=unset,
-                       help="weight of the pixel MSE at 256 px (default 0)")
-    group.add_argument("--noise-regularize", type=_non_negative_float, default=unset,
-                       help="weight of the noise maps' autocorrelation penalty (default 1e5)")
-    group.add_argument("--optimize-noise", action=argparse.BooleanOptionalAction, default=unset,
-                       help="optimise the per-layer noise maps too (default on); off uses the stored noise")
+def chosen_method(argv: list[str]) -> str | None:
+    """The value of --method in `argv`, if any."""
+    probe = argparse.ArgumentParser(add_help=False)
+    probe.add_argument("--method")
+    return probe.parse_known_args(argv)[0].method
 
 
-def projector_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The projector options given on the command line, as `build_method(..., options=...)` takes them."""
-    return {name: getattr(args, name) for name in PROJECTOR_FLAGS if hasattr(args, name)}
+def add_chosen_method_options(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """The flags of the options of the method named by --method in `argv` (none for an unknown method:
+    building it then names the registered ones)."""
+    from e4e_bench.methods import METHODS, resolve
+    from e4e_bench.methods.options import add_option_flags
+
+    name = chosen_method(argv)
+    if name in METHODS:
+        entry = METHODS[name]
+        per_domain = "; ".join(f"{domain}: " + ", ".join(f"{k}={v}" for k, v in options.items())
+                               for domain, options in entry.domain_options.items())
+        add_option_flags(parser, resolve(entry.options), f"{name} options ({entry.summary})",
+                         f"defaults for some domains differ: {per_domain}" if per_domain else None)
 
 
 def method_keywords(args: argparse.Namespace) -> dict[str, Any]:
-    """`build_method` keywords (besides name and domain) from the arguments `add_method_arguments` adds."""
+    """`build_method` keywords (besides name and domain) from `add_method_arguments` and the method's option flags."""
+    from e4e_bench.methods import METHODS, resolve
+    from e4e_bench.methods.options import given_options
+
     return {
         "checkpoint": args.checkpoint,
         "generator": args.generator,
         "device": resolve_device(args.device),
-        "options": projector_options(args),
+        "options": given_options(args, resolve(METHODS.lookup(args.method).options), args.method),
     }

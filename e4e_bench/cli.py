@@ -40,7 +40,8 @@ def selected_command(argv: list[str]) -> str | None:
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """Every subcommand's parser; flags that need a method package (`add_deferred_arguments`) are
     added only to the subcommand being run, so that `--help` imports no method."""
-    chosen = selected_command(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    chosen = selected_command(argv)
     parser = argparse.ArgumentParser(
         prog="e4e-bench",
         description="StyleGAN inversion benchmark: e4e, pSp and W/W+ projection under one pinned metrics pipeline.",
@@ -52,7 +53,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         command = importlib.import_module(f"e4e_bench.commands.{name.replace('-', '_')}")
         command.register(subparsers)
         if name == chosen and hasattr(command, "add_deferred_arguments"):
-            command.add_deferred_arguments(subparsers.choices[name])
+            command.add_deferred_arguments(subparsers.choices[name], argv)
     return parser
 
 
@@ -64,9 +65,11 @@ def configure_logging(verbose: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser(argv).parse_args(argv)
-    configure_logging(args.verbose)
+    argv = sys.argv[1:] if argv is None else argv
+    # Logging is set up before the parser is built: building it may load plug-ins, which log their failures.
+    configure_logging(argv[:1] in (["-v"], ["--verbose"]))
     try:
+        args = build_parser(argv).parse_args(argv)
         status = args.func(args) or 0
         sys.stdout.flush()  # a closed pipe shows here, not as a traceback when Python exits
         return status

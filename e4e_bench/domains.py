@@ -23,12 +23,12 @@ class Domain:
     identity: str | None  # a key of IDENTITY_METRICS ("arcface", "moco") or None
     edits: tuple[str, ...]  # edit families the domain is benchmarked with
     generator_asset: str | None  # assets-registry name of the official generator
-    encoder_assets: tuple[tuple[str, str], ...] = ()  # (method, assets-registry name)
     # The benchmark's edit (FID/SWD of edited images, LEC): a direction SPEC, its name and the additive factor.
     default_edit: str | None = None
     default_edit_name: str | None = None
     default_edit_factor: float = 0.0
-    projector_defaults: tuple[tuple[str, object], ...] = ()  # the domain's own projector settings, if any
+    # Generator keywords besides `size` (empty: config-f): what random-weight builds and `bench` use
+    generator_architecture: tuple[tuple[str, object], ...] = ()
 
     def __post_init__(self) -> None:
         if self.identity is not None and self.identity not in IDENTITY_METRICS:
@@ -48,6 +48,14 @@ class Domain:
             return (self.resolution, self.resolution)
         top, bottom = self.crop_rows
         return (bottom - top, self.resolution)
+
+    @property
+    def generator_kwargs(self) -> dict:
+        """`Generator(**domain.generator_kwargs)` has the domain's architecture (random weights)."""
+        kwargs = {"size": self.resolution, **dict(self.generator_architecture)}
+        if "channels" in kwargs:
+            kwargs["channels"] = dict(kwargs["channels"])
+        return kwargs
 
     def content_rows(self, size: int) -> tuple[int, int]:
         """[top, bottom) of the content in a square generator frame of side `size` (crop scaled to it)."""
@@ -74,9 +82,6 @@ class Domain:
         """
         return F.adaptive_avg_pool2d(self.crop(images), size)
 
-    def encoder_checkpoint_asset(self, method: str) -> str | None:
-        return dict(self.encoder_assets).get(method)
-
 
 def lsun_256(name: str) -> Domain:
     """The 256 px LSUN config-f domains (horse, church): same geometry, MoCo similarity."""
@@ -89,7 +94,6 @@ def lsun_256(name: str) -> Domain:
         identity="moco",
         edits=("ganspace", "sefa"),
         generator_asset=f"stylegan2-{name}",
-        encoder_assets=(("e4e", f"e4e-{name}"),),
         default_edit="sefa:0",
         default_edit_name="SeFa 0",
         default_edit_factor=5.0,
@@ -113,7 +117,6 @@ register_domain(
         identity="arcface",
         edits=("interfacegan", "ganspace"),
         generator_asset="stylegan2-ffhq",
-        encoder_assets=(("e4e", "e4e-ffhq"), ("psp", "psp-ffhq")),
         default_edit="interfacegan:e4e-interfacegan-age",  # e4e's own LEC example
         default_edit_name="age",
         default_edit_factor=3.0,
@@ -129,7 +132,6 @@ register_domain(
         identity="moco",
         edits=("ganspace", "sefa"),
         generator_asset="stylegan2-car",
-        encoder_assets=(("e4e", "e4e-cars"),),
         default_edit="ganspace:e4e-ganspace-cars:viewpoint",
         default_edit_name="viewpoint",
         default_edit_factor=2.0,
@@ -147,12 +149,10 @@ register_domain(
         identity=None,
         edits=("ganspace", "sefa"),
         generator_asset="toy-generator",
-        encoder_assets=(("e4e", "toy-e4e"), ("psp", "toy-psp")),
         default_edit="ganspace:toy-ganspace:size",  # GANSpace component 0: the car grows or shrinks
         default_edit_name="size",
         default_edit_factor=2.0,
-        # LPIPS-VGG on 24x32 pictures would need downloads and an 8x upsampling; the toy projects on pixels.
-        projector_defaults=(("lpips_weight", 0.0), ("mse_weight", 1.0), ("steps", 200)),
+        generator_architecture=(("style_dim", 64), ("n_mlp", 4), ("channels", ((4, 64), (8, 64), (16, 64), (32, 64)))),
     )
 )
 

@@ -1,18 +1,19 @@
 """Codes on disk: reading W / W+ `.npy` files for a generator, writing them, decoding them to PNGs,
-and the noise maps a projection optimised (`OUT/noise/<stem>.pt` of `invert`) to decode them with."""
+and the per-image decoder state of an inversion (`OUT/state/<stem>.pt` of `invert`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from e4e_bench.checkpoints import read_checkpoint
+from e4e_bench.checkpoints import read_checkpoint, save_checkpoint
 from e4e_bench.data import save_images
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.networks.generator import Generator, NoiseSpec
+from e4e_bench.networks.generator import Generator
 from e4e_bench.io import atomic_write
 
 
@@ -43,54 +44,46 @@ def write_codes(codes: torch.Tensor, path: Path) -> None:
         np.save(stream, codes.detach().cpu().numpy().astype(np.float32))
 
 
-def read_noise(folder: Path, names: list[str], generator: Generator) -> list[torch.Tensor]:
-    """The noise maps `folder/<name>.pt` ({"noise": [maps...]}, as `invert` writes them) of `names`,
-    stacked per layer: `[len(names), 1, r, r]` for each of the generator's noise inputs."""
-    shapes = [tuple(buffer.shape[1:]) for buffer in generator.noise_buffers()]
-    maps = []
+def write_state(folder: Path, names: list[str], state: dict[str, torch.Tensor]) -> None:
+    """Per-image decoder state as `folder/<name>.pt`, each `{"state": {key: [1, ...]}}`; nothing for an empty state."""
+    for i, name in enumerate(names):
+        if state:
+            save_checkpoint({"state": {key: value[i : i + 1].detach().cpu() for key, value in state.items()}},
+                            folder / f"{name}.pt")
+
+
+def read_state(folder: Path, names: list[str]) -> dict[str, torch.Tensor]:
+    """The decoder state `write_state` kept for `names`, stacked per key `[len(names), ...]`; {} when
+    the inversion kept none (no `folder`)."""
+    if not folder.is_dir():
+        return {}
+    states = []
     for name in names:
         path = folder / f"{name}.pt"
         if not path.is_file():
-            raise E4EBenchError(f"{path} does not exist: the noise folder must hold one file per code, as `invert` writes it")
-        stored = read_checkpoint(path).get("noise")
-        if not isinstance(stored, list) or [tuple(m.shape[1:]) for m in stored] != shapes or any(len(m) != 1 for m in stored):
-            raise E4EBenchError(f"{path}: not the noise maps of this generator ({len(shapes)} maps of shapes "
-                                f"{', '.join('x'.join(map(str, s)) for s in shapes)}, one per file)")
-        maps.append(stored)
-    return [torch.cat(layer) for layer in zip(*maps)]
+            raise E4EBenchError(f"{path} does not exist: {folder} must hold one file per code, as `invert` writes it")
+        stored = read_checkpoint(path).get("state")
+        if not isinstance(stored, dict) or not all(isinstance(v, torch.Tensor) and len(v) == 1 for v in stored.values()):
+            raise E4EBenchError(f"{path}: not the decoder state of one image (a {{'state': {{key: [1, ...]}}}} file)")
+        if states and set(stored) != set(states[0]):
+            raise E4EBenchError(f"{path} holds {', '.join(sorted(stored))} but {folder / names[0]}.pt holds "
+                                f"{', '.join(sorted(states[0]))}; the folder mixes two inversions")
+        states.append(stored)
+    return {key: torch.cat([s[key] for s in states]) for key in states[0]}
 
 
-def inversion_noise(folder: Path, count: int, generator: Generator) -> list[torch.Tensor]:
-    """The noise maps in the `noise/` folder of an inversion, in the row order of its codes: the
-    order of `names.txt` beside the folder, which must name `count` images."""
-    if not folder.is_dir():
-        raise E4EBenchError(f"--noise {folder}: not a folder; give const, random, none or the noise/ folder of an inversion")
-    names_file = folder.parent / "names.txt"
-    if not names_file.is_file():
-        raise E4EBenchError(f"--noise {folder}: no names.txt in {folder.parent}; give the noise/ folder of an `invert` output")
-    names = names_file.read_text().splitlines()
-    if len(names) != count:
-        raise E4EBenchError(f"--noise {folder}: {names_file} names {len(names)} images but the codes have {count} rows; "
-                            "use the latents.npy of the same inversion")
-    return read_noise(folder, names, generator)
-
-
-def noise_from(source: str | Path, count: int, generator: Generator) -> NoiseSpec:
-    """What `--noise` names: a generator noise mode as it is, or an inversion's noise folder read for `count` codes."""
-    return source if isinstance(source, str) else inversion_noise(source, count, generator)
-
-
-def decode_to_files(
-    generator: Generator, codes: torch.Tensor, out: Path, noise: NoiseSpec = "const", seed: int = 0, batch_size: int = 8
-) -> list[Path]:
-    """Decode codes to `out/00000.png ...` at full generator resolution, uncropped; `seed` drives `noise="random"`;
-    `noise` may also be per-code maps (`[N, 1, r, r]` per layer, e.g. from `inversion_noise`)."""
-    device = generator.device
-    rng = torch.Generator(device).manual_seed(seed)
-    paths = [out / f"{i:05d}.png" for i in range(len(codes))]
+def decode_to_files(decode: Callable[[int, int], torch.Tensor], count: int, out: Path, batch_size: int = 8) -> list[Path]:
+    """`out/00000.png ...` of `count` codes at full generator resolution, uncropped; `decode(start, stop)`
+    gives the frames of codes start..stop."""
+    paths = [out / f"{i:05d}.png" for i in range(count)]
     with torch.inference_mode():
-        for start in tqdm(range(0, len(codes), batch_size), desc="generate", unit="batch"):
-            batch = codes[start : start + batch_size].to(device)
-            maps = noise if isinstance(noise, str) else [n[start : start + batch_size].to(device) for n in noise]
-            save_images(generator(batch, noise=maps, rng=rng), paths[start : start + batch_size])
+        for start in tqdm(range(0, count, batch_size), desc="decode", unit="batch"):
+            stop = min(start + batch_size, count)
+            save_images(decode(start, stop), paths[start:stop])
     return paths
+
+
+def generator_batches(generator: Generator, codes: torch.Tensor, noise: str = "const", seed: int = 0):
+    """`decode(start, stop)`: frames of `codes[start:stop]` by a bare generator, `noise` a mode (`seed` drives random)."""
+    rng = torch.Generator(generator.device).manual_seed(seed)
+    return lambda start, stop: generator(codes[start:stop].to(generator.device), noise=noise, rng=rng)

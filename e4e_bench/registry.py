@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Generic, TypeVar
+from typing import Callable, Generic, TypeVar
 
 from e4e_bench.errors import E4EBenchError
 
@@ -15,12 +15,23 @@ IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 class Registry(Mapping[str, Entry], Generic[Entry]):
-    """A read-only mapping filled through `register`; `lookup` turns an unknown name into a user error."""
+    """A read-only mapping filled through `register`; `lookup` turns an unknown name into a user error.
 
-    def __init__(self, kind: str, pattern: re.Pattern = IDENTIFIER):
+    `load`, if given, fills the registry on first use (entries that live in other packages).
+    """
+
+    def __init__(self, kind: str, pattern: re.Pattern = IDENTIFIER, load: Callable[[], None] | None = None):
         self.kind = kind  # "method", "domain", ...: the word used in messages
         self.pattern = pattern
-        self._entries: dict[str, Entry] = {}
+        self._load = load
+        self._store: dict[str, Entry] = {}
+
+    @property
+    def _entries(self) -> dict[str, Entry]:
+        if self._load is not None:
+            load, self._load = self._load, None
+            load()
+        return self._store
 
     def check_new_name(self, name: str) -> None:
         """ValueError unless `name` is well formed and not registered yet."""

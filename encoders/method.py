@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
 
 import torch
 from torch import Tensor
@@ -13,7 +12,8 @@ from e4e_bench.checkpoints import load_generator
 from e4e_bench.domains import Domain
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.networks.generator import Generator
-from e4e_bench.methods import WeightSource, method_options
+from e4e_bench.methods import METHODS, Inversion, WeightSource
+from e4e_bench.methods.decoding import decode_with_noise
 from e4e_bench.seeding import seeded_initialisation
 from encoders.checkpoint import ENCODER_CLASSES, MEAN_LATENT_SAMPLES, load_inverter
 from encoders.inverter import Inverter
@@ -38,42 +38,40 @@ class EncoderMethod:
     def generator(self) -> Generator:
         return self.inverter.decoder
 
-    def invert(self, images: Tensor) -> Tensor:
-        """[B, 3, H, W] in [-1, 1] -> W+ codes [B, n_latent, style_dim] (latent_avg included)."""
+    def invert(self, images: Tensor) -> Inversion:
+        """[B, 3, H, W] in [-1, 1] -> W+ codes [B, n_latent, style_dim] (latent_avg included), no decoder state."""
         if tuple(images.shape[-2:]) != self.input_size:
             raise E4EBenchError(f"{self.name} takes images of {self.input_size[0]}x{self.input_size[1]} (H x W), "
                                 f"got {images.shape[-2]}x{images.shape[-1]}; load them at the domain's encoder input")
         device = self.inverter.decoder.device
         with torch.inference_mode():
-            return self.inverter.codes(images.to(device))
+            return Inversion(self.inverter.codes(images.to(device)))
+
+    def decode(self, inversion: Inversion, codes: Tensor | None = None) -> Tensor:
+        return decode_with_noise(self.generator, inversion, codes)
 
 
-def build_e4e(*, domain: Domain, checkpoint: Path | None = None, generator: Path | None = None,
-              device: torch.device, options: Mapping[str, Any] | None = None,
-              random_weights: bool = False, seed: int = 0) -> EncoderMethod:
-    return build_encoder_method("e4e", domain, checkpoint, generator, device, options or {}, random_weights, seed)
+def build_e4e(**keywords) -> EncoderMethod:
+    return build_encoder_method("e4e", **keywords)
 
 
-def build_psp(*, domain: Domain, checkpoint: Path | None = None, generator: Path | None = None,
-              device: torch.device, options: Mapping[str, Any] | None = None,
-              random_weights: bool = False, seed: int = 0) -> EncoderMethod:
-    return build_encoder_method("psp", domain, checkpoint, generator, device, options or {}, random_weights, seed)
+def build_psp(**keywords) -> EncoderMethod:
+    return build_encoder_method("psp", **keywords)
 
 
-def build_encoder_method(method: str, domain: Domain, checkpoint: Path | None, generator: Path | None,
-                         device: torch.device, options: Mapping[str, Any], random_weights: bool,
+def build_encoder_method(method: str, *, domain: Domain, checkpoint: Path | None, generator: Path | None,
+                         device: torch.device, options: EncoderOptions, random_weights: bool,
                          seed: int) -> EncoderMethod:
     """The method from `checkpoint` (default: the domain's pretrained file); `generator` replaces its decoder.
 
     `random_weights`: an official-size encoder with weights drawn from `seed` (throughput runs, no
     files needed), decoding with `generator` or a random generator of the domain's resolution.
     """
-    chosen = method_options(EncoderOptions, method, options)
     if random_weights:
         inverter = random_inverter(method, domain, generator, seed)
         source = WeightSource(generator=generator, random_seed=seed)
         return EncoderMethod(method, inverter.to(device).eval().requires_grad_(False), domain.encoder_input,
-                             source, chosen)
+                             source, options)
     path = checkpoint if checkpoint is not None else default_checkpoint(method, domain)
     inverter, _ = load_inverter(path, method)
     if generator is not None:
@@ -86,18 +84,18 @@ def build_encoder_method(method: str, domain: Domain, checkpoint: Path | None, g
         raise E4EBenchError(f"{path} decodes {inverter.decoder.size} px images but domain {domain.name!r} needs "
                             f"{domain.resolution} px; pass the --domain the checkpoint was trained for")
     return EncoderMethod(method, inverter.to(device).eval(), domain.encoder_input,
-                         WeightSource(checkpoint=path, generator=generator), chosen)
+                         WeightSource(checkpoint=path, generator=generator), options)
 
 
 def random_inverter(method: str, domain: Domain, generator: Path | None, seed: int = 0) -> Inverter:
     with seeded_initialisation(seed):
-        decoder = load_generator(generator)[0] if generator is not None else Generator(domain.resolution)
+        decoder = load_generator(generator)[0] if generator is not None else Generator(**domain.generator_kwargs)
         encoder = ENCODER_CLASSES[method](decoder.n_latent, decoder.style_dim)
     return Inverter(encoder, decoder, decoder.mean_latent(MEAN_LATENT_SAMPLES, rng=torch.Generator().manual_seed(seed)))
 
 
 def default_checkpoint(method: str, domain: Domain) -> Path:
-    asset = domain.encoder_checkpoint_asset(method)
+    asset = METHODS[method].checkpoint_assets.get(domain.name)
     if asset is None:
         raise E4EBenchError(f"there is no pretrained {method} checkpoint for domain {domain.name!r}; pass "
                             f"--checkpoint PATH (e.g. one from `python -m e4e_bench train --method {method}`)")

@@ -115,3 +115,23 @@ def umask():
     previous = os.umask(0o027)
     yield 0o027
     os.umask(previous)
+
+
+def record_inversions(patch: pytest.MonkeyPatch, fail_on: int | None = None, fail_method: str | None = None) -> list:
+    """Record (method name, batch size) of every batch the built-in methods invert; optionally raise
+    KeyboardInterrupt (as Ctrl-C) at call number `fail_on`, or whenever `fail_method` inverts."""
+    from baselines.method import ProjectionMethod
+    from encoders.method import EncoderMethod
+
+    calls: list[tuple[str, int]] = []
+    for cls in (EncoderMethod, ProjectionMethod):
+        real = cls.invert
+
+        def recording(self, images, real=real):
+            if (fail_on is not None and len(calls) == fail_on) or self.name == fail_method:
+                raise KeyboardInterrupt
+            calls.append((self.name, len(images)))
+            return real(self, images)
+
+        patch.setattr(cls, "invert", recording)
+    return calls

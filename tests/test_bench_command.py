@@ -17,7 +17,7 @@ from e4e_bench.cli import main
 from e4e_bench.networks.generator import Generator
 from e4e_bench.throughput.bench import (BenchSettings, Workload, generator_workload, measure_batch, prepared_step,
                                           run_bench)
-from e4e_bench.methods import METHODS, MethodEntry, WeightSource
+from e4e_bench.methods import METHODS, Inversion, MethodEntry, WeightSource
 from tests.conftest import make_tiny_generator
 
 REQUIRED = ("method", "device", "dtype", "batch_size", "images_per_s", "latency_ms_median", "latency_ms_p90",
@@ -35,11 +35,19 @@ class OneLayerMethod:
     options: object = None
     source: WeightSource = field(default_factory=WeightSource)
 
-    def invert(self, images: torch.Tensor) -> torch.Tensor:
+    def invert(self, images: torch.Tensor) -> Inversion:
         if images.shape[0] == TOO_BIG:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
         layer = torch.ones(self.generator.n_latent * self.generator.style_dim, images[0].numel())
-        return (images.flatten(1) @ layer.t()).view(-1, self.generator.n_latent, self.generator.style_dim)
+        return Inversion((images.flatten(1) @ layer.t()).view(-1, self.generator.n_latent, self.generator.style_dim))
+
+    def decode(self, inversion: Inversion, codes: torch.Tensor | None = None) -> torch.Tensor:
+        return self.generator(inversion.codes if codes is None else codes)
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    pass
 
 
 def build_one_layer(**_) -> OneLayerMethod:
@@ -48,7 +56,8 @@ def build_one_layer(**_) -> OneLayerMethod:
 
 @pytest.fixture
 def one_layer_method():
-    with METHODS.registered("one_layer", MethodEntry(f"{__name__}:build_one_layer")):
+    entry = MethodEntry("one_layer", f"{__name__}:build_one_layer", f"{__name__}:NoOptions", "one linear layer")
+    with METHODS.registered("one_layer", entry):
         yield
 
 
@@ -151,3 +160,21 @@ def test_cpu_rows_say_which_kernels_ran_low_precision(tmp_path, monkeypatch, cap
         assert run_bench(BenchSettings(methods=(), domain="toy", devices=("cpu",), dtype="bf16")) == []
     assert ("reference kernels" in caplog.text) is not onednn
 
+
+
+@pytest.mark.parametrize("random_weights", [False, True])
+def test_the_generator_row_times_the_domains_own_architecture(random_weights):
+    # The toy's registered generator: 32 px, style_dim 64, 64 feature maps everywhere (not config-f's 512)
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from e4e_bench.assets import asset_path
+    from e4e_bench.checkpoints import load_generator
+
+    toy, _ = load_generator(asset_path("toy-generator"))
+    codes = torch.randn(1, toy.n_latent, toy.style_dim)
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        toy(codes, noise="const")
+    (row,) = run_bench(BenchSettings(methods=("generator",), domain="toy", batch_sizes=(1,), devices=("cpu",),
+                                     repeats=1, warmup=0, random_weights=random_weights))
+    assert row["gflop_per_image"] == pytest.approx(counter.get_total_flops() / 1e9, rel=1e-6)
+    assert row["gflop_per_image"] < 0.2  # config-f at 32 px would be 8 GFLOP

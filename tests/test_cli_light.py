@@ -62,6 +62,6 @@ def test_help_and_assets_list_import_no_method_package_nor_heavy_library(tmp_pat
 
 
 def test_train_help_still_lists_the_trainer_flags():
-    out = subprocess.run([sys.executable, "-m", "e4e_bench", "train", "--help"], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "e4e_bench", "train", "--method", "psp", "--help"], capture_output=True, text=True,
                          check=True).stdout
     assert "--max-steps" in out and "--lpips-lambda" in out

@@ -40,12 +40,12 @@ def test_registry_builds_the_method(checkpoints, tiny_domain, method):
     assert isinstance(built, InversionMethod)
     assert built.name == method and isinstance(built.generator, Generator) and built.input_size == (32, 32)
     images = torch.rand(3, 3, 32, 32) * 2 - 1
-    codes = built.invert(images)
+    codes = built.invert(images).codes
     assert codes.shape == (3, 8, 64) and not codes.requires_grad and codes.is_inference()
     with torch.inference_mode():
         expected = random_encoder(method, 8, 64)(images) + built.inverter.latent_avg
     torch.testing.assert_close(codes, expected, rtol=0, atol=0)
-    one_by_one = torch.cat([built.invert(image[None]) for image in images])
+    one_by_one = torch.cat([built.invert(image[None]).codes for image in images])
     torch.testing.assert_close(codes, one_by_one, rtol=1e-5, atol=1e-5)
     with pytest.raises(E4EBenchError, match=r"takes images of 32x32 \(H x W\), got 24x32"):
         built.invert(torch.zeros(1, 3, 24, 32))
@@ -84,7 +84,7 @@ def test_invert_command_end_to_end(tmp_path, checkpoints, tiny_domain, image_fol
     assert (out / "names.txt").read_text().split() == ["a", "b", "c"]
     built = build_method(method, domain=TINY_CARS, checkpoint=checkpoints[method], device=CPU)
     loaded = load_images(list_images(image_folder), TINY_CARS.encoder_input)
-    np.testing.assert_allclose(latents, built.invert(loaded.images).numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(latents, built.invert(loaded.images).codes.numpy(), rtol=1e-5, atol=1e-5)
     for stem in "abc":
         assert Image.open(out / "images" / f"{stem}.png").size == (32, 24)  # cropped rows 4:28 of 32
 
@@ -112,6 +112,6 @@ def test_random_weights_need_no_checkpoint_and_leave_the_global_stream_alone(tin
     torch.testing.assert_close(torch.rand(3), expected, rtol=0, atol=0)  # no reseeding, no draws from it
     assert first.inverter.encoder.stage_depths == STAGE_DEPTHS
     images = torch.rand(2, 3, 32, 32) * 2 - 1
-    codes = first.invert(images)
+    codes = first.invert(images).codes
     assert codes.shape == (2, 8, 64)
-    torch.testing.assert_close(codes, second.invert(images), rtol=0, atol=0)  # seeded
+    torch.testing.assert_close(codes, second.invert(images).codes, rtol=0, atol=0)  # seeded

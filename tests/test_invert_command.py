@@ -13,14 +13,14 @@ import torch
 
 from e4e_bench.pipeline import fingerprint
 
-from e4e_bench.pipeline import inversion
 from e4e_bench.checkpoints import save_checkpoint
 from e4e_bench.cli import main
 from e4e_bench.domains import DOMAINS
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.pipeline.fingerprint import check_fingerprint, file_identity, method_fingerprint
-from e4e_bench.methods import InversionMethod, build_method
-from tests.conftest import TINY_CARS, make_tiny_generator, rosinality_checkpoint, write_images
+from e4e_bench.methods import Inversion, build_method
+from encoders.method import EncoderMethod
+from tests.conftest import TINY_CARS, make_tiny_generator, record_inversions, rosinality_checkpoint, write_images
 from tests.official_checkpoints import write_official_checkpoint
 
 
@@ -41,19 +41,13 @@ def run_invert(checkpoint, images, out, *extra):
                  "--images", str(images), "--out", str(out), "--batch-size", "2", "--device", "cpu", *extra])
 
 
-def count_batches(patch: pytest.MonkeyPatch, fail_on: int | None = None) -> list[int]:
-    """Record the size of every batch the method inverts; optionally interrupt at batch `fail_on`."""
-    calls: list[int] = []
-    real = inversion.invert_with_noise
+def count_batches(patch: pytest.MonkeyPatch, fail_on: int | None = None) -> list[tuple[str, int]]:
+    """Record (method, size) of every batch the method inverts; optionally interrupt at batch `fail_on`."""
+    return record_inversions(patch, fail_on=fail_on)
 
-    def counting(method: InversionMethod, images: torch.Tensor):
-        if fail_on is not None and len(calls) == fail_on:
-            raise KeyboardInterrupt
-        calls.append(len(images))
-        return real(method, images)
 
-    patch.setattr(inversion, "invert_with_noise", counting)
-    return calls
+def sizes(calls: list[tuple[str, int]]) -> list[int]:
+    return [size for _, size in calls]
 
 
 def test_resume_skips_finished_batches_and_matches_a_full_run(tmp_path, tiny_domain, e4e_checkpoint, five_images):
@@ -61,11 +55,11 @@ def test_resume_skips_finished_batches_and_matches_a_full_run(tmp_path, tiny_dom
     with pytest.MonkeyPatch.context() as patch:
         calls = count_batches(patch, fail_on=2)
         assert run_invert(e4e_checkpoint, five_images, tmp_path / "cut") == 130
-    assert calls == [2, 2] and not (tmp_path / "cut" / "latents.npy").exists()
+    assert sizes(calls) == [2, 2] and not (tmp_path / "cut" / "latents.npy").exists()
     with pytest.MonkeyPatch.context() as patch:
         calls = count_batches(patch)
         assert run_invert(e4e_checkpoint, five_images, tmp_path / "cut", "--resume") == 0
-    assert calls == [1]  # only the last batch was left
+    assert sizes(calls) == [1]  # only the last batch was left
     np.testing.assert_array_equal(np.load(tmp_path / "cut" / "latents.npy"), np.load(tmp_path / "full" / "latents.npy"))
     assert (tmp_path / "cut" / "names.txt").read_text() == (tmp_path / "full" / "names.txt").read_text()
     assert not (tmp_path / "cut" / ".parts").exists()
@@ -78,7 +72,7 @@ def test_with_overwrite_everything_is_redone(tmp_path, tiny_domain, e4e_checkpoi
     with pytest.MonkeyPatch.context() as patch:
         calls = count_batches(patch)
         assert run_invert(e4e_checkpoint, five_images, tmp_path / "out", "--overwrite") == 0
-    assert calls == [2, 2, 1]
+    assert sizes(calls) == [2, 2, 1]
 
 
 def test_an_earlier_inversion_is_refused_and_overwrite_removes_only_what_invert_wrote(
@@ -92,11 +86,12 @@ def test_an_earlier_inversion_is_refused_and_overwrite_removes_only_what_invert_
     write_images(three, torch.rand(3, 3, 24, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1, ["a.png", "b.png", "c.png"])
     capsys.readouterr()
     assert run_invert(e4e_checkpoint, three, out) == 2
-    assert capsys.readouterr().err == (f"error: {out} holds an earlier inversion (latents.npy, names.txt, images); pass "
+    assert capsys.readouterr().err == (f"error: {out} holds an earlier inversion (latents.npy, names.txt, images, "
+                                       "inversion.json); pass "
                                        "--resume to continue it, --overwrite to replace it, or choose another --out\n")
     assert len(list((out / "images").glob("*.png"))) == 5
     assert run_invert(e4e_checkpoint, three, out, "--overwrite") == 0
-    assert sorted(p.name for p in out.iterdir()) == ["images", "latents.npy", "names.txt", "notes.txt"]
+    assert sorted(p.name for p in out.iterdir()) == ["images", "inversion.json", "latents.npy", "names.txt", "notes.txt"]
     assert sorted(p.name for p in (out / "images").iterdir()) == ["a.png", "b.png", "c.png"]
     assert np.load(out / "latents.npy").shape[0] == 3 and (out / "notes.txt").read_text() == "mine"
 
@@ -116,8 +111,8 @@ def test_unreadable_images_are_skipped_and_counted(tmp_path, tiny_domain, e4e_ch
 
 
 def test_nan_codes_stop_with_the_file_names(tmp_path, tiny_domain, e4e_checkpoint, five_images, monkeypatch, capsys):
-    nan_codes = lambda method, images: (torch.full((len(images), 8, 64), float("nan")), "const")  # noqa: E731
-    monkeypatch.setattr(inversion, "invert_with_noise", nan_codes)
+    nan_codes = lambda method, images: Inversion(torch.full((len(images), 8, 64), float("nan")))  # noqa: E731
+    monkeypatch.setattr(EncoderMethod, "invert", nan_codes)
     assert run_invert(e4e_checkpoint, five_images, tmp_path / "out") == 2
     assert "NaN codes for 000.png, 001.png" in capsys.readouterr().err
 
@@ -162,6 +157,28 @@ def test_resume_with_another_method_is_refused(tmp_path, tiny_domain, e4e_checkp
                        "--images", str(five_images), "--out", str(tmp_path / "out"), "--batch-size", "2",
                        "--device", "cpu")
     assert "was made with method e4e, but this run has method psp" in err
+
+
+def test_resume_of_a_finished_inversion_with_another_method_is_refused_and_touches_nothing(
+    tmp_path, tiny_domain, e4e_checkpoint, five_images, capsys
+):
+    out = tmp_path / "out"
+    assert run_invert(e4e_checkpoint, five_images, out) == 0
+    before = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    psp = write_official_checkpoint(tmp_path / "psp.pt", "psp", make_tiny_generator())
+    err = resume_error(capsys, "invert", "--method", "psp", "--checkpoint", str(psp), "--domain", TINY_CARS.name,
+                       "--images", str(five_images), "--out", str(out), "--batch-size", "2", "--device", "cpu")
+    assert f"{out / 'inversion.json'} was made with method e4e, but this run has method psp" in err
+    assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before
+
+
+def test_resume_of_a_finished_inversion_with_the_same_method_inverts_nothing(
+    tmp_path, tiny_domain, e4e_checkpoint, five_images, monkeypatch
+):
+    assert run_invert(e4e_checkpoint, five_images, tmp_path / "out") == 0
+    calls = count_batches(monkeypatch)
+    assert run_invert(e4e_checkpoint, five_images, tmp_path / "out", "--resume") == 0
+    assert sizes(calls) == []
 
 
 def test_resume_into_another_domain_is_refused(tmp_path, tiny_domain, e4e_checkpoint, five_images, capsys):

@@ -57,28 +57,25 @@ def reconstructions(inversion: Path) -> np.ndarray:
     return np.stack([np.asarray(Image.open(inversion / "images" / f"{name}.png")) for name in names]).astype(int)
 
 
-def test_generate_and_edit_with_the_inversion_noise_regenerate_a_projection_exactly(
-    tmp_path, projection, tiny_generator_ckpt
-):
-    base = ["--generator", str(tiny_generator_ckpt), "--latents", str(projection / "latents.npy"), "--device", "cpu"]
+def test_generate_and_edit_of_an_inversion_regenerate_a_projection_exactly(tmp_path, projection, tiny_generator_ckpt):
     expected = reconstructions(projection)
-    assert main(["generate", *base, "--out", str(tmp_path / "gen"), "--noise", str(projection / "noise")]) == 0
+    assert main(["generate", "--inversion", str(projection), "--out", str(tmp_path / "gen"), "--device", "cpu"]) == 0
     assert np.abs(decoded_frames(tmp_path / "gen", 3) - expected).max() == 0
-    assert main(["edit", *base, "--direction", "sefa:0", "--strength", "0", "--out", str(tmp_path / "edit"),
-                 "--noise", str(projection / "noise")]) == 0
+    assert main(["edit", "--inversion", str(projection), "--direction", "sefa:0", "--strength", "0",
+                 "--out", str(tmp_path / "edit"), "--device", "cpu"]) == 0
     assert np.abs(decoded_frames(tmp_path / "edit", 3) - expected).max() == 0
+    base = ["--generator", str(tiny_generator_ckpt), "--latents", str(projection / "latents.npy"), "--device", "cpu"]
     assert main(["generate", *base, "--out", str(tmp_path / "const")]) == 0
     assert np.abs(decoded_frames(tmp_path / "const", 3) - expected).max() > 0  # the optimised noise is what differs
 
 
-def test_inversion_noise_that_does_not_fit_the_codes_is_one_line(tmp_path, projection, tiny_generator_ckpt, capsys):
+def test_an_inversion_state_that_does_not_fit_the_codes_is_one_line(tmp_path, projection, capsys):
     np.save(tmp_path / "two.npy", np.load(projection / "latents.npy")[:2])
-    (projection / "noise" / "c.pt").unlink()
-    argv = ["generate", "--generator", str(tiny_generator_ckpt), "--device", "cpu", "--out", str(tmp_path / "gen"),
-            "--noise", str(projection / "noise")]
+    argv = ["generate", "--inversion", str(projection), "--device", "cpu", "--out", str(tmp_path / "gen")]
     capsys.readouterr()
     assert main([*argv, "--latents", str(tmp_path / "two.npy")]) == 2
-    assert capsys.readouterr().err == (f"error: --noise {projection / 'noise'}: {projection / 'names.txt'} names 3 "
-                                       "images but the codes have 2 rows; use the latents.npy of the same inversion\n")
-    assert main([*argv, "--latents", str(projection / "latents.npy")]) == 2
-    assert capsys.readouterr().err.startswith(f"error: {projection / 'noise' / 'c.pt'} does not exist")
+    assert capsys.readouterr().err == (f"error: {tmp_path / 'two.npy'} has 2 codes but {projection / 'names.txt'} "
+                                       "names 3 images; use codes of the same inversion, one row per image\n")
+    (projection / "state" / "c.pt").unlink()
+    assert main(argv) == 2
+    assert capsys.readouterr().err.startswith(f"error: {projection / 'state' / 'c.pt'} does not exist")

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import math
 
@@ -36,10 +37,13 @@ class LookupMethod:
         self.codes.append(module.to_wplus(args[0]).clone())
         self.frames.append(self.domain.resize_frames(output, self.input_size).flatten(1))
 
-    def invert(self, images: torch.Tensor) -> torch.Tensor:
+    def invert(self, images: torch.Tensor) -> methods.Inversion:
         nearest = torch.cdist(images.flatten(1), torch.cat(self.frames)).argmin(dim=1)
         codes = torch.cat(self.codes)[nearest]
-        return codes + self.noise_std * torch.randn(codes.shape, generator=self.rng)
+        return methods.Inversion(codes + self.noise_std * torch.randn(codes.shape, generator=self.rng))
+
+    def decode(self, inversion: methods.Inversion, codes: torch.Tensor | None = None) -> torch.Tensor:
+        return self.generator(inversion.codes if codes is None else codes, noise="const")
 
 
 def decode_table(method: LookupMethod) -> torch.Tensor:
@@ -47,6 +51,11 @@ def decode_table(method: LookupMethod) -> torch.Tensor:
     z = torch.randn(N_TABLE, method.generator.style_dim, generator=torch.Generator().manual_seed(5))
     with torch.inference_mode():
         return method.domain.resize_frames(method.generator(method.generator.mapping(z)), method.input_size)
+
+
+@dataclasses.dataclass(frozen=True)
+class NoOptions:
+    pass
 
 
 def build_lookup(*, domain, checkpoint, generator, device, options, random_weights, seed):
@@ -115,7 +124,9 @@ def test_registered_lec_metric_reports_value_and_protocol(cars_like):
 
 @pytest.fixture
 def lookup_registered():
-    with methods.METHODS.registered("lookup", methods.MethodEntry("tests.test_lec:build_lookup")):
+    entry = methods.MethodEntry("lookup", "tests.test_lec:build_lookup", "tests.test_lec:NoOptions",
+                                "nearest recorded frame of its own generator")
+    with methods.METHODS.registered("lookup", entry):
         yield
 
 
@@ -152,17 +163,18 @@ def test_lec_cli_with_an_optimization_baseline(tmp_path, tiny_domain, tiny_gener
 
 def test_one_driver_feeds_latent_and_method_metrics_from_the_callers_codes(cars_like):
     method = LookupMethod(make_tiny_generator(), cars_like, noise_std=0.05)
-    codes = method.invert(decode_table(method))
+    inversion = method.invert(decode_table(method))
+    codes = inversion.codes
     specs = [get_metric("layer_spread"), get_metric("lec")]
     lec_options = {"direction": "sefa:0", "factor": 1.0, "batch_size": 5}
     evaluation = Evaluation(specs, MetricContext(domain=cars_like), options={"lec": lec_options})
     names = [f"{i:03d}" for i in range(N_TABLE)]
     noise_state = method.rng.get_state()  # the re-encodings draw the same noise in both computations
     evaluation.add_codes(names, codes, method.generator)
-    evaluation.add_method(method, codes)
+    evaluation.add_method(method, inversion)
     summary = evaluation.summary()
     method.rng.set_state(noise_state)
-    direct = latent_editing_consistency(method, codes, parse_direction("sefa:0", method.generator), 1.0, cars_like, 5)
+    direct = latent_editing_consistency(method, inversion, parse_direction("sefa:0", method.generator), 1.0, cars_like, 5)
     assert summary.metrics["lec"].value == direct.lec  # the same path, given the caller's codes, no inversion
     assert summary.metrics["layer_spread"].details["n"] == N_TABLE
     assert evaluation.per_image_table()["003"]["layer_spread"] == pytest.approx(float(layer_spread(codes[3:4])))

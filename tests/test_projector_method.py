@@ -8,12 +8,13 @@ import pytest
 import torch
 from PIL import Image
 
-from baselines.method import image_seeds
+from baselines.method import ProjectionOptions, image_seeds
 from baselines.projector import ProjectorConfig
 from tests.conftest import TINY_CARS, make_tiny_generator, rosinality_checkpoint
 from e4e_bench.checkpoints import save_checkpoint
 from e4e_bench.cli import main
-from e4e_bench.arguments import add_projector_options, projector_options
+from e4e_bench.methods.decoding import state_noise
+from e4e_bench.methods.options import add_option_flags, given_options
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.methods import build_method
 
@@ -38,18 +39,19 @@ def test_methods_return_wplus_codes_and_per_image_noise(tiny_domain, tiny_genera
     method = build(name, tiny_generator_ckpt)
     assert method.name == name
     assert method.input_size == (24, 32)
-    codes, noise = method.invert_with_noise(frames)
+    inversion = method.invert(frames)
+    codes, noise = inversion.codes, state_noise(inversion.state, method.generator)
     generator = method.generator
     assert codes.shape == (2, generator.n_latent, generator.style_dim)
     assert torch.equal(codes, codes[:, :1].expand_as(codes)) == one_row
     assert [n.shape for n in noise] == [(2, *b.shape[1:]) for b in generator.noise_buffers()]
-    torch.testing.assert_close(method.invert(frames), codes, rtol=0, atol=0)
+    torch.testing.assert_close(method.decode(inversion), generator(codes, noise=noise), rtol=0, atol=0)
 
 
 def test_an_image_gets_the_same_codes_alone_in_another_batch_or_order(tiny_domain, tiny_generator_ckpt, frames):
-    together = build("opt_wplus", tiny_generator_ckpt).invert(frames)
-    swapped = build("opt_wplus", tiny_generator_ckpt).invert(frames.flip(0))
-    alone = build("opt_wplus", tiny_generator_ckpt).invert(frames[1:])
+    together = build("opt_wplus", tiny_generator_ckpt).invert(frames).codes
+    swapped = build("opt_wplus", tiny_generator_ckpt).invert(frames.flip(0)).codes
+    alone = build("opt_wplus", tiny_generator_ckpt).invert(frames[1:]).codes
     torch.testing.assert_close(swapped.flip(0), together, rtol=0, atol=1e-5)
     torch.testing.assert_close(alone, together[1:], rtol=0, atol=1e-5)
 
@@ -89,28 +91,36 @@ def test_a_missing_generator_is_a_clear_error(tiny_domain):
 
 def parse(argv):
     parser = argparse.ArgumentParser()
-    add_projector_options(parser)
-    return parser.parse_args(argv)
+    add_option_flags(parser, ProjectionOptions, "opt_w options")
+    return given_options(parser.parse_args(argv), ProjectionOptions, "opt_w")
 
 
-def test_cli_defaults_are_the_official_projector_settings():
-    official = dataclasses.asdict(ProjectorConfig())
-    options = projector_options(parse([]))
-    assert options == {key: official[key] for key in options}
+def test_options_class_defaults_are_the_official_projector_settings():
+    # NVIDIA's projector.py / rosinality's projector.py: 1000 steps, lr 0.1, ramps 0.05 / 0.25,
+    # latent noise 0.05 over 0.75 of the steps, noise regularisation 1e5, LPIPS-VGG only, 10,000 samples.
+    assert dataclasses.asdict(ProjectorConfig()) == {
+        "steps": 1000, "lr": 0.1, "lr_rampup": 0.05, "lr_rampdown": 0.25, "latent_noise": 0.05,
+        "latent_noise_ramp": 0.75, "noise_regularize": 1e5, "lpips_weight": 1.0, "mse_weight": 0.0,
+        "optimize_noise": True, "w_avg_samples": 10_000}
+    assert parse([]) == {}  # a flag not given leaves the method's (domain) default in force
 
 
 def test_cli_options_reach_the_projector():
-    options = projector_options(parse(["--steps", "20", "--lr", "0.05", "--lpips-weight", "0", "--mse-weight", "1",
-                                       "--noise-regularize", "0", "--no-optimize-noise"]))
+    options = parse(["--steps", "20", "--lr", "0.05", "--lpips-weight", "0", "--mse-weight", "1",
+                     "--noise-regularize", "0", "--no-optimize-noise"])
     assert options == {"steps": 20, "lr": 0.05, "lpips_weight": 0.0, "mse_weight": 1.0, "noise_regularize": 0.0,
                        "optimize_noise": False}
 
 
-@pytest.mark.parametrize("argv", [["--steps", "0"], ["--lr", "-1"], ["--mse-weight", "nan"]])
-def test_cli_rejects_bad_values(argv):
-    with pytest.raises(SystemExit) as exit_info:
-        parse(argv)
-    assert exit_info.value.code == 2
+@pytest.mark.parametrize(("argv", "words"), [(["--steps", "0"], "--steps must be at least 1"),
+                                             (["--lr", "-1"], "--lr must be >= 0"),
+                                             (["--mse-weight", "nan"], "--mse-weight must be >= 0"),
+                                             (["--steps", "many"], "opt_w option --steps many: expected an integer")])
+def test_bad_option_values_are_one_line(tiny_domain, tiny_generator_ckpt, framed_images, tmp_path, capsys, argv, words):
+    code = main(["invert", "--method", "opt_w", "--domain", "tiny_cars", "--generator", str(tiny_generator_ckpt),
+                 "--images", str(framed_images), "--out", str(tmp_path / "out"), "--device", "cpu", *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and words in err and len(err.strip().splitlines()) == 1, err
 
 
 @pytest.fixture
@@ -133,7 +143,7 @@ def test_invert_command_refuses_images_of_another_aspect(tiny_domain, tiny_gener
 
 
 @pytest.mark.parametrize("method", ["opt_w", "opt_wplus"])
-def test_invert_command_writes_codes_reconstructions_and_noise(tiny_domain, tiny_generator_ckpt, framed_images,
+def test_invert_command_writes_codes_reconstructions_and_their_noise_as_state(tiny_domain, tiny_generator_ckpt, framed_images,
                                                                 tmp_path, method):
     out = tmp_path / "out"
     code = main(["invert", "--method", method, "--domain", "tiny_cars", "--generator", str(tiny_generator_ckpt),
@@ -143,7 +153,7 @@ def test_invert_command_writes_codes_reconstructions_and_noise(tiny_domain, tiny
     assert np.load(out / "latents.npy").shape == (4, 8, 64)
     assert (out / "names.txt").read_text().split() == ["000", "001", "002", "003"]
     assert Image.open(out / "images" / "003.png").size == (32, 24)
-    assert sorted(p.name for p in (out / "noise").iterdir()) == ["000.pt", "001.pt", "002.pt", "003.pt"]
+    assert sorted(p.name for p in (out / "state").iterdir()) == ["000.pt", "001.pt", "002.pt", "003.pt"]
 
 
 def test_invert_command_without_lpips_weights_names_the_asset(tiny_domain, tiny_generator_ckpt, framed_images,

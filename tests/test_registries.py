@@ -13,7 +13,7 @@ from tests.conftest import TINY
 
 
 @pytest.mark.parametrize(("register", "existing"), [
-    (lambda: register_method("e4e", MethodEntry("x:y")), "method 'e4e'"),
+    (lambda: register_method(MethodEntry("e4e", "x:y", "x:z", "a clash")), "method 'e4e'"),
     (lambda: register_domain(dataclasses.replace(TINY, name="cars")), "domain 'cars'"),
     (lambda: register_asset(dataclasses.replace(ASSETS["lpips-alex"])), "asset 'lpips-alex'"),
 ])
@@ -27,7 +27,7 @@ def test_a_duplicate_is_refused_and_the_entry_kept(register, existing):
 @pytest.mark.parametrize("name", ["Cars", "my-method", "", "9lives"])
 def test_malformed_method_names_are_refused(name):
     with pytest.raises(ValueError, match="must match"):
-        register_method(name, MethodEntry("x:y"))
+        register_method(MethodEntry(name, "x:y", "x:z", "a bad name"))
 
 
 def test_registered_lasts_for_the_with_block_and_lookup_names_the_choices():
@@ -40,7 +40,7 @@ def test_registered_lasts_for_the_with_block_and_lookup_names_the_choices():
 
 def test_registries_are_read_only_mappings():
     with pytest.raises(TypeError):
-        METHODS["e4e"] = MethodEntry("x:y")  # type: ignore[index]
+        METHODS["e4e"] = MethodEntry("e4e", "x:y", "x:z", "")  # type: ignore[index]
 
 
 def test_a_domain_identity_is_a_registered_metric_checked_when_the_domain_is_defined():

@@ -21,8 +21,8 @@ def summary(l2_e4e: float = 0.02, label: str = "toy") -> RunSummary:
     return RunSummary(
         domain="toy",
         label=label,
-        metrics={"l2": MetricInfo(False, PROTOCOLS["l2"]), "msssim": MetricInfo(True, PROTOCOLS["msssim"]),
-                 "lec": MetricInfo(False, PROTOCOLS["lec"])},
+        metrics={"l2": MetricInfo(False, PROTOCOLS["l2"], "L2"), "msssim": MetricInfo(True, PROTOCOLS["msssim"], "MS-SSIM"),
+                 "lec": MetricInfo(False, PROTOCOLS["lec"], "LEC")},
         methods={
             "e4e": MethodResult(values={"l2": Value(l2_e4e, 0.005, 4), "msssim": Value(0.81, 0.02, 4), "lec": Value(3.1, 0.4, 4)}),
             "psp": MethodResult(values={"l2": Value(0.0123, 0.004, 4), "msssim": Value(0.86, 0.01, 4), "lec": Value(9.5, 1.0, 4)}),
@@ -117,3 +117,18 @@ def test_report_rebuilds_tables_and_plots_from_the_run_directory(run_dir):
     for name in ("tables/results.md", "tables/results.tex", "tables/results.csv", "plots/tradeoff.png", "plots/tradeoff.pdf",
                  "plots/per_image.png", "plots/qualitative.png", "plots/qualitative.pdf"):
         assert (run_dir / name).stat().st_size > 0, name
+
+
+def test_a_timing_is_bold_only_when_it_beats_the_next_by_more_than_both_spreads():
+    from e4e_bench.reporting.run_results import MethodResult, MetricInfo, RunSummary, Value
+
+    def table(fast: Value, slow: Value) -> str:
+        run = RunSummary("toy", "toy", metrics={"seconds_per_image": MetricInfo(False, "timing", "s/img", True)},
+                         methods={"a": MethodResult(values={"seconds_per_image": fast}),
+                                  "b": MethodResult(values={"seconds_per_image": slow})})
+        return markdown_table([run])
+
+    # 0.010 ± 0.002 against 0.013 ± 0.002: the gap (0.003) is within the spreads (0.004)
+    assert "**" not in table(Value(0.010, 0.002, 16), Value(0.013, 0.002, 16))
+    assert "**0.0100 ± 0.0020**" in table(Value(0.010, 0.002, 16), Value(0.020, 0.002, 16))
+    assert "**" not in table(Value(0.010, math.nan, 16), Value(0.020, math.nan, 16))  # no spread: cannot tell

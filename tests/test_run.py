@@ -11,17 +11,16 @@ import pytest
 import torch
 from PIL import Image
 
-from e4e_bench.pipeline import inversion
 from e4e_bench.checkpoints import save_checkpoint
 from e4e_bench.cli import main
 from e4e_bench.domains import DOMAINS
-from tests.conftest import TINY_CARS, make_tiny_generator, rosinality_checkpoint, write_images
+from tests.conftest import TINY_CARS, make_tiny_generator, record_inversions, rosinality_checkpoint, write_images
 from tests.official_checkpoints import write_official_checkpoint
 
 RUN_DOMAIN = dataclasses.replace(
     TINY_CARS, name="tiny_run", default_edit="sefa:0", default_edit_name="SeFa 0", default_edit_factor=1.0,
-    projector_defaults=(("lpips_weight", 0.0), ("mse_weight", 1.0), ("steps", 3)),
 )
+PROJECTION = ["--option", "steps=3", "--option", "lpips_weight=0", "--option", "mse_weight=1"]
 
 
 @pytest.fixture
@@ -40,7 +39,8 @@ def setup(tmp_path):
 
 
 def run(tmp_path, files, *extra, methods="e4e,psp,opt_w", out="run"):
-    return main(["run", "--methods", methods, "--domain", RUN_DOMAIN.name, "--data", str(tmp_path / "data"),
+    options = PROJECTION if "opt_" in methods else []
+    return main(["run", "--methods", methods, *options, "--domain", RUN_DOMAIN.name, "--data", str(tmp_path / "data"),
                  "--checkpoint", f"e4e={files['e4e']}", "--checkpoint", f"psp={files['psp']}",
                  "--generator", str(files["generator"]), "--metrics", "l2,msssim,swd,lec", "--out", str(tmp_path / out),
                  "--device", "cpu", "--batch-size", "4", *extra])
@@ -80,22 +80,14 @@ def test_run_writes_the_run_directory_and_its_numbers_are_the_images(setup):
 
 def test_interrupted_run_resumes_without_redoing_finished_inversions(setup, monkeypatch):
     tmp_path, files = setup
-    inverted: list[str] = []
-    real = inversion.invert_with_noise
-
-    def interrupting(method, images):
-        if method.name == "psp":
-            raise KeyboardInterrupt
-        inverted.append(method.name)
-        return real(method, images)
-
-    monkeypatch.setattr(inversion, "invert_with_noise", interrupting)
-    assert run(tmp_path, files) == 130  # as Ctrl-C
-    assert inverted == ["e4e"] * 3
-    monkeypatch.setattr(inversion, "invert_with_noise", lambda method, images: (inverted.append(method.name), real(method, images))[1])
-    inverted.clear()
+    with monkeypatch.context() as patch:
+        calls = record_inversions(patch, fail_method="psp")
+        assert run(tmp_path, files) == 130  # as Ctrl-C
+    assert calls == [("e4e", 4), ("e4e", 4), ("e4e", 1), ("e4e", 8)]  # three batches, then LEC's re-inversion
+    calls = record_inversions(monkeypatch)
     assert run(tmp_path, files, "--resume") == 0
-    assert "e4e" not in inverted and inverted.count("psp") == 3 and inverted.count("opt_w") == 3
+    assert ("e4e" not in [name for name, _ in calls] and calls.count(("psp", 8)) == calls.count(("opt_w", 8)) == 1
+            and len(calls) == 8)
 
 
 def test_a_finished_run_needs_resume_and_the_same_settings(setup, capsys):

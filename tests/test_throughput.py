@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 
 import pytest
 import torch
@@ -43,7 +44,11 @@ def test_stopwatch_times_the_block_and_inversion_drops_the_first_batch(clock):
     with throughput.Stopwatch(torch.device("cpu")) as watch:
         clock.step()
     assert watch.seconds == 9.0
-    assert Inverted([], torch.zeros(0), [(4, 8.0), (4, 2.0), (2, 1.0)]).seconds_per_image() == pytest.approx(3.0 / 6)
+    # per image: 2.0 (warm-up, left out), then 0.5, 0.25, 1.0 -> median 0.5, |deviations| 0, 0.25, 0.5 -> MAD 0.25
+    timed = Inverted([], torch.zeros(0), timings=[(4, 8.0), (4, 2.0), (4, 1.0), (2, 2.0)])
+    assert timed.timing() == pytest.approx((0.5, 0.25, 3))
+    one = Inverted([], torch.zeros(0), timings=[(4, 8.0), (4, 2.0)])  # one timed batch: no median with a spread
+    assert math.isnan(one.timing()[0]) and one.timing()[2] == 1
 
 
 def test_latency_median_p90_and_images_per_second_follow_the_clock(clock):

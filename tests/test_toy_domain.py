@@ -57,7 +57,7 @@ def summary_values(run_dir: Path) -> dict:
             for m, r in summary["methods"].items()}
 
 
-RUN = ["run", "--domain", "toy", "--methods", "e4e,opt_w", "--n-images", "16", "--steps", "4", "--device", "cpu"]
+RUN = ["run", "--domain", "toy", "--methods", "e4e,opt_w", "--n-images", "16", "--option", "steps=4", "--device", "cpu"]
 
 
 def test_toy_run_offline_then_check_against_its_own_baseline(tmp_path, monkeypatch, capsys):

@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from e4e_bench.arguments import DEFAULT_METHODS, distinct_names, non_negative_int, positive_int, positive_ints
+from e4e_bench.arguments import distinct_names, non_negative_int, positive_int, positive_ints
 from e4e_bench.domains import DOMAINS
 
 EXAMPLES = """examples:
   python -m e4e_bench bench --methods e4e,psp,opt_w,opt_wplus --domain cars --batch-sizes 1,8,32 --devices all --random-weights
   python -m e4e_bench bench --methods e4e,generator --domain cars --devices cpu --random-weights --dtype bf16 --out runs/bench_bf16
 
-what one timed call is: e4e/pSp one `invert` of a batch (images to codes); opt_w/opt_wplus --timed-steps
-steps of the projection (latency and images/s extrapolated to the recipe's steps, default 1000);
-generator: decoding a batch of W+ codes with the stored noise."""
+what one timed call is: an encoder's one `invert` of a batch (images to codes); an iterative method's
+(opt_w/opt_wplus) --timed-steps steps of its recipe (latency and images/s extrapolated to the recipe's
+steps, default 1000); generator: decoding a batch of W+ codes with the stored noise."""
 
 
 def register(subparsers) -> None:
@@ -28,8 +28,9 @@ def register(subparsers) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--methods", type=distinct_names, default=DEFAULT_METHODS,
-                        help="comma-separated methods, and `generator` for the decoder alone (default e4e,psp,opt_w,opt_wplus)")
+    parser.add_argument("--methods", type=distinct_names,
+                        help="comma-separated registered methods, and `generator` for the decoder alone (default: the "
+                        "built-in methods, e4e,psp,opt_w,opt_wplus)")
     parser.add_argument("--domain", choices=sorted(DOMAINS), required=True, help="the architecture and input size")
     parser.add_argument("--batch-sizes", type=positive_ints, default=(1, 8, 32), help="comma-separated (default 1,8,32)")
     parser.add_argument("--devices", type=distinct_names, default=("all",),
@@ -44,18 +45,19 @@ def register(subparsers) -> None:
     parser.add_argument("--repeats", type=positive_int, default=10, help="timed calls per row (default 10)")
     parser.add_argument("--warmup", type=non_negative_int, default=2, help="untimed calls before them (default 2)")
     parser.add_argument("--timed-steps", type=positive_int, default=3,
-                        help="projection steps per timed call of opt_w/opt_wplus (default 3)")
+                        help="steps per timed call of an iterative method such as opt_w (default 3)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs (default 0)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench"), help="output folder (default runs/bench)")
     parser.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
+    from e4e_bench.methods.registry import default_methods
     from e4e_bench.reporting.bench_results import write_bench
     from e4e_bench.throughput.bench import BenchSettings, run_bench
 
     settings = BenchSettings(
-        methods=args.methods, domain=args.domain, batch_sizes=args.batch_sizes, devices=args.devices,
+        methods=args.methods or default_methods(), domain=args.domain, batch_sizes=args.batch_sizes, devices=args.devices,
         random_weights=args.random_weights, dtype=args.dtype, channels_last=args.channels_last,
         compile=args.compile, repeats=args.repeats, warmup=args.warmup, timed_steps=args.timed_steps, seed=args.seed,
     )

@@ -11,7 +11,7 @@ from e4e_bench.devices import resolve_device
 from e4e_bench.editing import SPEC_HELP, parse_direction
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.io import check_output_folder
-from e4e_bench.latents import decode_to_files, noise_from, read_codes, write_codes
+from e4e_bench.latents import decode_to_files, generator_batches, read_codes, write_codes
 
 EXAMPLES = """\
 examples:
@@ -21,6 +21,8 @@ examples:
       --direction interfacegan:age.pt --strength 3 --out edits/age
   python -m e4e_bench edit --latents inv/latents.npy --generator stylegan2-horse-config-f.pt \\
       --direction sefa:0:2:6 --strength 10 --out edits/sefa0
+  python -m e4e_bench edit --inversion inv/ --direction sefa:0 --strength 3 --out edits/sefa0
+      (an `invert` output: each image edited and decoded with its own decoder state)
 """
 
 
@@ -29,14 +31,17 @@ def register(subparsers) -> None:
         "edit",
         help="edit codes along a direction and decode them",
         description="Edit codes [N, style_dim] (W) or [N, n_latent, style_dim] (W+) along a direction and decode "
-        "them (with the generator's stored noise unless --noise says otherwise) to DIR/00000.png ... (full "
-        "resolution, uncropped); the edited "
+        "them (with the generator's stored noise unless --noise says otherwise; with --inversion OUT, by OUT's "
+        "method with each image's own decoder state) to DIR/00000.png ... (full resolution, uncropped); the edited "
         "W+ codes go to DIR/latents.npy.\n\n" + SPEC_HELP,
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--latents", type=Path, required=True, help=".npy of codes, e.g. OUT/latents.npy of `invert`")
-    parser.add_argument("--generator", type=Path, required=True, help="rosinality .pt or official e4e/pSp checkpoint")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--generator", type=Path, help="rosinality .pt or official e4e/pSp checkpoint")
+    source.add_argument("--inversion", type=Path, metavar="OUT", help="an `invert` output folder")
+    parser.add_argument("--latents", type=Path, help=".npy of codes, e.g. OUT/latents.npy of `invert` (the default "
+                        "with --inversion)")
     parser.add_argument("--direction", required=True, metavar="SPEC", help="see above")
     parser.add_argument("--strength", type=float, help="S of the SPEC (default: a named GANSpace edit's own)")
     parser.add_argument(
@@ -51,15 +56,27 @@ def register(subparsers) -> None:
 
 def main(args: argparse.Namespace) -> int:
     check_output_folder(args.out)
-    generator, _ = load_generator(args.generator, resolve_device(args.device))
-    codes = generator.to_wplus(read_codes(args.latents, generator))
+    device = resolve_device(args.device)
+    if args.inversion is not None:
+        from e4e_bench.pipeline.inversion import decode_batches, inversion_decoder
+
+        method, inversion = inversion_decoder(args.inversion, device, args.latents)
+        generator, codes = method.generator, inversion.codes
+    elif args.latents is None:
+        raise E4EBenchError("--latents FILE.npy is required with --generator")
+    else:
+        generator, _ = load_generator(args.generator, device)
+        codes = generator.to_wplus(read_codes(args.latents, generator))
     direction = parse_direction(args.direction, generator)
     strength = args.strength if args.strength is not None else direction.default_strength
     if strength is None:
         raise E4EBenchError(f"direction {args.direction!r} has no default strength; pass --strength S")
     edited = direction.add(codes, strength) if args.additive else direction.apply(codes, strength)
-    noise = noise_from(args.noise, len(codes), generator)
-    paths = decode_to_files(generator, edited, args.out, noise, args.seed, args.batch_size)
+    if args.inversion is not None:
+        decode = decode_batches(method, inversion, edited)
+    else:
+        decode = generator_batches(generator, edited, args.noise, args.seed)
+    paths = decode_to_files(decode, len(edited), args.out, args.batch_size)
     write_codes(edited, args.out / "latents.npy")
     print(f"edited {len(paths)} codes along {args.direction} (strength {strength:g}) into {args.out}")
     return 0

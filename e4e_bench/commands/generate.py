@@ -1,17 +1,20 @@
-"""`generate`: decode W or W+ codes with a generator checkpoint."""
+"""`generate`: decode W or W+ codes with a generator checkpoint, or an inversion with its own method."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from e4e_bench.checkpoints import load_generator
 from e4e_bench.arguments import add_noise_arguments, positive_int
+from e4e_bench.checkpoints import load_generator
 from e4e_bench.devices import resolve_device
+from e4e_bench.errors import E4EBenchError
 from e4e_bench.io import check_output_folder
-from e4e_bench.latents import decode_to_files, noise_from, read_codes
+from e4e_bench.latents import decode_to_files, generator_batches, read_codes
 
-EXAMPLE = "example: python -m e4e_bench generate --generator stylegan2-car-config-f.pt --latents codes.npy --out images/"
+EXAMPLES = """examples:
+  python -m e4e_bench generate --generator stylegan2-car-config-f.pt --latents codes.npy --out images/
+  python -m e4e_bench generate --inversion inv/ --out images/     # an `invert` output, decoded exactly again"""
 
 
 def register(subparsers) -> None:
@@ -19,11 +22,17 @@ def register(subparsers) -> None:
         "generate",
         help="decode W / W+ codes to images",
         description="Decode codes [N, style_dim] (W) or [N, n_latent, style_dim] (W+) to DIR/00000.png ... "
-        "at full generator resolution, uncropped.",
-        epilog=EXAMPLE,
+        "at full generator resolution, uncropped: with a bare --generator, or with --inversion OUT (an `invert` "
+        "output or a run's methods/<method>/), whose method decodes each code with its image's own decoder state "
+        "(a projection's optimised noise, ...), which regenerates the inversion's reconstructions exactly.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--generator", type=Path, required=True, help="rosinality .pt or official e4e/pSp checkpoint")
-    parser.add_argument("--latents", type=Path, required=True, help=".npy of codes")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--generator", type=Path, help="rosinality .pt or official e4e/pSp checkpoint")
+    source.add_argument("--inversion", type=Path, metavar="OUT", help="an `invert` output folder")
+    parser.add_argument("--latents", type=Path, help=".npy of codes (with --inversion: default OUT/latents.npy, "
+                        "one row per image of its names.txt)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     add_noise_arguments(parser)
     parser.add_argument("--batch-size", type=positive_int, default=8, help="codes decoded at once (default 8)")
@@ -34,9 +43,17 @@ def register(subparsers) -> None:
 def main(args: argparse.Namespace) -> int:
     check_output_folder(args.out)
     device = resolve_device(args.device)
-    generator, _ = load_generator(args.generator, device)
-    codes = read_codes(args.latents, generator)
-    noise = noise_from(args.noise, len(codes), generator)
-    paths = decode_to_files(generator, codes, args.out, noise, args.seed, args.batch_size)
+    if args.inversion is not None:
+        from e4e_bench.pipeline.inversion import decode_batches, inversion_decoder
+
+        method, inversion = inversion_decoder(args.inversion, device, args.latents)
+        decode, count = decode_batches(method, inversion, inversion.codes), len(inversion)
+    else:
+        if args.latents is None:
+            raise E4EBenchError("--latents FILE.npy is required with --generator")
+        generator, _ = load_generator(args.generator, device)
+        codes = read_codes(args.latents, generator)
+        decode, count = generator_batches(generator, codes, args.noise, args.seed), len(codes)
+    paths = decode_to_files(decode, count, args.out, args.batch_size)
     print(f"wrote {len(paths)} images to {args.out}")
     return 0

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from e4e_bench.arguments import add_method_arguments, method_keywords, positive_int
+from e4e_bench.arguments import add_chosen_method_options, add_method_arguments, method_keywords, positive_int
 from e4e_bench.editing import SPEC_HELP
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.pipeline.inversion import invert_images
@@ -45,6 +45,10 @@ def register(subparsers) -> None:
     parser.set_defaults(func=main)
 
 
+def add_deferred_arguments(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    add_chosen_method_options(parser, argv)
+
+
 def main(args: argparse.Namespace) -> int:
     domain = resolve_domain(args.domain, args.checkpoint)
     method = build_method(args.method, domain=domain, **method_keywords(args))
@@ -56,7 +60,7 @@ def main(args: argparse.Namespace) -> int:
     paths = paths[: len(paths) // args.batch_size * args.batch_size]  # e4e's drop_last: the rest is never scored
     context = MetricContext(device=method.generator.device, domain=domain)
     metric = get_metric("lec").build(context, direction=args.direction, factor=args.factor, batch_size=args.batch_size)
-    result = metric.evaluate(method, invert_images(method, paths, args.batch_size).codes)
+    result = metric.evaluate(method, invert_images(method, paths, args.batch_size)[1])
     report = {
         "lec": result.lec,
         "method": method.name,

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from e4e_bench.arguments import DEFAULT_METHODS, add_projector_options, distinct_names, positive_int, projector_options
+from e4e_bench.arguments import distinct_names, positive_int
 from e4e_bench.domains import DOMAINS
 from e4e_bench.io import check_output_folder
 
 EXAMPLES = """examples:
   python -m e4e_bench run --methods e4e,psp,opt_w,opt_wplus --domain toy
-  python -m e4e_bench run --methods e4e,psp,opt_w --domain cars --data cars_test/ --checkpoint psp=psp_cars.pt --steps 200
+  python -m e4e_bench run --methods e4e,psp,opt_w --domain cars --data cars_test/ --checkpoint psp=psp_cars.pt \\
+      --option opt_w.steps=200
+  python -m e4e_bench run --methods opt_w,opt_wplus --domain toy --option steps=50 --option opt_w.lr=0.05
   python -m e4e_bench run --methods e4e,opt_w --domain toy --out runs/toy --resume
 
 exit status: 0 every method finished, 1 some method failed (its reason is in the tables), 2 the run
@@ -35,12 +37,13 @@ def register(subparsers) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--methods", type=distinct_names, default=DEFAULT_METHODS,
-                        help="comma-separated methods (default e4e,psp,opt_w,opt_wplus)")
+    parser.add_argument("--methods", type=distinct_names,
+                        help="comma-separated registered methods, plug-ins included (default: the built-in ones, "
+                        "e4e,psp,opt_w,opt_wplus)")
     parser.add_argument("--domain", choices=sorted(DOMAINS), default="toy", help="default toy (ships with the package)")
     parser.add_argument("--data", type=Path, help="folder of test images (default for toy: its rendered test split)")
     parser.add_argument("--checkpoint", type=checkpoint_pair, action="append", default=[], metavar="METHOD=PATH",
-                        help="an e4e/pSp checkpoint instead of the domain's registered one (repeatable)")
+                        help="a method's checkpoint instead of the domain's registered one (repeatable)")
     parser.add_argument("--generator", type=Path, help="generator checkpoint for every method")
     parser.add_argument("--metrics", type=distinct_names, help="comma-separated subset of l2,lpips,msssim,id,fid,swd,lec "
                         "(default: every metric whose weights are present; the others are listed with their fetch command)")
@@ -54,16 +57,23 @@ def register(subparsers) -> None:
                         help="faces: FFHQ-align the photos of --data first (256 px, kept in OUT/aligned/); needs the faces extra")
     parser.add_argument("--random-weights", action="store_true",
                         help="metric networks with random weights: a smoke run without downloads, not real numbers")
-    add_projector_options(parser)
+    parser.add_argument("--option", action="append", default=[], metavar="[METHOD.]NAME=VALUE",
+                        help="a method option (repeatable): opt_w.steps=500 sets opt_w's; steps=500 sets it for every "
+                        "method of the run that has it; `python -m e4e_bench invert --method M --help` lists M's")
     parser.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
+    from e4e_bench.methods import METHODS, resolve
+    from e4e_bench.methods.options import parse_assignments
+    from e4e_bench.methods.registry import default_methods
     from e4e_bench.pipeline.runner import Benchmark, RunSettings
     from e4e_bench.reporting.tables import markdown_table
 
+    methods = args.methods or default_methods()
+    known = {name: resolve(METHODS[name].options) for name in methods if name in METHODS}  # the rest: plan_run says
     settings = RunSettings(
-        methods=args.methods,
+        methods=methods,
         domain=args.domain,
         out=args.out or Path("runs") / args.domain,
         data=args.data,
@@ -74,7 +84,7 @@ def main(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         device=args.device,
         seed=args.seed,
-        projector=projector_options(args),
+        options={name: given for name, given in parse_assignments(args.option, known).items() if given},
         random_weights=args.random_weights,
         align=args.align,
     )

@@ -1,7 +1,9 @@
-"""`train`: train an e4e or pSp encoder on a folder of images (multi-GPU under torchrun).
+"""`train`: train a method that has a trainer (e4e, pSp, plug-ins that declare one) on a folder of
+images (multi-GPU under torchrun).
 
-Every official e4e/pSp training option is a flag of the same name in dash form; defaults are the
-authors' recipe for the method and domain. The effective batch size is --batch-size times the
+Every option of the method's trainer is a flag (`train --method M --help` lists them); for e4e and
+pSp these are the official training options under their own names in dash form, with the
+authors' recipe for the method and domain as defaults. The effective batch size is --batch-size times the
 number of processes torchrun starts.
 """
 
@@ -11,12 +13,10 @@ import argparse
 import json
 from dataclasses import fields
 
+from e4e_bench.arguments import chosen_method
 from e4e_bench.domains import DOMAINS
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.io import check_output_folder
-from e4e_bench.methods import METHODS, resolve
-
-TRAINABLE = tuple(name for name, entry in METHODS.items() if entry.trainer is not None)
 
 EXAMPLES = """examples:
   python -m e4e_bench train --method e4e --domain cars --data stanford_cars/train --out runs/e4e_cars
@@ -38,7 +38,8 @@ def parse_size(text: str) -> tuple[int, int]:
 def flag_arguments(option, options_class) -> dict:
     """argparse keyword arguments for one training-options field, from its annotation."""
     kind = str(option.type)
-    default = options_class.describe_default(option.name, option.default)
+    describe = getattr(options_class, "describe_default", lambda name, value: f"default {value}")
+    default = describe(option.name, option.default)
     help_text = f"{option.metadata['help']} ({default})" if default else option.metadata["help"]
     kwargs = {"dest": option.name, "default": argparse.SUPPRESS, "help": help_text}
     if kind == "bool":
@@ -55,9 +56,9 @@ def flag_arguments(option, options_class) -> dict:
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "train", help="train an e4e or pSp encoder", description=__doc__,
+        "train", help="train an encoder (e4e, pSp, or a plug-in's)", description=__doc__,
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--method", required=True, choices=TRAINABLE, help="the encoder to train")
+    parser.add_argument("--method", required=True, help="a registered method that has a trainer (e4e, psp, ...)")
     parser.add_argument("--domain", required=True, choices=sorted(DOMAINS),
                         help="fixes the generator, crop, input size, similarity network and recipe")
     parser.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CHECKPOINT",
@@ -65,32 +66,48 @@ def register(subparsers) -> None:
     parser.set_defaults(func=main)
 
 
-def train_options():
-    """The options dataclass of the trainers (one for e4e and pSp), from the method registry."""
-    (reference,) = {METHODS[name].train_options for name in TRAINABLE}
-    return resolve(reference)
+def trainer_entry(name: str | None):
+    """The registry entry of a method that can be trained; an error naming those that can otherwise."""
+    from e4e_bench.methods import METHODS
+
+    trainable = [method for method, entry in METHODS.items() if entry.trainer is not None]
+    if name not in trainable:
+        raise E4EBenchError(f"{name!r} cannot be trained here; methods with a trainer: {', '.join(trainable)}")
+    return METHODS[name]
 
 
-def add_deferred_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per training option, from the trainer's options dataclass."""
-    options_class = train_options()
+def train_options(name: str | None):
+    """The frozen options dataclass of the method's trainer."""
+    from e4e_bench.methods import resolve
+
+    return resolve(trainer_entry(name).train_options)
+
+
+def add_deferred_arguments(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """One flag per training option of the chosen method's trainer (none until --method names one)."""
+    name = chosen_method(argv)
+    if name is None:
+        return
+    options_class = train_options(name)
     for option in fields(options_class):
         if option.name in DERIVED:
             continue
-        flags = [option.metadata["flag"]] if option.metadata["flag"] else []
+        flags = [option.metadata["flag"]] if option.metadata.get("flag") else []
         flags.append("--" + option.name.replace("_", "-"))
         parser.add_argument(*dict.fromkeys(flags), **flag_arguments(option, options_class))
 
 
 def main(args: argparse.Namespace) -> int:
-    overrides = {f.name: getattr(args, f.name) for f in fields(train_options()) if hasattr(args, f.name)}
+    from e4e_bench.methods import resolve
+
+    overrides = {f.name: getattr(args, f.name) for f in fields(train_options(args.method)) if hasattr(args, f.name)}
     if "exp_dir" not in overrides:
         raise E4EBenchError("--out DIR is required: the folder for checkpoints, logs and image grids")
     check_output_folder(overrides["exp_dir"])
     if "data" not in overrides and args.resume is None:
         raise E4EBenchError("--data DIR is required: a folder of training images")
     overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
-    summary = resolve(METHODS[args.method].trainer)(args.method, args.domain, overrides, args.resume)
+    summary = resolve(trainer_entry(args.method).trainer)(args.method, args.domain, overrides, args.resume)
     if summary is not None:
         print(json.dumps(summary))
     return 0

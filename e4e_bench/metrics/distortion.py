@@ -19,6 +19,8 @@ def mean_squared_error(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
 @register_metric(
     "l2",
     kind="paired",
+    title="L2",
+    in_run=True,
     protocol=f"L2: per-pixel MSE of [-1,1] RGB images (4x the [0,1] MSE, as e4e/pSp report it), {SIZE_NOTE}",
 )
 def build_l2(context: MetricContext):
@@ -36,12 +38,15 @@ class LpipsDistance:
         return self.network(real, fake).flatten()
 
 
-LPIPS_BACKBONES = {"lpips": ("alex", "AlexNet"), "lpips_vgg": ("vgg", "VGG-16")}
+# name: (backbone, its words, table title, scored by `run`); AlexNet is the papers' LPIPS
+LPIPS_BACKBONES = {"lpips": ("alex", "AlexNet", "LPIPS", True), "lpips_vgg": ("vgg", "VGG-16", "LPIPS-VGG", False)}
 
-for _name, (_net, _label) in LPIPS_BACKBONES.items():
+for _name, (_net, _label, _title, _in_run) in LPIPS_BACKBONES.items():
     register_metric(
         _name,
         kind="paired",
+        title=_title,
+        in_run=_in_run,
         protocol=f"LPIPS v0.1, {_label} backbone, lpips 0.1.4 linear heads, [-1,1] inputs, no resize, {SIZE_NOTE}",
         assets=(BACKBONE_ASSETS[_net],),
     )(functools.partial(LpipsDistance, _net))

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from e4e_bench.data import by_stem, list_images, load_images, some_of, warn_stretched
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.networks.generator import Generator
-from e4e_bench.methods import InversionMethod
+from e4e_bench.methods import Inversion, InversionMethod
 from e4e_bench.metrics.registry import IMAGE_KINDS, KINDS, SIDES, MetricContext, MetricResult, MetricSpec
 from e4e_bench.throughput.timing import Stopwatch
 
@@ -113,10 +113,10 @@ class Evaluation:
         for name in self.of_kind["latent"]:
             self._score(name, names, codes, generator)
 
-    def add_method(self, method: InversionMethod, codes: torch.Tensor) -> None:
-        """Run every method metric once, on the method's codes of the images in file order."""
+    def add_method(self, method: InversionMethod, inversion: Inversion) -> None:
+        """Run every method metric once, on the method's inversion of the images in file order."""
         for name in self.of_kind["method"]:
-            self.results[name] = self._timed(name, self.metrics[name], method, codes)
+            self.results[name] = self._timed(name, self.metrics[name], method, inversion)
 
     def per_image(self) -> dict[str, torch.Tensor]:
         """Per-image values of the paired and latent metrics, in the order they were added."""
@@ -147,6 +147,8 @@ class Evaluation:
         """The metric's protocol; an image metric's also names the size `--domain` resized the images to,
         since that changes every image metric (the toy's 24x32 pictures are upsampled 3x, for instance)."""
         domain = self.context.domain
+        if spec.name in self.results and "protocol" in self.results[spec.name].details:
+            return self.results[spec.name].details["protocol"]  # a method metric's own words for what it ran
         if spec.kind not in IMAGE_KINDS or domain is None:
             return spec.protocol
         height, width = domain.eval_size

@@ -174,6 +174,6 @@ class FrechetInceptionDistance:
         return MetricResult(value, details)
 
 
-@register_metric("fid", kind="set", protocol=PROTOCOL, assets=(FID_ASSET,))
+@register_metric("fid", kind="set", title="FID", in_run=True, on_edits=True, protocol=PROTOCOL, assets=(FID_ASSET,))
 def build_fid(context: MetricContext) -> FrechetInceptionDistance:
     return FrechetInceptionDistance(context)

@@ -123,13 +123,13 @@ def arcface_similarity(context: MetricContext) -> IdentitySimilarity:
     return IdentitySimilarity(ArcFaceEmbedder(context))
 
 
-@register_metric(IDENTITY_METRICS["arcface"], kind="paired", higher_is_better=True, protocol=ARCFACE_PROTOCOL,
+@register_metric(IDENTITY_METRICS["arcface"], kind="paired", title="ID (ArcFace)", higher_is_better=True, protocol=ARCFACE_PROTOCOL,
                  assets=(INSIGHTFACE_ARCFACE_ASSET,))
 def build_id_arcface(context: MetricContext) -> IdentitySimilarity:
     return arcface_similarity(context)
 
 
-@register_metric(IDENTITY_METRICS["moco"], kind="paired", higher_is_better=True, protocol=MOCO_PROTOCOL,
+@register_metric(IDENTITY_METRICS["moco"], kind="paired", title="ID (MoCo)", higher_is_better=True, protocol=MOCO_PROTOCOL,
                  assets=(MOCO_ASSET,))
 def build_id_moco(context: MetricContext) -> IdentitySimilarity:
     return moco_similarity(context)
@@ -138,6 +138,9 @@ def build_id_moco(context: MetricContext) -> IdentitySimilarity:
 @register_metric(
     "id",
     kind="paired",
+    title="ID",
+    in_run=True,
+    stands_for=lambda domain: domain.identity_metric,
     higher_is_better=True,
     protocol=f"the domain's identity metric: faces -> id_arcface ({ARCFACE_PROTOCOL}); others -> id_moco ({MOCO_PROTOCOL})",
 )

@@ -80,6 +80,6 @@ class DlibIdentity:
         }
 
 
-@register_metric("id_dlib", kind="paired", higher_is_better=True, protocol=DLIB_PROTOCOL)
+@register_metric("id_dlib", kind="paired", title="ID (dlib)", higher_is_better=True, protocol=DLIB_PROTOCOL)
 def build_id_dlib(context: MetricContext) -> DlibIdentity:
     return DlibIdentity()

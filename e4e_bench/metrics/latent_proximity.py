@@ -90,13 +90,13 @@ def latent_proximity(codes: torch.Tensor, generator: Generator) -> ProximityResu
     return ProximityResult(layer_spread(codes).cpu(), distribution.mahalanobis(codes).cpu(), float(reference.mean()))
 
 
-@register_metric("layer_spread", kind="latent", protocol=PROTOCOL)
+@register_metric("layer_spread", kind="latent", title="W+ spread", protocol=PROTOCOL)
 def build_layer_spread(context: MetricContext):
     """`metric(codes [N, n_latent, D], generator) -> [N]`."""
     return lambda codes, generator: layer_spread(codes)
 
 
-@register_metric("w_mahalanobis", kind="latent", protocol=PROTOCOL)
+@register_metric("w_mahalanobis", kind="latent", title="Mahal. to W", protocol=PROTOCOL)
 def build_w_mahalanobis(context: MetricContext):
     """`metric(codes [N, n_latent, D], generator) -> [N]`: each image's mean over rows; the W fit is cached per generator."""
     fitted: weakref.WeakKeyDictionary[Generator, WDistribution] = weakref.WeakKeyDictionary()

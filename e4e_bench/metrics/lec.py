@@ -1,6 +1,7 @@
 """Latent Editing Consistency (e4e `metrics/LEC.py`) for any InversionMethod.
 
-Per image: w = E(x); the edited code w + F*d is decoded with the generator's stored noise, brought
+Per image: w = E(x); the edited code w + F*d is decoded with the image's own decoder state (for an
+encoder the generator's stored noise, for a projection its optimised noise maps), brought
 to the encoder's input (the domain's crop, then area-averaged as e4e's `face_pool`; not clamped or
 quantised), re-encoded, the edit undone (- F*d), and the L2 norm of the difference over the whole
 `[n_latent, D]` code taken. As e4e: the per-image values are averaged per batch of 8 in file order
@@ -18,7 +19,7 @@ import torch
 from e4e_bench.domains import Domain
 from e4e_bench.editing.directions import Direction, parse_direction
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.methods import InversionMethod
+from e4e_bench.methods import Inversion, InversionMethod
 from e4e_bench.metrics.registry import MetricContext, MetricResult, register_metric
 
 PROTOCOL_BATCH_SIZE = 8
@@ -37,7 +38,7 @@ class LecResult:
 def protocol_text(direction: Direction, factor: float, batch_size: int) -> str:
     return (
         f"LEC (e4e metrics/LEC.py): edit {direction.spec} additively ({direction.rule}) by factor {factor:g}, "
-        f"decode with const noise, crop and area-resize to the encoder input, re-encode, undo the edit; "
+        f"decode with each image's own decoder state, crop and area-resize to the encoder input, re-encode, undo the edit; "
         f"L2 over the whole code per image; means per batch of {batch_size} (drop_last, file order); "
         f"batch means within [1st 'lower', 99th 'higher'] percentile averaged"
     )
@@ -45,13 +46,13 @@ def protocol_text(direction: Direction, factor: float, batch_size: int) -> str:
 
 @torch.inference_mode()
 def edit_distances(
-    method: InversionMethod, codes: torch.Tensor, direction: Direction, factor: float, domain: Domain
+    method: InversionMethod, inversion: Inversion, direction: Direction, factor: float, domain: Domain
 ) -> torch.Tensor:
-    """||w - (E(G(w + F*d)) - F*d)|| per image `[B]` for the method's own codes `w` `[B, n_latent, D]`."""
-    codes = codes.to(method.generator.device)
-    edited_frames = method.generator(direction.add(codes, factor), noise="const")
-    recoded = method.invert(domain.resize_frames(edited_frames, method.input_size))
-    return (codes - direction.add(recoded, -factor)).flatten(1).norm(dim=1)
+    """||w - (E(G(w + F*d)) - F*d)|| per image `[B]` for the method's own inversion (codes `w` `[B, n_latent, D]`)."""
+    inversion = inversion.to(method.generator.device)
+    edited_frames = method.decode(inversion, direction.add(inversion.codes, factor))
+    recoded = method.invert(domain.resize_frames(edited_frames, method.input_size)).codes
+    return (inversion.codes - direction.add(recoded, -factor)).flatten(1).norm(dim=1)
 
 
 def aggregate(per_image: torch.Tensor, batch_size: int = PROTOCOL_BATCH_SIZE) -> tuple[float, np.ndarray, int]:
@@ -70,41 +71,48 @@ def aggregate(per_image: torch.Tensor, batch_size: int = PROTOCOL_BATCH_SIZE) ->
 
 def latent_editing_consistency(
     method: InversionMethod,
-    codes: torch.Tensor,
+    inversion: Inversion,
     direction: Direction,
     factor: float,
     domain: Domain,
     batch_size: int = PROTOCOL_BATCH_SIZE,
 ) -> LecResult:
-    """LEC from the codes `method` gave images in file order (`[N, n_latent, D]`, e.g. a run's inversion).
+    """LEC from the inversion `method` made of images in file order (e.g. a run's).
 
     Only the images of full protocol batches are edited and re-encoded; the rest are never scored.
     """
-    if len(codes) < batch_size:
+    if len(inversion) < batch_size:
         raise E4EBenchError(
-            f"LEC needs at least one full batch of {batch_size} images, got {len(codes)}; add images or lower --batch-size"
+            f"LEC needs at least one full batch of {batch_size} images, got {len(inversion)}; add images or lower --batch-size"
         )
-    scored = codes[: len(codes) // batch_size * batch_size]
-    per_image = torch.cat([edit_distances(method, chunk, direction, factor, domain).cpu() for chunk in scored.split(batch_size)])
+    scored = len(inversion) // batch_size * batch_size
+    per_image = torch.cat([edit_distances(method, inversion[start : start + batch_size], direction, factor, domain).cpu()
+                           for start in range(0, scored, batch_size)])
     lec, batch_means, kept = aggregate(per_image, batch_size)
-    return LecResult(lec, per_image, scored.cpu(), batch_means, kept, protocol_text(direction, factor, batch_size))
+    return LecResult(lec, per_image, inversion.codes[:scored].cpu(), batch_means, kept,
+                     protocol_text(direction, factor, batch_size))
 
 
 class LecMetric:
     """The registry's `method` metric: `metric(method, codes) -> MetricResult` (per-image values in details)."""
 
-    def __init__(self, context: MetricContext, direction: str, factor: float, batch_size: int):
+    def __init__(self, context: MetricContext, direction: str | None, factor: float | None, batch_size: int):
         if context.domain is None:
             raise E4EBenchError("LEC needs a domain (the crop between generator and encoder); pass --domain")
         self.domain = context.domain
-        self.spec, self.factor, self.batch_size = direction, factor, batch_size
+        if direction is None and self.domain.default_edit is None:
+            raise E4EBenchError(f"domain {self.domain.name} has no default edit for LEC; name a direction")
+        self.spec = direction if direction is not None else self.domain.default_edit
+        self.edit_name = self.domain.default_edit_name if direction is None else None  # the domain's benchmark edit
+        self.factor = factor if factor is not None else self.domain.default_edit_factor
+        self.batch_size = batch_size
 
-    def evaluate(self, method: InversionMethod, codes: torch.Tensor) -> LecResult:
+    def evaluate(self, method: InversionMethod, inversion: Inversion) -> LecResult:
         direction = parse_direction(self.spec, method.generator)
-        return latent_editing_consistency(method, codes, direction, self.factor, self.domain, self.batch_size)
+        return latent_editing_consistency(method, inversion, direction, self.factor, self.domain, self.batch_size)
 
-    def __call__(self, method: InversionMethod, codes: torch.Tensor) -> MetricResult:
-        result = self.evaluate(method, codes)
+    def __call__(self, method: InversionMethod, inversion: Inversion) -> MetricResult:
+        result = self.evaluate(method, inversion)
         return MetricResult(
             result.lec,
             {
@@ -112,7 +120,7 @@ class LecMetric:
                 "n_images": len(result.per_image),
                 "n_batches": len(result.batch_means),
                 "kept_batches": result.kept_batches,
-                "protocol": result.protocol,
+                "protocol": result.protocol + (f"; edit {self.edit_name}" if self.edit_name else ""),
             },
         )
 
@@ -120,9 +128,13 @@ class LecMetric:
 @register_metric(
     "lec",
     kind="method",
+    title="LEC",
+    in_run=True,
     protocol="LEC as e4e metrics/LEC.py (the direction, factor and batch size are named in each result's protocol)",
 )
 def build_lec(
-    context: MetricContext, *, direction: str, factor: float, batch_size: int = PROTOCOL_BATCH_SIZE
+    context: MetricContext, *, direction: str | None = None, factor: float | None = None,
+    batch_size: int = PROTOCOL_BATCH_SIZE
 ) -> LecMetric:
+    """The domain's benchmark edit unless `direction` (a SPEC) and `factor` are given."""
     return LecMetric(context, direction, factor, batch_size)

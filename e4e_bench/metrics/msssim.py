@@ -91,6 +91,8 @@ def ms_ssim_of_signed(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
 @register_metric(
     "msssim",
     kind="paired",
+    title="MS-SSIM",
+    in_run=True,
     higher_is_better=True,
     protocol=(
         "MS-SSIM as pytorch-msssim 1.0.0: [0,1] RGB (clamped), data_range 1, Gaussian window 11 sigma 1.5, "

@@ -29,7 +29,7 @@ from e4e_bench.registry import Registry
 
 if TYPE_CHECKING:
     from e4e_bench.networks.generator import Generator
-    from e4e_bench.methods import InversionMethod
+    from e4e_bench.methods import Inversion, InversionMethod
 
 KINDS = ("paired", "set", "latent", "method")
 IMAGE_KINDS = ("paired", "set")  # the kinds that compare two image folders
@@ -84,9 +84,10 @@ class LatentMetric(Protocol):
 
 
 class MethodMetric(Protocol):
-    def __call__(self, method: InversionMethod, codes: torch.Tensor) -> MetricResult:
-        """A value needing the method itself (re-encoding, as LEC); `codes` are its codes of the
-        images in file order, so the caller's inversion is reused rather than redone."""
+    def __call__(self, method: InversionMethod, inversion: Inversion) -> MetricResult:
+        """A value needing the method itself (re-encoding, as LEC); `inversion` is its inversion of the
+        images in file order, so the caller's is reused rather than redone. Per-image values go in
+        `details["per_image"]` (file order), their count in `details["n_images"]`."""
         ...
 
 
@@ -98,25 +99,44 @@ class MetricSpec:
     factory: Callable[..., Any]
     higher_is_better: bool
     assets: tuple[str, ...] = ()  # pretrained files the metric's network needs (none under random weights)
+    title: str = ""  # the column title in tables (default: the name)
+    in_run: bool = False  # `run` scores it unless `--metrics` says otherwise (latent metrics: always)
+    on_edits: bool = False  # set metrics: `run` also scores the edited reconstructions (column `<name>_edit`)
+    stands_for: Callable[[Domain], str | None] | None = None  # in `run`: the metric this name is in a domain
 
     def build(self, context: MetricContext, **options: Any) -> Any:
         return self.factory(context, **options)
+
+    @property
+    def heading(self) -> str:
+        return self.title or self.name
+
+    def in_domain(self, domain: Domain) -> "MetricSpec | None":
+        """What `run` computes for this name in `domain` (None: nothing there, e.g. no identity network)."""
+        if self.stands_for is None:
+            return self
+        target = self.stands_for(domain)
+        return None if target is None else get_metric(target)
 
 
 METRICS: Registry[MetricSpec] = Registry("metric")
 
 
 def register_metric(name: str, *, kind: str, protocol: str, higher_is_better: bool = False,
-                    assets: tuple[str, ...] = ()):
+                    assets: tuple[str, ...] = (), title: str = "", in_run: bool = False, on_edits: bool = False,
+                    stands_for: Callable[[Domain], str | None] | None = None):
     """Decorator registering a metric factory under ``name``; malformed or duplicate names raise."""
     METRICS.check_new_name(name)
     if kind not in KINDS:
         raise ValueError(f"metric {name!r}: kind {kind!r} is not one of {KINDS}")
     if not protocol.strip():
         raise ValueError(f"metric {name!r} needs a protocol string")
+    if on_edits and kind != "set":
+        raise ValueError(f"metric {name!r}: only set metrics are scored on the edited images")
 
     def decorate(factory: Callable[..., Any]) -> Callable[..., Any]:
-        METRICS.register(name, MetricSpec(name, kind, protocol, factory, higher_is_better, assets))
+        METRICS.register(name, MetricSpec(name, kind, protocol, factory, higher_is_better, assets, title, in_run,
+                                          on_edits, stands_for))
         return factory
 
     return decorate

@@ -175,6 +175,9 @@ class SlicedWasserstein:
 @register_metric(
     "swd",
     kind="set",
+    title="SWD",
+    in_run=True,
+    on_edits=True,
     protocol=(
         "SWD x1e3 as ProGAN: 0..255 RGB, Laplacian pyramid (5x5 binomial, mirror padding) from H down to 16 px, "
         "128 7x7 patches per image per level, per-set per-channel normalisation, 4x128 random directions, "

@@ -1,48 +1,72 @@
-"""Inverting a folder of images with any method: codes, reconstructions, and batches kept for --resume.
+"""Inverting a folder of images with any method: codes, reconstructions, per-image decoder state,
+batches kept for --resume, and the record that lets `generate`/`edit` decode it again.
 
-Each finished batch is saved in `OUT/.parts/NNNNNN.pt` with the files it covers and the
-fingerprint of the method that inverted it; a resumed run reuses a part only when both match.
+An inversion folder holds `latents.npy`, `names.txt`, `images/<stem>.png`, `state/<stem>.pt`
+(the method's per-image decoder state, when it has one) and `inversion.json` (the method, its
+weights, options and fingerprint). While it runs, each finished batch is saved in
+`.parts/NNNNNN.pt` with the files it covers and the fingerprint of the method that inverted it;
+a resumed inversion reuses a part only when both match, and a finished one only when its
+fingerprint does.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import math
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
 from e4e_bench.checkpoints import load_file, save_checkpoint
 from e4e_bench.data import load_images, save_images
-from e4e_bench.domains import Domain
+from e4e_bench.domains import Domain, get_domain
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.pipeline.fingerprint import check_fingerprint, method_fingerprint
 from e4e_bench.io import write_text
-from e4e_bench.latents import write_codes
-from e4e_bench.methods import InversionMethod, images_for, invert_with_noise
+from e4e_bench.latents import read_codes, read_state, write_codes, write_state
+from e4e_bench.methods import Inversion, InversionMethod, build_method, images_for
+from e4e_bench.pipeline.fingerprint import check_fingerprint, method_fingerprint
 from e4e_bench.throughput.timing import Stopwatch
 
 log = logging.getLogger(__name__)
 
 PARTS = ".parts"
-OUTPUTS = ("latents.npy", "names.txt", "images", "noise", PARTS)  # everything `invert_folder` writes into OUT
+STATE = "state"
+RECORD = "inversion.json"
+OUTPUTS = ("latents.npy", "names.txt", "images", STATE, RECORD, PARTS)  # everything `invert_folder` writes into OUT
 AFRESH = "rerun without --resume to start afresh, or write to another --out folder"
+MIN_TIMED_BATCHES = 2  # after the warm-up batch
 
 
 @dataclass
 class Inverted:
+    """A folder's inversion: names and codes in memory, the decoder state on disk (`state_dir`)."""
+
     names: list[str]  # file stems, sorted file-name order
     codes: torch.Tensor  # [N, n_latent, style_dim], on the CPU
+    state_dir: Path | None = None  # where `state/<stem>.pt` live (None: no state, or in-memory only)
     timings: list[tuple[int, float]] = field(default_factory=list)  # (images, synchronised seconds) per batch
 
-    def seconds_per_image(self) -> float:
-        """Inversion time per image, the first batch left out as warm-up when there are others."""
-        timed = self.timings[1:] or self.timings
-        images = sum(count for count, _ in timed)
-        return sum(seconds for _, seconds in timed) / images if images else math.nan
+    def inversion(self, start: int = 0, stop: int | None = None) -> Inversion:
+        """Codes and decoder state of images start..stop, on the CPU."""
+        names = self.names[start:stop]
+        state = read_state(self.state_dir, names) if self.state_dir is not None else {}
+        return Inversion(self.codes[start:stop], state)
+
+    def timing(self) -> tuple[float, float, int]:
+        """(median, median absolute deviation) of the seconds per image of the timed batches, and their
+        count: every batch but the first, which is left out as warm-up. NaNs when fewer than
+        `MIN_TIMED_BATCHES` batches are timed: one batch says nothing about the spread."""
+        per_image = torch.tensor([seconds / count for count, seconds in self.timings[1:] if count], dtype=torch.float64)
+        if len(per_image) < MIN_TIMED_BATCHES:
+            return math.nan, math.nan, len(per_image)
+        median = per_image.median()
+        return float(median), float((per_image - median).abs().median()), len(per_image)
 
 
 def check_parts(parts: Path, fingerprint: dict[str, str]) -> None:
@@ -51,11 +75,20 @@ def check_parts(parts: Path, fingerprint: dict[str, str]) -> None:
         check_fingerprint(load_file(part).get("fingerprint", {}), fingerprint, part, AFRESH)
 
 
-def claim_output(out: Path, resume: bool, overwrite: bool) -> None:
-    """An output folder holds one inversion: an earlier one is continued (`resume`), removed
-    (`overwrite`: only the files an inversion writes), or refused, never mixed with a new one."""
+def claim_output(out: Path, resume: bool, overwrite: bool, fingerprint: dict[str, str]) -> None:
+    """An output folder holds one inversion: an earlier one is continued (`resume`: only one made by
+    the same set-up, finished or not), removed (`overwrite`: only the files an inversion writes),
+    or refused, never mixed with a new one."""
     earlier = [name for name in OUTPUTS if (out / name).exists()]
-    if not earlier or resume:
+    if not earlier:
+        return
+    if resume:
+        if (out / RECORD).is_file():
+            check_fingerprint(read_record(out)["fingerprint"], fingerprint, out / RECORD, AFRESH)
+        elif (out / "latents.npy").exists():
+            raise E4EBenchError(f"{out} holds an inversion without its {RECORD}, so it cannot be told whether it "
+                                f"came from this set-up; {AFRESH}")
+        check_parts(out / PARTS, fingerprint)
         return
     if not overwrite:
         raise E4EBenchError(f"{out} holds an earlier inversion ({', '.join(earlier)}); pass --resume to continue it, "
@@ -76,6 +109,18 @@ def kept_part(part: Path, files: list[str]) -> dict | None:
     return done if done["files"] == files else None
 
 
+def finished_inversion(out: Path, fingerprint: dict[str, str]) -> Inverted | None:
+    """The finished inversion in `out` when the same set-up made it (see `claim_output`)."""
+    if not (out / RECORD).is_file() or not (out / "latents.npy").is_file():
+        return None
+    record = read_record(out)
+    if record["fingerprint"] != fingerprint:
+        return None
+    codes = torch.from_numpy(np.load(out / "latents.npy"))
+    names = (out / "names.txt").read_text().splitlines()
+    return Inverted(names, codes, out / STATE, [tuple(t) for t in record.get("timings", [])])
+
+
 def invert_folder(
     method: InversionMethod,
     domain: Domain,
@@ -87,8 +132,9 @@ def invert_folder(
     shard: tuple[int, int] = (0, 1),
     overwrite: bool = False,
 ) -> Inverted:
-    """Invert every image of a folder in batches into `out` (reconstructions, noise maps, kept parts);
-    an earlier inversion in `out` is continued with `resume`, replaced with `overwrite`, else refused.
+    """Invert every image of a folder in batches into `out` (reconstructions, decoder state, kept parts);
+    an earlier inversion in `out` is continued with `resume` (a finished one is returned as it is),
+    replaced with `overwrite`, else refused.
 
     `shard=(rank, world_size)` inverts only every world_size-th batch, from `rank` on (the ranks of
     a torchrun job share the work); the result then holds that share. Calling again with
@@ -96,11 +142,11 @@ def invert_folder(
     """
     rank, world_size = shard
     paths = images_for(method, images_dir)
-    claim_output(out, resume, overwrite)
-    parts = out / PARTS
     fingerprint = method_fingerprint(method, domain)
-    if resume:
-        check_parts(parts, fingerprint)
+    claim_output(out, resume, overwrite, fingerprint)
+    if resume and world_size == 1 and (done := finished_inversion(out, fingerprint)) is not None:
+        return done
+    parts = out / PARTS
     names, codes, timings, failed = [], [], [], 0
     batches = range(0, len(paths), batch_size)
     for index, start in enumerate(tqdm(batches, desc=f"invert {method.name}", unit="batch", disable=not progress)):
@@ -122,45 +168,101 @@ def invert_folder(
             continue
         images = loaded.images.to(method.generator.device)
         with Stopwatch(images.device) as watch:
-            batch_codes, noise = invert_with_noise(method, images)
-        seconds = watch.seconds
-        if not torch.isfinite(batch_codes).all():
+            inversion = method.invert(images)
+        if not torch.isfinite(inversion.codes).all():
             raise E4EBenchError(f"{method.name} produced NaN codes for {', '.join(p.name for p in loaded.paths)}")
         with torch.inference_mode():
-            reconstructions = domain.crop(method.generator(batch_codes, noise=noise))
+            reconstructions = domain.crop(method.decode(inversion))
         stems = [p.stem for p in loaded.paths]
         save_images(reconstructions, [out / "images" / f"{stem}.png" for stem in stems])
-        if not isinstance(noise, str):
-            for i, stem in enumerate(stems):
-                save_checkpoint({"noise": [n[i : i + 1].cpu() for n in noise]}, out / "noise" / f"{stem}.pt")
-        batch_codes = batch_codes.detach().float().cpu()
+        write_state(out / STATE, stems, inversion.state)
+        batch_codes = inversion.detached().codes
         save_checkpoint({"files": files, "names": stems, "codes": batch_codes, "fingerprint": fingerprint,
-                         "seconds": seconds}, part)
+                         "seconds": watch.seconds}, part)
         names += stems
         codes.append(batch_codes)
-        timings.append((len(stems), seconds))
+        timings.append((len(stems), watch.seconds))
     if failed:
         log.warning("%d of %d images in %s could not be read and were skipped", failed, len(paths), images_dir)
     if not names and world_size == 1:
         raise E4EBenchError(f"none of the images in {images_dir} could be read")
-    return Inverted(names, torch.cat(codes) if codes else torch.empty(0), timings)
+    return Inverted(names, torch.cat(codes) if codes else torch.empty(0), out / STATE, timings)
 
 
-def invert_images(method: InversionMethod, paths: list[Path], batch_size: int, progress: bool = True) -> Inverted:
-    """Codes of image files in memory, batch by batch (nothing written); unreadable files are skipped."""
-    names, codes = [], []
+def invert_images(method: InversionMethod, paths: list[Path], batch_size: int,
+                  progress: bool = True) -> tuple[list[str], Inversion]:
+    """Names and inversion (codes and state) of image files in memory, batch by batch (nothing written);
+    unreadable files are skipped."""
+    names, parts = [], []
     for start in tqdm(range(0, len(paths), batch_size), desc=f"invert {method.name}", unit="batch", disable=not progress):
         loaded = load_images(paths[start : start + batch_size], method.input_size)
         if loaded.paths:
             names += [p.stem for p in loaded.paths]
-            codes.append(method.invert(loaded.images.to(method.generator.device)).float().cpu())
+            parts.append(method.invert(loaded.images.to(method.generator.device)).detached())
     if not names:
         raise E4EBenchError(f"none of the {len(paths)} images could be read, e.g. {paths[0]}")
-    return Inverted(names, torch.cat(codes))
+    return names, Inversion.cat(parts)
 
 
-def write_inversion(result: Inverted, out: Path) -> None:
-    """`out/latents.npy` and `out/names.txt`; the kept parts are no longer needed."""
+def write_inversion(result: Inverted, method: InversionMethod, domain: Domain, out: Path) -> None:
+    """`out/latents.npy`, `out/names.txt` and `out/inversion.json`; the kept parts are no longer needed."""
     write_codes(result.codes, out / "latents.npy")
     write_text(out / "names.txt", "".join(f"{name}\n" for name in result.names))
+    source = method.source
+    record = {
+        "method": method.name,
+        "domain": domain.name,
+        "checkpoint": None if source.checkpoint is None else str(Path(source.checkpoint).resolve()),
+        "generator": None if source.generator is None else str(Path(source.generator).resolve()),
+        "random_seed": source.random_seed,
+        "options": dataclasses.asdict(method.options),
+        "fingerprint": method_fingerprint(method, domain),
+        "timings": result.timings,
+    }
+    write_text(out / RECORD, json.dumps(record, indent=2, default=str) + "\n")
     shutil.rmtree(out / PARTS, ignore_errors=True)
+
+
+def read_record(folder: Path) -> dict:
+    path = folder / RECORD
+    if not path.is_file():
+        raise E4EBenchError(f"{folder} holds no {RECORD}: give the --out folder of `invert` (or a run's methods/<method>/)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise E4EBenchError(f"{path}: not valid JSON ({err})") from None
+
+
+def rebuild_method(folder: Path, device: torch.device) -> InversionMethod:
+    """The method that made the inversion in `folder`, built again from its record (same files, options)."""
+    record = read_record(folder)
+    random_seed = record["random_seed"]
+    return build_method(
+        record["method"], domain=get_domain(record["domain"]), device=device, options=record["options"],
+        checkpoint=None if record["checkpoint"] is None else Path(record["checkpoint"]),
+        generator=None if record["generator"] is None else Path(record["generator"]),
+        random_weights=random_seed is not None, seed=random_seed or 0)
+
+
+def read_inversion(folder: Path, method: InversionMethod, latents: Path | None = None) -> tuple[list[str], Inversion]:
+    """The names and inversion stored in `folder`; `latents` replaces its codes (e.g. edited ones,
+    one row per name, in the order of its names.txt)."""
+    names = (folder / "names.txt").read_text().splitlines() if (folder / "names.txt").is_file() else []
+    codes = method.generator.to_wplus(read_codes(latents or folder / "latents.npy", method.generator))
+    if len(codes) != len(names):
+        raise E4EBenchError(f"{latents or folder / 'latents.npy'} has {len(codes)} codes but {folder / 'names.txt'} "
+                            f"names {len(names)} images; use codes of the same inversion, one row per image")
+    return names, Inversion(codes, read_state(folder / STATE, names))
+
+
+def inversion_decoder(folder: Path, device: torch.device, latents: Path | None = None,
+                      ) -> tuple[InversionMethod, Inversion]:
+    """The method and stored inversion of `folder` (codes from `latents` if given), for decoding again."""
+    method = rebuild_method(folder, device)
+    return method, read_inversion(folder, method, latents)[1]
+
+
+def decode_batches(method: InversionMethod, inversion: Inversion, codes: torch.Tensor):
+    """`decode(start, stop)`: frames of `codes[start:stop]`, each decoded with its image's own state."""
+    device = method.generator.device
+    return lambda start, stop: method.decode(inversion[start:stop].to(device), codes[start:stop].to(device))

@@ -1,203 +1,53 @@
-"""The benchmark: every method inverts one image set, one metrics pipeline scores them all.
+"""The runner: every method inverts one image set, one metrics pipeline scores them all.
 
-A run directory (see `report.py` for its layout) is written stage by stage: the inputs, then per
-method its inversion (kept batch by batch), its edited reconstructions and its scores
+A run directory (see `reporting/report.py` for its layout) is written stage by stage: the inputs,
+then per method its inversion (kept batch by batch), its edited reconstructions and its scores
 (`methods/<method>/result.json`), then the summary, tables and plots. `resume=True` reuses what
-is finished; what was produced under other settings is refused, never mixed in.
+is finished; what was produced under other settings is refused, never mixed in. The preflight
+(`plan.plan_run`) has checked every method, option, file and metric before any of this starts.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 import json
 import logging
 import math
 import platform
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from e4e_bench import __version__
-from e4e_bench.assets import get_asset
 from e4e_bench.data import from_uint8, list_images, save_images
 from e4e_bench.distributed import start_process_group
-from e4e_bench.domains import Domain, get_domain
+from e4e_bench.domains import Domain
 from e4e_bench.editing.directions import parse_direction
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.pipeline.fingerprint import check_fingerprint, file_identity, method_fingerprint
-from e4e_bench.pipeline.inversion import Inverted, invert_folder, write_inversion
-from e4e_bench.io import write_text
-from e4e_bench.latents import read_noise
-from e4e_bench.methods import METHODS, InversionMethod, build_method
-from e4e_bench.metrics import get_metric
-from e4e_bench.metrics.evaluate import Evaluation, EvaluationSummary, evaluate_folders
+from e4e_bench.methods import InversionMethod, build_method
+from e4e_bench.metrics import METRICS
+from e4e_bench.metrics.evaluate import Evaluation, EvaluationSummary, MetricSummary, evaluate_folders
 from e4e_bench.metrics.registry import MetricContext, MetricSpec
+from e4e_bench.pipeline.fingerprint import check_fingerprint, file_identity, method_fingerprint
+from e4e_bench.pipeline.inversion import MIN_TIMED_BATCHES, Inverted, invert_folder, write_inversion
+from e4e_bench.pipeline.plan import TOY_IMAGES, RunSettings, plan_run
+from e4e_bench.io import write_text
 from e4e_bench.reporting.report import build_report, method_dir
-from e4e_bench.metrics.lec import PROTOCOL_BATCH_SIZE
 from e4e_bench.reporting.results_files import json_safe, write_per_image_csv
 from e4e_bench.reporting.run_results import CONFIG_FILE, PER_IMAGE_FILE, MethodResult, MetricInfo, RunSummary, Value, value_from_json
 
 log = logging.getLogger(__name__)
 
-RUN_METRICS = ("l2", "lpips", "msssim", "id", "fid", "swd", "lec")  # what `--metrics` may name
-SET_METRICS = ("fid", "swd")  # scored on the reconstructions and again on the edited images
-LATENT_METRICS = ("layer_spread", "w_mahalanobis")  # always: they need only the codes
-ENCODERS = ("e4e", "psp")
 RESULT_FILE = "result.json"
 AFRESH = "rerun without --resume, or choose another --out"
-TIMING_PROTOCOL = "synchronised wall time of the inversion per image, {batch} images per batch, on {device}; " \
-                  "the first batch left out as warm-up"
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """Everything that decides a run's numbers (`out` and `device` aside: where and on what it runs)."""
-
-    methods: tuple[str, ...]
-    domain: str
-    out: Path
-    data: Path | None = None  # None: the toy domain renders its test split
-    n_images: int | None = None  # the first N images in file-name order (None: all; toy: 64)
-    checkpoints: Mapping[str, Path] = field(default_factory=dict)  # method -> e4e/pSp file
-    generator: Path | None = None
-    metrics: tuple[str, ...] | None = None  # None: every metric whose weights are present
-    batch_size: int = 8
-    device: str = "auto"
-    seed: int = 0
-    projector: Mapping[str, Any] = field(default_factory=dict)  # opt_w / opt_wplus options
-    random_weights: bool = False  # metric networks with random weights (smoke runs only)
-    align: bool = False  # faces: FFHQ-align the photos of --data first (into OUT/aligned/)
-
-    def recorded(self) -> dict[str, Any]:
-        """The settings as config.json stores them; all but `out` and `batch_size` must match on resume."""
-        data = dataclasses.asdict(self)
-        data["methods"] = list(self.methods)
-        data["metrics"] = None if self.metrics is None else list(self.metrics)
-        return json.loads(json.dumps(data, default=str))
-
-
-TOY_IMAGES = 64
-
-
-@dataclass
-class Plan:
-    """What a run will use, resolved and checked before any work."""
-
-    domain: Domain
-    metrics: list[str]  # run-level names (RUN_METRICS), available ones only
-    unavailable: dict[str, str]  # metric -> how to enable it
-    files: dict[str, Path]  # role ("e4e checkpoint", "generator", ...) -> file
-
-
-def metric_spec(name: str, domain: Domain) -> MetricSpec | None:
-    """The registered metric behind a run-level name (`id` is the domain's identity metric; None: the domain has none)."""
-    if name == "id":
-        return None if domain.identity_metric is None else get_metric(domain.identity_metric)
-    return get_metric(name)
-
-
-def missing_assets(spec: MetricSpec, random_weights: bool) -> list[str]:
-    if random_weights:
-        return []
-    return [asset for asset in spec.assets if not get_asset(asset).path.is_file()]
-
-
-def fetch_command(assets: Sequence[str]) -> str:
-    return f"python -m e4e_bench assets fetch {' '.join(assets)}"
-
-
-def plan_run(settings: RunSettings) -> Plan:
-    """Check everything every method and metric needs; one error lists each missing thing and how to get it."""
-    domain = get_domain(settings.domain)
-    problems: list[str] = []
-    files: dict[str, Path] = {}
-    unknown = [name for name in settings.methods if name not in METHODS]
-    if unknown:
-        problems.append(f"unknown method {', '.join(unknown)} (choose from {', '.join(METHODS)})")
-    for name in settings.checkpoints:
-        if name not in ENCODERS:
-            problems.append(f"--checkpoint {name}=...: only {' and '.join(ENCODERS)} take a checkpoint")
-    if settings.data is not None and not settings.data.is_dir():
-        problems.append(f"--data {settings.data} is not a folder of images")
-    if settings.data is None and domain.name != "toy":
-        problems.append(f"--data DIR: domain {domain.name} has no built-in images; pass a folder of its test images")
-    for name in settings.methods:
-        if name in ENCODERS:
-            problems += _check_encoder(name, settings, domain, files)
-        elif name in METHODS:
-            problems += _check_generator(f"{name} generator", settings, domain, files)
-            if projector_options(settings, domain).get("lpips_weight", 1.0) > 0:  # 1.0: the projectors' default
-                if not settings.random_weights and not get_asset("lpips-vgg").path.is_file():
-                    problems.append(f"{name} needs LPIPS-VGG: {fetch_command(['lpips-vgg'])} "
-                                    "(or --lpips-weight 0 --mse-weight 1 for a pixel loss)")
-    explicit = settings.metrics is not None
-    requested = settings.metrics if explicit else RUN_METRICS
-    metrics, unavailable = [], {}
-    for name in requested:
-        if name not in RUN_METRICS:
-            problems.append(f"unknown metric {name!r} (choose from {', '.join(RUN_METRICS)})")
-            continue
-        spec = metric_spec(name, domain)
-        if spec is None:
-            unavailable[name] = f"domain {domain.name} has no identity network"
-            continue
-        absent = missing_assets(spec, settings.random_weights)
-        if absent:
-            unavailable[name] = fetch_command(absent)
-            if explicit:
-                problems.append(f"metric {name} needs {', '.join(absent)}: {fetch_command(absent)}")
-            continue
-        metrics.append(name)
-    if domain.default_edit is None and any(m in metrics for m in ("lec", *SET_METRICS)):
-        problems.append(f"domain {domain.name} has no default edit for LEC and the edited-image FID/SWD")
-    if settings.align:
-        from e4e_bench.faces.align import check_face_domain
-
-        try:
-            check_face_domain(domain)
-        except E4EBenchError as err:
-            problems.append(str(err))
-    if problems:
-        raise E4EBenchError("cannot start the run:\n  - " + "\n  - ".join(problems))
-    return Plan(domain, metrics, unavailable, files)
-
-
-def projector_options(settings: RunSettings, domain: Domain) -> dict[str, Any]:
-    """opt_w / opt_wplus options: the domain's own settings, overridden by the run's flags."""
-    return dict(domain.projector_defaults) | dict(settings.projector)
-
-
-def _check_encoder(name: str, settings: RunSettings, domain: Domain, files: dict[str, Path]) -> list[str]:
-    if name in settings.checkpoints:
-        path = Path(settings.checkpoints[name])
-        problems = [] if path.is_file() else [f"--checkpoint {name}={path}: no such file"]
-    else:
-        asset = domain.encoder_checkpoint_asset(name)
-        if asset is None:
-            return [f"there is no released {name} for domain {domain.name}: train one with `python -m e4e_bench train "
-                    f"--method {name} --domain {domain.name} --data TRAIN_DIR --out runs/{name}_{domain.name}` and pass "
-                    f"--checkpoint {name}=runs/{name}_{domain.name}/checkpoints/best_model.pt"]
-        path = get_asset(asset).path
-        problems = [] if path.is_file() else [f"{name} checkpoint {asset}: {fetch_command([asset])}"]
-    files[f"{name} checkpoint"] = path
-    if settings.generator is not None:
-        problems += _check_generator(f"{name} generator", settings, domain, files)
-    return problems
-
-
-def _check_generator(role: str, settings: RunSettings, domain: Domain, files: dict[str, Path]) -> list[str]:
-    if settings.generator is not None:
-        files[role] = Path(settings.generator)
-        return [] if Path(settings.generator).is_file() else [f"--generator {settings.generator}: no such file"]
-    if domain.generator_asset is None:
-        return [f"domain {domain.name} has no registered generator; pass --generator PATH"]
-    files[role] = get_asset(domain.generator_asset).path
-    return [] if files[role].is_file() else [f"generator {domain.generator_asset}: {fetch_command([domain.generator_asset])}"]
+TIMING_PROTOCOL = ("synchronised wall time of the inversion per image, {batch} images per batch, on {device}: "
+                   "median ± median absolute deviation over the {timed} timed batches, the first batch left out as "
+                   "warm-up")
+TOO_FEW_BATCHES = ("not timed: {timed} batch(es) after the warm-up batch, {needed} needed for a median and its spread; "
+                   "use more images or a smaller --batch-size")
 
 
 def prepare_inputs(settings: RunSettings, domain: Domain, out: Path) -> Path:
@@ -230,6 +80,8 @@ def check_run_dir(settings: RunSettings, out: Path, resume: bool) -> None:
     """A run directory holds one run: continuing it needs --resume and the same settings."""
     config = out / CONFIG_FILE
     if not config.is_file():
+        if resume and out.is_dir() and any(out.iterdir()):
+            raise E4EBenchError(f"{out} holds no run to resume (no {CONFIG_FILE}); choose another --out")
         if out.is_dir() and any(out.iterdir()):
             raise E4EBenchError(f"{out} is not empty and holds no run; choose another --out")
         return
@@ -332,7 +184,7 @@ class Benchmark:
             "settings": self.settings.recorded(),
             "data": str(self.inputs.resolve()),
             "domain": dataclasses.asdict(self.domain),
-            "metrics": self.plan.metrics,
+            "metrics": list(self.plan.metrics),
             "unavailable_metrics": self.plan.unavailable,
             "edit": {"spec": self.domain.default_edit, "name": self.domain.default_edit_name,
                      "factor": self.domain.default_edit_factor},
@@ -341,16 +193,11 @@ class Benchmark:
         }
         write_text(self.out / CONFIG_FILE, json.dumps(json_safe(config), indent=2, default=str) + "\n")
 
-    def _method_options(self, name: str) -> dict[str, Any]:
-        if name in ENCODERS:
-            return {}
-        return projector_options(self.settings, self.domain)
-
     def _method(self, name: str) -> MethodScores | None:
         folder = method_dir(self.out, name)
         method = build_method(
             name, domain=self.domain, checkpoint=self.settings.checkpoints.get(name), generator=self.settings.generator,
-            device=self.device, options=self._method_options(name), seed=self.settings.seed,
+            device=self.device, options=self.settings.options.get(name), seed=self.settings.seed,
         )
         fingerprint = method_fingerprint(method, self.domain) | {"metrics": ",".join(self.plan.metrics)}
         done = folder / RESULT_FILE
@@ -363,7 +210,7 @@ class Benchmark:
             return None
         inverted = invert_folder(method, self.domain, self.inputs, folder, self.settings.batch_size,
                                  self.resume or self.group.distributed, progress=self.group.progress)
-        write_inversion(inverted, folder)
+        write_inversion(inverted, method, self.domain, folder)
         edited = self._edit(method, inverted, folder)
         scores = self._score(method, inverted, folder, edited)
         write_text(done, json.dumps({"fingerprint": fingerprint, "scores": scores.to_json()}, indent=2) + "\n")
@@ -382,14 +229,9 @@ class Benchmark:
             raise E4EBenchError(errors[0])
         return self.group.is_main
 
-    def _noise(self, folder: Path, names: list[str], generator) -> list[torch.Tensor] | str:
-        """A projection's optimised noise maps for `names`; the generator's stored noise for the encoders."""
-        if not (folder / "noise").is_dir():
-            return "const"
-        return [maps.to(self.device) for maps in read_noise(folder / "noise", names, generator)]
-
     def _edit(self, method: InversionMethod, inverted: Inverted, folder: Path) -> Path | None:
-        """The edited reconstructions `edits/<stem>.png`: the domain's edit added at its factor, same noise."""
+        """The edited reconstructions `edits/<stem>.png`: the domain's edit added at its factor, each
+        image decoded with its own decoder state."""
         if self.domain.default_edit is None:
             return None
         direction = parse_direction(self.domain.default_edit, method.generator)
@@ -397,72 +239,70 @@ class Benchmark:
         batch = self.settings.batch_size
         with torch.inference_mode():
             for start in range(0, len(inverted.names), batch):
+                inversion = inverted.inversion(start, start + batch).to(self.device)
+                frames = method.decode(inversion, direction.add(inversion.codes, self.domain.default_edit_factor))
                 names = inverted.names[start : start + batch]
-                codes = direction.add(inverted.codes[start : start + batch].to(self.device), self.domain.default_edit_factor)
-                frames = method.generator(codes, noise=self._noise(folder, names, method.generator))
                 save_images(self.domain.crop(frames), [edits / f"{name}.png" for name in names])
         return edits
 
     def _score(self, method: InversionMethod, inverted: Inverted, folder: Path, edits: Path | None) -> MethodScores:
-        specs = {name: metric_spec(name, self.domain) for name in self.plan.metrics}
-        image_specs = [spec for name, spec in specs.items() if spec.kind in ("paired", "set")]
         values: dict[str, Value] = {}
         info: dict[str, MetricInfo] = {}
         per_image: dict[str, dict[str, float]] = {name: {} for name in inverted.names}
+        run_names = {spec.name: name for name, spec in self.plan.metrics.items()}  # e.g. id_moco -> id
 
         def take(summary: EvaluationSummary, suffix: str = "", note: str = "") -> None:
             for registered, metric in summary.metrics.items():
-                key = _run_name(registered, self.domain) + suffix
+                name = run_names.get(registered, registered)
                 details = metric.details
-                values[key] = Value(metric.value, details.get("std", math.nan), details.get("n", details.get("n_images", 0)),
-                                    details.get("n_failed", 0))
-                info[key] = MetricInfo(metric.higher_is_better, metric.protocol + note)
+                values[name + suffix] = Value(metric.value, details.get("std", math.nan),
+                                              details.get("n", details.get("n_images", 0)), details.get("n_failed", 0))
+                title = METRICS[registered].heading + suffix.replace("_", "-")
+                info[name + suffix] = MetricInfo(metric.higher_is_better, metric.protocol + note, title)
+                for image, value in zip(inverted.names, details.get("per_image", ())):
+                    per_image[image][name + suffix] = value
 
-        if image_specs:
-            summary, rows, _ = evaluate_folders(image_specs, self.inputs, folder / "images", self.context,
+        images = list(self.plan.of_kind("paired", "set").values())
+        if images:
+            summary, rows, _ = evaluate_folders(images, self.inputs, folder / "images", self.context,
                                                 batch_size=self.settings.batch_size)
             take(summary)
             for file_name, row in rows.items():
-                per_image[Path(file_name).stem].update({_run_name(k, self.domain): v for k, v in row.items()})
-        edit_specs = [spec for name, spec in specs.items() if name in SET_METRICS]
-        if edit_specs and edits is not None:
-            summary, _, _ = evaluate_folders(edit_specs, self.inputs, edits, self.context, batch_size=self.settings.batch_size)
+                per_image[Path(file_name).stem].update({run_names.get(k, k): v for k, v in row.items()})
+        on_edits = [spec for spec in images if spec.on_edits]
+        if on_edits and edits is not None:
+            summary, _, _ = evaluate_folders(on_edits, self.inputs, edits, self.context, batch_size=self.settings.batch_size)
             take(summary, "_edit", f"; fake set: the reconstructions edited by {self._edit_words()}")
 
-        evaluation = Evaluation([get_metric(name) for name in LATENT_METRICS], self.context)
+        for spec in self.plan.of_kind("method").values():
+            take(self._method_metric(spec, method, inverted))
+        latent = [spec for spec in METRICS.values() if spec.kind == "latent"]  # need only the codes: always scored
+        evaluation = Evaluation(latent, self.context)
         evaluation.add_codes(inverted.names, inverted.codes, method.generator)
         take(evaluation.summary())
         for image, row in evaluation.per_image_table().items():
             per_image[image].update(row)
-        if "lec" in specs:
-            values["lec"], info["lec"], lec_rows = self._lec(method, inverted)
-            for image, value in lec_rows.items():
-                per_image[image]["lec"] = value
 
-        values["seconds_per_image"] = Value(inverted.seconds_per_image(), n=len(inverted.names))
-        info["seconds_per_image"] = MetricInfo(False, TIMING_PROTOCOL.format(batch=self.settings.batch_size,
-                                                                             device=self.environment["device"]))
+        median, spread, timed = inverted.timing()
+        values["seconds_per_image"] = Value(median, spread, len(inverted.names))
+        words = TIMING_PROTOCOL if math.isfinite(median) else TOO_FEW_BATCHES
+        protocol = words.format(batch=self.settings.batch_size, device=self.environment["device"], timed=timed,
+                                needed=MIN_TIMED_BATCHES)
+        info["seconds_per_image"] = MetricInfo(False, protocol, "s/img", std_is_noise=True)
         return MethodScores(values, info, per_image)
+
+    def _method_metric(self, spec: MetricSpec, method: InversionMethod, inverted: Inverted) -> EvaluationSummary:
+        """A metric that needs the method itself (LEC), on the run's inversion; one it cannot compute
+        (too few images, say) is NaN with the reason as its protocol, and the run goes on."""
+        evaluation = Evaluation([spec], self.context)
+        try:
+            evaluation.add_method(method, inverted.inversion())
+            return evaluation.summary()
+        except E4EBenchError as err:
+            log.warning("%s: %s not computed (%s)", method.name, spec.name, err)
+            return EvaluationSummary({spec.name: MetricSummary(math.nan, f"{spec.name} not computed: {err}",
+                                                               spec.higher_is_better, 0.0)})
 
     def _edit_words(self) -> str:
         d = self.domain
         return f"{d.default_edit_name} ({d.default_edit}) x {d.default_edit_factor:g}, added to the codes"
-
-    def _lec(self, method: InversionMethod, inverted: Inverted) -> tuple[Value, MetricInfo, dict[str, float]]:
-        spec = get_metric("lec")
-        metric = spec.build(self.context, direction=self.domain.default_edit, factor=self.domain.default_edit_factor,
-                            batch_size=PROTOCOL_BATCH_SIZE)
-        try:
-            result = metric.evaluate(method, inverted.codes)
-        except E4EBenchError as err:
-            log.warning("%s: LEC not computed (%s)", method.name, err)
-            return Value(math.nan), MetricInfo(False, f"LEC not computed: {err}"), {}
-        per_image = result.per_image
-        value = Value(result.lec, float(per_image.std(unbiased=False)), len(per_image))
-        rows = dict(zip(inverted.names, per_image.tolist()))
-        return value, MetricInfo(spec.higher_is_better, f"{result.protocol}; edit {self.domain.default_edit_name}"), rows
-
-
-def _run_name(registered: str, domain: Domain) -> str:
-    """The run's name for a registered metric: the domain's identity metric is `id`."""
-    return "id" if registered == domain.identity_metric else registered

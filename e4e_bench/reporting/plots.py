@@ -8,7 +8,7 @@ touches pyplot's global state or the process-wide backend.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ from PIL import Image
 
 from e4e_bench.io import atomic_write
 from e4e_bench.reporting.run_results import RunSummary
-from e4e_bench.reporting.tables import COLUMNS
+from e4e_bench.reporting.tables import titles
 
 FORMATS = ("png", "pdf")
 
@@ -36,14 +36,14 @@ def tradeoff_plot(summaries: Sequence[RunSummary], stem: Path) -> list[Path]:
     points = [(s, method, r) for s in summaries for method, r in s.methods.items() if "lec" in r.values]
     distortion = "lpips" if points and all("lpips" in r.values for _, _, r in points) else "l2"
     points = [(s, method, r) for s, method, r in points if distortion in r.values]
-    titles = dict(COLUMNS)
+    headings = titles(summaries)
     figure = Figure(figsize=(4.5, 3.5))
     axes = figure.add_subplot()
     for summary, method, result in points:
         x, y = result.values[distortion], result.values["lec"]
         label = f"{summary.label} / {method}" if len(summaries) > 1 else method
         axes.errorbar(x.mean, y.mean, xerr=_finite(x.std), yerr=_finite(y.std), fmt="o", capsize=3, label=label)
-    axes.set_xlabel(f"{titles[distortion]} (distortion) ↓")
+    axes.set_xlabel(f"{headings.get(distortion, distortion)} (distortion) ↓")
     axes.set_ylabel("LEC (editability) ↓")
     axes.set_title("Distortion–editability trade-off")
     if points:
@@ -58,17 +58,16 @@ def _finite(std: float) -> float | None:
     return std if math.isfinite(std) else None
 
 
-def distribution_plot(per_image: pd.DataFrame, stem: Path) -> list[Path]:
-    """Box plots of every per-image metric, one box per method."""
-    metrics = [key for key, _ in COLUMNS if key in per_image.columns]
-    titles = dict(COLUMNS)
+def distribution_plot(per_image: pd.DataFrame, headings: Mapping[str, str], stem: Path) -> list[Path]:
+    """Box plots of every per-image metric, one box per method; `headings`: metric key -> title, in table order."""
+    metrics = [key for key in headings if key in per_image.columns]
     methods = list(dict.fromkeys(per_image["method"]))
     figure = Figure(figsize=(3.2 * max(1, len(metrics)), 3.2))
     for index, key in enumerate(metrics):
         axes = figure.add_subplot(1, len(metrics), index + 1)
         data = [per_image.loc[per_image["method"] == m, key].dropna().to_numpy() for m in methods]
         axes.boxplot(data, tick_labels=methods)
-        axes.set_title(titles[key])
+        axes.set_title(headings[key])
         axes.tick_params(axis="x", labelrotation=30)
     return save_figure(figure, stem)
 

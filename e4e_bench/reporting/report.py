@@ -17,7 +17,7 @@ import pandas as pd
 from e4e_bench.reporting.bench_results import BENCH_FILE, read_bench, write_bench
 from e4e_bench.reporting.plots import distribution_plot, qualitative_grid, tradeoff_plot
 from e4e_bench.reporting.run_results import CONFIG_FILE, PER_IMAGE_FILE, SUMMARY_FILE, RunSummary
-from e4e_bench.reporting.tables import write_tables
+from e4e_bench.reporting.tables import titles, write_tables
 
 GRID_IMAGES = 6
 
@@ -73,7 +73,7 @@ def run_report(run_dirs: Sequence[Path], out: Path, grid_images: int) -> list[Pa
     paths += tradeoff_plot(summaries, out / "plots" / "tradeoff")
     per_image = pd.concat([read_per_image(d, s.label if several else None) for d, s in zip(run_dirs, summaries)])
     if len(per_image):
-        paths += distribution_plot(per_image, out / "plots" / "per_image")
+        paths += distribution_plot(per_image, titles(summaries), out / "plots" / "per_image")
     for run_dir, summary in zip(run_dirs, summaries):
         columns = grid_columns(run_dir, summary, grid_images)
         if columns[0][1]:

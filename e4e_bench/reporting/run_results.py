@@ -3,7 +3,7 @@
 `summary.json` layout (one object)::
 
     {"format": "e4e-bench-run/1", "domain": "toy", "label": "toy",
-     "metrics": {"l2": {"higher_is_better": false, "protocol": "..."}, ...},
+     "metrics": {"l2": {"higher_is_better": false, "protocol": "...", "title": "L2"}, ...},
      "methods": {"e4e": {"status": "ok", "reason": null,
                          "values": {"l2": {"mean": 0.01, "std": 0.004, "n": 64, "failures": 0}, ...}}, ...}}
 
@@ -31,6 +31,8 @@ CONFIG_FILE = "config.json"
 class MetricInfo:
     higher_is_better: bool
     protocol: str
+    title: str = ""  # the column title in tables (summaries written before titles were stored: the key)
+    std_is_noise: bool = False  # the std is the measurement's own noise (timings), not a spread over images
 
 
 @dataclass(frozen=True)

@@ -16,24 +16,6 @@ import pandas as pd
 from e4e_bench.io import write_text
 from e4e_bench.reporting.run_results import RunSummary
 
-# (summary key, column title) in the papers' order; a column shows when some method has it.
-COLUMNS = (
-    ("l2", "L2"),
-    ("lpips", "LPIPS"),
-    ("lpips_vgg", "LPIPS-VGG"),
-    ("msssim", "MS-SSIM"),
-    ("id", "ID"),
-    ("fid", "FID"),
-    ("swd", "SWD"),
-    ("fid_edit", "FID-edit"),
-    ("swd_edit", "SWD-edit"),
-    ("lec", "LEC"),
-    ("layer_spread", "W+ spread"),
-    ("w_mahalanobis", "Mahal. to W"),
-    ("seconds_per_image", "s/img"),
-)
-
-
 def format_number(value: float) -> str:
     """Three significant digits, never scientific notation: 0.0123, 0.456, 52.3, 1234."""
     if not math.isfinite(value):
@@ -51,7 +33,7 @@ def _row_label(summary: RunSummary, method: str, several: bool) -> str:
 def table_frame(summaries: Sequence[RunSummary]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """(means, stds, column keys): one row per (run, method), columns in the papers' order."""
     several = len(summaries) > 1
-    keys = [key for key, _ in COLUMNS if any(key in m.values for s in summaries for m in s.methods.values())]
+    keys = list(dict.fromkeys(key for s in summaries for m in s.methods.values() for key in m.values))
     means, stds = {}, {}
     for summary in summaries:
         for method, result in summary.methods.items():
@@ -61,25 +43,40 @@ def table_frame(summaries: Sequence[RunSummary]) -> tuple[pd.DataFrame, pd.DataF
     return pd.DataFrame.from_dict(means, orient="index", columns=keys), pd.DataFrame.from_dict(stds, orient="index", columns=keys), keys
 
 
+def titles(summaries: Sequence[RunSummary]) -> dict[str, str]:
+    """Summary key -> column title, as the run stored it (the key for summaries that stored none)."""
+    return {key: info.title or key for summary in summaries for key, info in summary.metrics.items()}
+
+
 def _directions(summaries: Sequence[RunSummary]) -> dict[str, bool]:
     return {key: info.higher_is_better for summary in summaries for key, info in summary.metrics.items()}
 
 
-def _best_rows(means: pd.DataFrame, higher_is_better: dict[str, bool]) -> dict[str, set[str]]:
+def _best_rows(means: pd.DataFrame, stds: pd.DataFrame, higher_is_better: dict[str, bool],
+               noisy: set[str]) -> dict[str, set[str]]:
+    """Per column, the rows holding the best value. A column whose std is its measurement's noise
+    (`noisy`, timings) bolds its best only when it beats the runner-up by more than both spreads."""
     best = {}
     for key in means.columns:
         column = means[key].dropna()
-        if len(column) > 1:
-            target = column.max() if higher_is_better.get(key, False) else column.min()
-            best[key] = set(column.index[column == target])
+        if len(column) < 2:
+            continue
+        ranked = column.sort_values(ascending=not higher_is_better.get(key, False))
+        if key in noisy:
+            first, second = ranked.index[:2]
+            margin = stds.at[first, key] + stds.at[second, key]
+            if not abs(ranked.iloc[0] - ranked.iloc[1]) > (margin if math.isfinite(margin) else math.inf):
+                continue
+        best[key] = set(column.index[column == ranked.iloc[0]])
     return best
 
 
 def _cells(summaries: Sequence[RunSummary], bold) -> pd.DataFrame:
     means, stds, keys = table_frame(summaries)
     directions = _directions(summaries)
-    best = _best_rows(means, directions)
-    titles = {key: title for key, title in COLUMNS}
+    noisy = {key for summary in summaries for key, info in summary.metrics.items() if info.std_is_noise}
+    best = _best_rows(means, stds, directions, noisy)
+    headings = titles(summaries)
     text = pd.DataFrame(index=means.index)
     for key in keys:
         arrow = "↑" if directions.get(key, False) else "↓"
@@ -88,7 +85,7 @@ def _cells(summaries: Sequence[RunSummary], bold) -> pd.DataFrame:
             mean, std = means.at[label, key], stds.at[label, key]
             cell = format_number(mean) if not math.isfinite(std) else f"{format_number(mean)} ± {format_number(std)}"
             column.append(bold(cell) if label in best.get(key, ()) else cell)
-        text[f"{titles[key]} {arrow}"] = column
+        text[f"{headings.get(key, key)} {arrow}"] = column
     failed = {
         _row_label(s, method, len(summaries) > 1): result.reason
         for s in summaries for method, result in s.methods.items() if result.status != "ok"
@@ -106,8 +103,8 @@ def footnotes(summaries: Sequence[RunSummary]) -> list[str]:
         counts = sorted({v.n for m in summary.methods.values() for v in m.values.values() if v.n})
         lines.append(f"{summary.label}: domain {summary.domain}, N = {', '.join(map(str, counts)) or '0'} images")
     protocols = {key: info.protocol for s in summaries for key, info in s.metrics.items()}
-    titles = dict(COLUMNS)
-    lines += [f"{titles.get(key, key)}: {protocol}" for key, protocol in protocols.items()]
+    headings = titles(summaries)
+    lines += [f"{headings.get(key, key)}: {protocol}" for key, protocol in protocols.items()]
     return lines
 
 

@@ -2,17 +2,17 @@
 
 A method is built once per device and timed on random images of its input size (throughput does
 not depend on pixel values). What one timed call is:
-  * e4e, pSp: `invert` (images to codes, one encoder pass);
-  * opt_w, opt_wplus: `invert` with a few steps (`timed_steps`) of the method's own recipe; seconds
-    per step times the recipe's steps gives the full projection's latency and images/s;
-  * `generator`: decoding W+ codes at the domain's resolution with the stored noise.
+  * a method: `invert` (images to codes and decoder state; e4e, pSp: one encoder pass);
+  * an `IterativeMethod` (opt_w, opt_wplus): `invert_steps` with a few steps (`timed_steps`) of its
+    recipe; seconds per step times the recipe's steps gives the full inversion's latency and images/s;
+  * `generator`: decoding W+ codes with the stored noise, by the domain's own generator architecture
+    (its registered file, or that architecture with random weights).
 `dtype` bf16/fp16 runs the call under `torch.autocast`; the models' weights stay fp32. `compile`
 compiles the models in place after the eager call that counts the FLOPs.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,12 +21,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from e4e_bench.assets import asset_path
+from e4e_bench.checkpoints import load_generator
 from e4e_bench.reporting.bench_results import OK, OUT_OF_MEMORY
 from e4e_bench.devices import cpu_low_precision_note, cpu_onednn_kernels, device_name, resolve_device
 from e4e_bench.domains import Domain, get_domain
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.networks.generator import Generator
-from e4e_bench.methods import METHODS, InversionMethod, build_method
+from e4e_bench.methods import METHODS, InversionMethod, IterativeMethod, build_method
 from e4e_bench.throughput.peak_flops import TF32_NOTE, peak_rate
 from e4e_bench.seeding import seeded_initialisation
 from e4e_bench.throughput.timing import PEAK_MEMORY_KINDS, Measurement, measure, timer_name
@@ -90,14 +92,10 @@ def method_workload(method: InversionMethod, batch: int, settings: BenchSettings
     rng = torch.Generator().manual_seed(settings.seed)
     images = (torch.rand(batch, 3, *method.input_size, generator=rng) * 2 - 1).to(device)
     modules = [value for value in vars(method).values() if isinstance(value, nn.Module)]
-    recipe_steps = getattr(method.options, "steps", None)
-    if recipe_steps is None:
-        return Workload(lambda: method.invert(images), modules, images)
-    changes: dict[str, Any] = {"options": dataclasses.replace(method.options, steps=settings.timed_steps)}
-    if hasattr(method, "progress"):
-        changes["progress"] = False  # no progress bar inside timed calls
-    timed = dataclasses.replace(method, **changes)
-    return Workload(lambda: timed.invert(images), modules, images, recipe_steps, settings.timed_steps)
+    if not isinstance(method, IterativeMethod):
+        return Workload(lambda: method.invert(images).codes, modules, images)
+    return Workload(lambda: method.invert_steps(images, settings.timed_steps).codes, modules, images,
+                    method.recipe_steps, settings.timed_steps)
 
 
 def generator_workload(generator: Generator, batch: int, settings: BenchSettings) -> Workload:
@@ -227,13 +225,20 @@ def measure_batch(method: str, workload: Workload, device: torch.device, batch: 
     return row
 
 
+def domain_generator(domain: Domain, device: torch.device, settings: BenchSettings) -> Generator:
+    """The domain's own generator: its registered file, or with random weights its architecture."""
+    if settings.random_weights:
+        with seeded_initialisation(settings.seed):
+            return Generator(**domain.generator_kwargs).to(device).eval().requires_grad_(False)
+    if domain.generator_asset is None:
+        raise E4EBenchError(f"domain {domain.name} has no registered generator to time; pass --random-weights")
+    return load_generator(asset_path(domain.generator_asset), device)[0].eval().requires_grad_(False)
+
+
 def build_for_bench(name: str, domain: Domain, device: torch.device, settings: BenchSettings) -> InversionMethod | Generator:
     if name == GENERATOR:
-        with seeded_initialisation(settings.seed):
-            return Generator(domain.resolution).to(device).eval().requires_grad_(False)
-    options = {} if name in ("e4e", "psp") else dict(domain.projector_defaults)
-    return build_method(name, domain=domain, device=device, options=options,
-                        random_weights=settings.random_weights, seed=settings.seed)
+        return domain_generator(domain, device, settings)
+    return build_method(name, domain=domain, device=device, random_weights=settings.random_weights, seed=settings.seed)
 
 
 def run_bench(settings: BenchSettings) -> list[dict[str, Any]]:

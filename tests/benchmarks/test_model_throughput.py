@@ -36,9 +36,8 @@ def toy_generator_file(tmp_path_factory):
 
 def built(name: str, size: str, toy_generator_file, device: str):
     domain, generator = (TINY, toy_generator_file) if size == "toy" else (get_domain("cars"), None)
-    options = {} if name in ("e4e", "psp") else dict(domain.projector_defaults)
-    return build_method(name, domain=domain, generator=generator, device=torch.device(device), options=options,
-                        random_weights=True, seed=0)
+    return build_method(name, domain=domain, generator=generator, device=torch.device(device), random_weights=True,
+                        seed=0)
 
 
 def time_workload(benchmark, workload: Workload, device: str, batch: int) -> None:

@@ -1,0 +1,31 @@
+"""The registry entries of `e4e` and `psp` (read by `e4e_bench.methods` on first use)."""
+
+from e4e_bench.methods.contract import MethodEntry
+
+TRAINER = "encoders.training.setup:run_training"
+TRAIN_OPTIONS = "encoders.training.options:TrainOptions"
+CHECKPOINT_FORMATS = ("e4e-psp-checkpoint",)  # the official files, and those `train` writes
+
+ENTRIES = (
+    MethodEntry(
+        name="e4e",
+        factory="encoders.method:build_e4e",
+        options="encoders.method:EncoderOptions",
+        summary="encoder for editing (Tov et al. 2021): one pass to W+ codes kept near W",
+        checkpoint_formats=CHECKPOINT_FORMATS,
+        checkpoint_assets={"faces": "e4e-ffhq", "cars": "e4e-cars", "horse": "e4e-horse", "church": "e4e-church",
+                           "toy": "toy-e4e"},
+        trainer=TRAINER,
+        train_options=TRAIN_OPTIONS,
+    ),
+    MethodEntry(
+        name="psp",
+        factory="encoders.method:build_psp",
+        options="encoders.method:EncoderOptions",
+        summary="pixel2style2pixel (Richardson et al. 2021): one pass to free W+ codes",
+        checkpoint_formats=CHECKPOINT_FORMATS,
+        checkpoint_assets={"faces": "psp-ffhq", "toy": "toy-psp"},
+        trainer=TRAINER,
+        train_options=TRAIN_OPTIONS,
+    ),
+)

@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from e4e_bench.assets import resolve_file
 from e4e_bench.devices import resolve_device
 from e4e_bench.domains import DOMAINS
 from e4e_bench.networks.generator import NOISE_MODES
@@ -74,8 +75,8 @@ def add_method_arguments(parser: argparse.ArgumentParser) -> None:
     """--method, --domain, --checkpoint, --generator, --device and the projector options."""
     parser.add_argument("--method", required=True, choices=sorted(METHODS), help="inversion method")
     parser.add_argument("--domain", choices=sorted(DOMAINS), help="default: read from an e4e/pSp checkpoint")
-    parser.add_argument("--checkpoint", type=Path, help="e4e/pSp checkpoint (brings its own decoder)")
-    parser.add_argument("--generator", type=Path, help="generator checkpoint; overrides an encoder checkpoint's decoder")
+    parser.add_argument("--checkpoint", type=resolve_file, help="e4e/pSp checkpoint (brings its own decoder)")
+    parser.add_argument("--generator", type=resolve_file, help="generator checkpoint; overrides an encoder checkpoint's decoder")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K")
     add_projector_options(parser)
 

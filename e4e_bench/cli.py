@@ -64,9 +64,9 @@ def configure_logging(verbose: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser(argv).parse_args(argv)
-    configure_logging(args.verbose)
     try:
+        args = build_parser(argv).parse_args(argv)  # file flags resolve asset names while parsing, and may fail
+        configure_logging(args.verbose)
         status = args.func(args) or 0
         sys.stdout.flush()  # a closed pipe shows here, not as a traceback when Python exits
         return status

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from e4e_bench.assets import resolve_file
 from e4e_bench.checkpoints import load_generator
 from e4e_bench.arguments import add_noise_arguments, positive_int
 from e4e_bench.devices import resolve_device
@@ -36,7 +37,8 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--latents", type=Path, required=True, help=".npy of codes, e.g. OUT/latents.npy of `invert`")
-    parser.add_argument("--generator", type=Path, required=True, help="rosinality .pt or official e4e/pSp checkpoint")
+    parser.add_argument("--generator", type=resolve_file, required=True,
+                        help="rosinality .pt or official e4e/pSp checkpoint, or an asset name (e.g. toy-generator)")
     parser.add_argument("--direction", required=True, metavar="SPEC", help="see above")
     parser.add_argument("--strength", type=float, help="S of the SPEC (default: a named GANSpace edit's own)")
     parser.add_argument(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from e4e_bench.assets import resolve_file
 from e4e_bench.checkpoints import load_generator
 from e4e_bench.arguments import add_noise_arguments, positive_int
 from e4e_bench.devices import resolve_device
@@ -22,7 +23,8 @@ def register(subparsers) -> None:
         "at full generator resolution, uncropped.",
         epilog=EXAMPLE,
     )
-    parser.add_argument("--generator", type=Path, required=True, help="rosinality .pt or official e4e/pSp checkpoint")
+    parser.add_argument("--generator", type=resolve_file, required=True,
+                        help="rosinality .pt or official e4e/pSp checkpoint, or an asset name (e.g. toy-generator)")
     parser.add_argument("--latents", type=Path, required=True, help=".npy of codes")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     add_noise_arguments(parser)

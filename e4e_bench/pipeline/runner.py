@@ -15,7 +15,7 @@ import math
 import platform
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from e4e_bench import __version__
-from e4e_bench.assets import get_asset
+from e4e_bench.assets import fetch_command, get_asset, missing_assets
 from e4e_bench.data import from_uint8, list_images, save_images
 from e4e_bench.distributed import start_process_group
 from e4e_bench.domains import Domain, get_domain
@@ -101,16 +101,6 @@ def metric_spec(name: str, domain: Domain) -> MetricSpec | None:
     return get_metric(name)
 
 
-def missing_assets(spec: MetricSpec, random_weights: bool) -> list[str]:
-    if random_weights:
-        return []
-    return [asset for asset in spec.assets if not get_asset(asset).path.is_file()]
-
-
-def fetch_command(assets: Sequence[str]) -> str:
-    return f"python -m e4e_bench assets fetch {' '.join(assets)}"
-
-
 def plan_run(settings: RunSettings) -> Plan:
     """Check everything every method and metric needs; one error lists each missing thing and how to get it."""
     domain = get_domain(settings.domain)
@@ -146,7 +136,7 @@ def plan_run(settings: RunSettings) -> Plan:
         if spec is None:
             unavailable[name] = f"domain {domain.name} has no identity network"
             continue
-        absent = missing_assets(spec, settings.random_weights)
+        absent = [] if settings.random_weights else missing_assets(spec.assets)
         if absent:
             unavailable[name] = fetch_command(absent)
             if explicit:

@@ -24,7 +24,7 @@ import torch
 
 from e4e_bench import __version__
 from e4e_bench.assets import fetch_command, get_asset, missing_assets
-from e4e_bench.data import from_uint8, list_images, save_images
+from e4e_bench.data import from_uint8, list_images, readable_images, save_images
 from e4e_bench.distributed import start_process_group
 from e4e_bench.domains import Domain, get_domain
 from e4e_bench.editing.directions import parse_direction
@@ -190,8 +190,9 @@ def _check_generator(role: str, settings: RunSettings, domain: Domain, files: di
     return [] if files[role].is_file() else [f"generator {domain.generator_asset}: {fetch_command([domain.generator_asset])}"]
 
 
-def prepare_inputs(settings: RunSettings, domain: Domain, out: Path) -> Path:
-    """The folder of images to invert: the toy test split rendered, the first N of --data copied, or --data itself."""
+def prepare_inputs(settings: RunSettings, domain: Domain, out: Path) -> tuple[Path, dict[str, str]]:
+    """The folder of images to invert: the toy test split rendered, the (first N) readable images of --data copied,
+    or --data itself; and file name -> reason for the unreadable images left out."""
     if settings.data is None:
         from e4e_bench.toy.render import toy_photos
 
@@ -200,20 +201,21 @@ def prepare_inputs(settings: RunSettings, domain: Domain, out: Path) -> Path:
         if len(list(inputs.glob("*.png"))) != count:
             pixels = toy_photos(count, domain.resolution, seed=0, split="test")
             save_images(from_uint8(pixels), [inputs / f"{i:05d}.png" for i in range(count)])
-        return inputs
+        return inputs, {}
     data = settings.data
     if settings.align:
         from e4e_bench.faces.align import aligned_folder
 
         data = aligned_folder(settings.data, out / "aligned", domain)
-    if settings.n_images is None:
-        return data
+    paths, unreadable = readable_images(list_images(data)[: settings.n_images])
+    if settings.n_images is None and not unreadable:
+        return data, unreadable
     inputs = out / "inputs"
-    for path in list_images(data)[: settings.n_images]:
+    for path in paths:
         if not (inputs / path.name).is_file():
             inputs.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, inputs / path.name)
-    return inputs
+    return inputs, unreadable
 
 
 def check_run_dir(settings: RunSettings, out: Path, resume: bool) -> None:
@@ -293,7 +295,7 @@ class Benchmark:
         main = self.group.is_main
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
-            self.inputs = prepare_inputs(self.settings, self.domain, self.out)
+            self.inputs, self.unreadable = prepare_inputs(self.settings, self.domain, self.out)
             self._write_config()
         self.inputs = self.group.all_gather_object(self.inputs if main else None)[0]  # rank 0's folder
         summary = RunSummary(domain=self.domain.name, label=self.domain.name)
@@ -321,6 +323,7 @@ class Benchmark:
         config = {
             "settings": self.settings.recorded(),
             "data": str(self.inputs.resolve()),
+            "unreadable_images": self.unreadable,  # left out of the run
             "domain": dataclasses.asdict(self.domain),
             "metrics": self.plan.metrics,
             "unavailable_metrics": self.plan.unavailable,

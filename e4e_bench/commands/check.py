@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from e4e_bench.io import check_output_file
+
+if TYPE_CHECKING:
+    from e4e_bench.reporting.drift import Comparison
+    from e4e_bench.reporting.run_results import RunSummary
 
 EXAMPLES = """examples:
   python -m e4e_bench check runs/toy --baseline results/baselines/toy.json
@@ -29,8 +34,8 @@ def register(subparsers) -> None:
     parser.add_argument("--baseline", type=Path, required=True, metavar="FILE", help="baseline JSON")
     parser.add_argument("--rtol", type=float, help="relative tolerance for every metric (overrides the file's)")
     parser.add_argument("--atol", type=float, help="absolute tolerance for every metric (overrides the file's)")
-    parser.add_argument("--update", action="store_true", help="write the run's values as the new baseline, after the drift table against "
-                        "the old one and the worse values it accepts")
+    parser.add_argument("--update", action="store_true", help="write the run's values as the new baseline, after the "
+                        "drift table against the old one and the worse values it accepts")
     parser.set_defaults(func=main)
 
 
@@ -41,7 +46,7 @@ def main(args: argparse.Namespace) -> int:
     return update(summary, args) if args.update else gate(summary, args)
 
 
-def gate(summary, args: argparse.Namespace) -> int:
+def gate(summary: RunSummary, args: argparse.Namespace) -> int:
     from e4e_bench.reporting.drift import compare, drift_table, read_baseline
 
     rows = compare(summary, read_baseline(args.baseline), args.rtol, args.atol)
@@ -56,7 +61,7 @@ def gate(summary, args: argparse.Namespace) -> int:
     return 1 if drifted or missing else 0
 
 
-def update(summary, args: argparse.Namespace) -> int:
+def update(summary: RunSummary, args: argparse.Namespace) -> int:
     """Write the run's values as the baseline, after showing what they replace: the drift table, the worse
     values accepted and the baseline values dropped."""
     from e4e_bench.reporting.drift import BaselineError, compare, drift_table, make_baseline, read_baseline, write_baseline
@@ -81,6 +86,6 @@ def update(summary, args: argparse.Namespace) -> int:
     return 0
 
 
-def named(rows: list, status: str) -> dict:
+def named(rows: list[Comparison], status: str) -> dict[str, Comparison]:
     """`method/metric` -> comparison, for the rows of one status."""
     return {f"{r.method}/{r.metric}": r for r in rows if r.status == status}

@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from e4e_bench.assets import resolve_file
 from e4e_bench.devices import resolve_device
 from e4e_bench.domains import DOMAINS
 from e4e_bench.networks.generator import NOISE_MODES
@@ -60,9 +61,9 @@ def add_method_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", required=True, help="a registered inversion method (`python -m e4e_bench "
                         "invert --method M --help` lists M's options; unknown names list the registered ones)")
     parser.add_argument("--domain", choices=sorted(DOMAINS), help="default: read from an e4e/pSp checkpoint")
-    parser.add_argument("--checkpoint", type=Path, help="the method's own checkpoint, for methods that take one "
+    parser.add_argument("--checkpoint", type=resolve_file, help="the method's own checkpoint, for methods that take one "
                         "(e4e, pSp: brings its own decoder)")
-    parser.add_argument("--generator", type=Path, help="generator checkpoint; overrides a checkpoint's decoder")
+    parser.add_argument("--generator", type=resolve_file, help="generator checkpoint; overrides a checkpoint's decoder")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K")
 
 

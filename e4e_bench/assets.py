@@ -16,6 +16,7 @@ import os
 import re
 import urllib.request
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -156,10 +157,30 @@ def asset_path(name: str) -> Path:
     path = asset.path
     if not path.is_file():
         raise E4EBenchError(
-            f"{asset.description}: {path} is missing; run `python -m e4e_bench assets fetch {name}` "
+            f"{asset.description}: {path} is missing; run `{fetch_command([name])}` "
             f"or copy {asset.filename} into {cache_home()} (set E4E_BENCH_HOME to change it)"
         )
     return path
+
+
+def resolve_file(text: str) -> Path:
+    """What a file flag names: an existing file, else a registered asset's local copy (`--generator toy-generator`)."""
+    path = Path(text)
+    if path.is_file():
+        return path
+    if text in ASSETS:
+        return asset_path(text)
+    raise E4EBenchError(f"{text} is not a file, nor the name of a registered asset; pass a file path or an asset "
+                        "name of `python -m e4e_bench assets list`")
+
+
+def missing_assets(names: Sequence[str]) -> list[str]:
+    """The assets among `names` whose file is not on this machine."""
+    return [name for name in names if not get_asset(name).path.is_file()]
+
+
+def fetch_command(names: Sequence[str]) -> str:
+    return f"python -m e4e_bench assets fetch {' '.join(names)}"
 
 
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:

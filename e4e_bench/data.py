@@ -23,6 +23,7 @@ from e4e_bench.io import atomic_write
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+READ_ERRORS = (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError)  # what an unreadable file raises
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:
@@ -66,7 +67,7 @@ def load_images(paths: Sequence[Path], size: tuple[int, int]) -> LoadedImages:
     for path in paths:
         try:
             image = read_rgb(path)
-        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as err:
+        except READ_ERRORS as err:
             log.warning("skipping %s: cannot read image (%s)", path, err)
             failed.append((path, str(err)))
             continue
@@ -76,6 +77,27 @@ def load_images(paths: Sequence[Path], size: tuple[int, int]) -> LoadedImages:
         kept.append(path)
     images = torch.stack(tensors) if tensors else torch.empty(0, 3, height, width)
     return LoadedImages(images, kept, failed)
+
+
+def readable_images(paths: Sequence[Path]) -> tuple[list[Path], dict[str, str]]:
+    """The files that decode, and file name -> reason for those that do not, named in one warning: a run
+    sets them aside once rather than have each stage that loads the folder warn again. None readable is an error."""
+    readable, unreadable = [], {}
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                image.load()
+            readable.append(path)
+        except READ_ERRORS as err:
+            unreadable[path.name] = str(err)
+    if unreadable:
+        folder = Path(paths[0]).parent
+        if not readable:
+            raise E4EBenchError(f"none of the {len(paths)} images in {folder} can be read, e.g. {paths[0].name}: "
+                                f"{unreadable[paths[0].name]}")
+        log.warning("%d of %d images in %s cannot be read and are left out: %s", len(unreadable), len(paths), folder,
+                    some_of([f"{name} ({reason})" for name, reason in unreadable.items()]))
+    return readable, unreadable
 
 
 def by_stem(paths: Sequence[Path]) -> dict[str, Path]:

@@ -119,10 +119,39 @@ def test_generate_rejects_bad_codes(tmp_path, tiny_generator_ckpt, capsys):
     assert err.count("\n") == 1
 
 
-def test_generate_missing_generator_is_one_line(tmp_path, capsys):
+def test_generate_missing_generator_is_one_line_naming_file_and_asset(tmp_path, capsys):
     np.save(tmp_path / "w.npy", np.zeros((1, 64), dtype=np.float32))
     code = main(["generate", "--generator", str(tmp_path / "none.pt"), "--latents", str(tmp_path / "w.npy"), "--out", str(tmp_path)])
-    assert code == 2 and "none.pt does not exist" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(f"error: {tmp_path / 'none.pt'} is not a file, nor the name of a registered asset")
+
+
+def test_generator_flag_takes_an_asset_name(tmp_path):
+    np.save(tmp_path / "w.npy", np.random.default_rng(0).standard_normal((2, 64)).astype(np.float32))
+    by_path, by_name = tmp_path / "by_path", tmp_path / "by_name"
+    for generator, out in ((assets.asset_path("toy-generator"), by_path), ("toy-generator", by_name)):
+        assert main(["generate", "--generator", str(generator), "--latents", str(tmp_path / "w.npy"),
+                     "--out", str(out), "--device", "cpu"]) == 0
+    for name in ("00000.png", "00001.png"):
+        assert (by_name / name).read_bytes() == (by_path / name).read_bytes()
+
+
+@pytest.mark.parametrize("argv", [
+    ["generate", "--latents", "w.npy", "--out", "o", "--generator", "stylegan2-car"],
+    ["edit", "--latents", "w.npy", "--out", "o", "--direction", "sefa:0", "--generator", "stylegan2-car"],
+    ["fit-ganspace", "--out", "pca.pt", "--generator", "stylegan2-car"],
+    ["invert", "--method", "e4e", "--images", "i", "--out", "o", "--checkpoint", "e4e-cars"],
+    ["lec", "--method", "e4e", "--images", "i", "--direction", "sefa:0", "--factor", "1", "--generator", "stylegan2-car"],
+    ["run", "--generator", "stylegan2-car"],
+    ["run", "--checkpoint", "e4e=e4e-cars"],
+])
+def test_file_flags_take_asset_names(argv, cache, capsys):
+    """Every command's --generator / --checkpoint names a registered asset; one not fetched yet says how to get it."""
+    asset = argv[-1].rpartition("=")[2]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"run `python -m e4e_bench assets fetch {asset}`" in err
 
 
 @pytest.fixture
@@ -135,6 +164,8 @@ def test_assets_list_and_missing_message(cache, capsys):
     assert main(["assets", "list"]) == 0
     out = capsys.readouterr().out
     assert "stylegan2-car" in out and "missing" in out
+    for asset in assets.ASSETS.values():
+        assert f" {asset.path}\n" in out, asset.name
     with pytest.raises(E4EBenchError, match="assets fetch lpips-alex"):
         assets.asset_path("lpips-alex")
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from e4e_bench.data import ImageFolder, check_aspect, list_images, load_images, save_images, to_uint8
+from e4e_bench.data import ImageFolder, check_aspect, list_images, load_images, readable_images, save_images, to_uint8
 from e4e_bench.errors import E4EBenchError
 
 
@@ -39,6 +39,18 @@ def test_modes_resizing_and_bad_files(tmp_path, caplog):
     assert sorted(p.name for p, _ in loaded.failed) == ["3_broken.png", "4_truncated.png"]
     assert "converting L image to RGB" in caplog.text and "3_broken.png" in caplog.text
     assert loaded.images.min() >= -1 and loaded.images.max() <= 1
+
+
+def test_readable_images_names_the_unreadable_in_one_warning(tmp_path, caplog):
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    (tmp_path / "b.png").write_bytes(b"not a png")
+    (tmp_path / "c.jpg").write_bytes(b"not a jpeg")
+    with caplog.at_level(logging.WARNING):
+        readable, unreadable = readable_images(list_images(tmp_path))
+    assert readable == [tmp_path / "a.png"] and list(unreadable) == ["b.png", "c.jpg"]
+    assert len(caplog.records) == 1 and "2 of 3 images" in caplog.text and "b.png" in caplog.text
+    with pytest.raises(E4EBenchError, match="none of the 2 images"):
+        readable_images([tmp_path / "b.png", tmp_path / "c.jpg"])
 
 
 def test_pixels_round_trip_exactly(tmp_path):

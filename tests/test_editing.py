@@ -115,6 +115,22 @@ def test_ganspace_named_edit_brings_its_tuple(pca_file, generator):
         parse_direction(f"ganspace:{path}:grass", generator)  # this tiny generator has 6 rows
 
 
+def test_ganspace_named_edit_of_another_pca_is_an_error_naming_that_pcas_edits(pca_file, generator, capsys):
+    path, _ = pca_file
+    cars = path.with_name("cars_pca.pt")
+    path.rename(cars)
+    with pytest.raises(E4EBenchError, match="smile is an edit of ffhq_pca.pt; the named edits of cars_pca.pt are "
+                                            "viewpoint, cube, color, grass$"):
+        parse_direction(f"ganspace:{cars}:smile", generator)
+    np.save(path.parent / "codes.npy", np.zeros((1, 64), dtype=np.float32))
+    argv = ["edit", "--latents", str(path.parent / "codes.npy"), "--generator", "toy-generator",
+            "--out", str(path.parent / "edits"), "--device", "cpu"]
+    assert cli.main([*argv, "--direction", "ganspace:toy-ganspace:viewpoint"]) == 2
+    assert capsys.readouterr().err == ("error: bad direction 'ganspace:toy-ganspace:viewpoint': viewpoint is an edit of "
+                                       "cars_pca.pt; the named edits of toy_ganspace_pca.pt are size, sky, hue\n")
+    assert cli.main([*argv, "--direction", "ganspace:toy-ganspace:size"]) == 0
+
+
 class LinearMapping(nn.Module):
     """A stand-in generator whose W is z scaled per axis and shifted: its PCA is known in closed form."""
 

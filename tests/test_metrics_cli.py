@@ -96,6 +96,23 @@ def test_weights_option_gives_the_lpips_backbone(folders, tmp_path, monkeypatch,
     assert json.loads(capsys.readouterr().out)["lpips"] == pytest.approx(float(expected), rel=1e-5)
 
 
+def test_default_metrics_leave_out_those_without_weights_and_name_their_fetch_command(folders, tmp_path, monkeypatch,
+                                                                                      capsys, caplog):
+    monkeypatch.setenv("E4E_BENCH_HOME", str(tmp_path / "empty_cache"))
+    real_dir, fake_dir = folders
+    argv = ["metrics", "--real", str(real_dir), "--fake", str(fake_dir), "--domain", "toy", "--device", "cpu"]
+    assert cli.main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert {"l2", "msssim"} <= set(result) and "lpips" not in result
+    assert result["meta"]["unavailable"] == {"lpips": "python -m e4e_bench assets fetch lpips-alex"}
+    assert "lpips left out" in caplog.text and "python -m e4e_bench assets fetch lpips-alex" in caplog.text
+    backbone = tmp_path / "alexnet.pth"
+    torch.save(torchvision.models.alexnet().state_dict(), backbone)
+    assert cli.main([*argv, "--weights", f"lpips-alex={backbone}"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert {"l2", "lpips", "msssim"} <= set(result) and result["meta"]["unavailable"] == {}
+
+
 @pytest.mark.parametrize(
     "make_fake,metrics,message",
     [

@@ -54,6 +54,8 @@ def folders(tmp_path):
     write_images(tmp_path / "real", images)
     write_images(tmp_path / "fake", images)
     (tmp_path / "a_file").write_text("mine")
+    for checkpoint in ("e4e.pt", "g.pt"):  # file flags must name files; the spies stop before they are read
+        (tmp_path / checkpoint).write_bytes(b"")
     return tmp_path
 
 
@@ -63,11 +65,11 @@ def metrics_argv(tmp_path, per_image):
 
 
 def invert_argv(tmp_path, out):
-    return ["invert", "--method", "e4e", "--checkpoint", "e4e.pt", "--images", str(tmp_path / "real"), "--out", str(out)]
+    return ["invert", "--method", "e4e", "--checkpoint", str(tmp_path / "e4e.pt"), "--images", str(tmp_path / "real"), "--out", str(out)]
 
 
 def generate_argv(tmp_path, out):
-    return ["generate", "--generator", "g.pt", "--latents", "w.npy", "--out", str(out)]
+    return ["generate", "--generator", str(tmp_path / "g.pt"), "--latents", "w.npy", "--out", str(out)]
 
 
 @pytest.mark.parametrize(("argv", "target", "message"), [
@@ -90,7 +92,8 @@ def test_output_locations_are_checked_before_any_work(folders, unwritable, spies
 
 @pytest.mark.parametrize("command", ["edit", "toy-data", "train", "run"])
 def test_every_writing_command_refuses_a_file_as_its_out_folder(folders, capsys, command):
-    required = {"edit": ["--latents", "w.npy", "--generator", "g.pt", "--direction", "sefa:0"], "toy-data": ["--n", "2"],
+    required = {"edit": ["--latents", "w.npy", "--generator", str(folders / "g.pt"), "--direction", "sefa:0"],
+                "toy-data": ["--n", "2"],
                 "train": ["--method", "e4e", "--domain", "cars", "--data", "d"], "run": []}[command]
     assert main([command, *required, "--out", str(folders / "a_file")]) == 2
     assert capsys.readouterr().err == f"error: --out {folders / 'a_file'} is a file; give a folder (it is created when missing)\n"

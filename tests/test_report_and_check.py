@@ -112,6 +112,25 @@ def test_check_command_exit_status(run_dir, tmp_path, capsys):
     assert cli(["check", str(run_dir), "--baseline", str(baseline)]) == 2
 
 
+def test_a_missing_value_is_not_drift_and_update_names_the_worse_values_it_accepts(run_dir, tmp_path, capsys):
+    baseline = tmp_path / "baseline.json"
+    assert cli(["check", str(run_dir), "--baseline", str(baseline), "--update"]) == 0
+    changed = summary(l2_e4e=0.03)
+    del changed.methods["psp"].values["lec"]
+    changed.save(run_dir)
+    capsys.readouterr()
+    assert cli(["check", str(run_dir), "--baseline", str(baseline)]) == 1
+    out = capsys.readouterr().out
+    assert "1 of 6 values drifted: e4e/l2\n" in out and "baseline values the run lacks (1): psp/lec\n" in out
+    assert cli(["check", str(run_dir), "--baseline", str(baseline), "--update"]) == 0
+    out = capsys.readouterr().out
+    assert "| e4e | l2 | 0.0200 | 0.0300 | +0.01 |" in out and "| psp | lec | 9.50 | – | – |" in out
+    assert "worse values accepted (1): e4e/l2 0.02 -> 0.03\n" in out
+    assert "baseline values the run lacks, dropped (1): psp/lec\n" in out
+    written = read_baseline(baseline)["methods"]
+    assert written["e4e"]["l2"]["value"] == 0.03 and "lec" not in written["psp"]
+
+
 def test_report_rebuilds_tables_and_plots_from_the_run_directory(run_dir):
     assert cli(["report", str(run_dir)]) == 0
     for name in ("tables/results.md", "tables/results.tex", "tables/results.csv", "plots/tradeoff.png", "plots/tradeoff.pdf",

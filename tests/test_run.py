@@ -110,12 +110,14 @@ def test_a_failing_method_is_recorded_and_the_others_finish(setup, capsys):
     assert "failed:" in (tmp_path / "run" / "tables" / "results.md").read_text()
 
 
-def test_unreadable_images_are_named_and_skipped(setup, caplog):
+def test_an_unreadable_image_is_named_once_per_run_and_recorded(setup, caplog):
     tmp_path, files = setup
     (tmp_path / "data" / "broken.png").write_bytes(b"not a png")
-    assert run(tmp_path, files, methods="e4e") == 0
-    assert "broken.png" in caplog.text
-    assert json.loads((tmp_path / "run" / "summary.json").read_text())["methods"]["e4e"]["values"]["l2"]["n"] == 9
+    assert run(tmp_path, files, methods="e4e,psp") == 0
+    assert len([record for record in caplog.records if "broken.png" in record.getMessage()]) == 1
+    assert list(json.loads((tmp_path / "run" / "config.json").read_text())["unreadable_images"]) == ["broken.png"]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["methods"]["e4e"]["values"]["l2"]["n"] == summary["methods"]["psp"]["values"]["l2"]["n"] == 9
 
 
 def test_without_weights_cars_fails_at_once_naming_each_missing_thing(tmp_path, monkeypatch, capsys):

@@ -16,13 +16,16 @@ from PIL import Image
 
 from tests.conftest import write_images
 from e4e_bench import cli
+from e4e_bench.assets import asset_path
 from e4e_bench.checkpoints import read_checkpoint
 from e4e_bench.data import list_images, load_images
+from e4e_bench.domains import get_domain
 from e4e_bench.errors import E4EBenchError
 from encoders.checkpoint import load_inverter
 from tests.official_checkpoints import TINY_STAGE_DEPTHS
 from encoders.training import trainer
-from encoders.training.setup import run_training
+from encoders.training.options import TrainOptions
+from encoders.training.setup import build_encoder, load_decoder, run_training, starting_point
 from encoders.training.stop_signals import ignore_stop_signals
 
 
@@ -142,6 +145,17 @@ def test_missing_weights_stop_before_step_one_unless_their_lambda_is_zero(
     assert "arcface-ir-se50" in str(err.value) and not (tmp_path / "out" / "log.jsonl").exists()
     summary = run_training("psp", "tiny", opts | {"lpips_lambda": 0.0})
     assert summary["steps"] == 1
+
+
+def test_generator_and_starting_checkpoint_take_asset_names():
+    opts = TrainOptions(method="e4e", domain="toy", stylegan_weights="toy-generator", checkpoint_path="toy-e4e",
+                        encoder_init="random", encoder_stage_depths=(16, 32, 48, 64))
+    path, decoder, _ = load_decoder(opts, get_domain("toy"), torch.device("cpu"))
+    assert path == asset_path("toy-generator") and decoder.size == 32
+    encoder = build_encoder(opts, decoder.n_latent, decoder.style_dim, pretrained_backbone=False)
+    encoder, _ = starting_point(opts, encoder, None)
+    shipped, _ = load_inverter(asset_path("toy-e4e"))
+    assert all(torch.equal(value, shipped.encoder.state_dict()[key]) for key, value in encoder.state_dict().items())
 
 
 def test_train_command_end_to_end(tmp_path, tiny_domain, tiny_generator_ckpt, generated_images, capsys):

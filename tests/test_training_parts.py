@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,6 +24,8 @@ from encoders.training.losses import ArcFaceSimilarity, delta_regulariser, simil
 from encoders.training.options import TrainOptions, recipe_defaults
 from encoders.training.progressive import active_rows, progressive_steps, stage_at
 from encoders.training.ranger import Ranger, radam_step_size
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 # -- options -------------------------------------------------------------------------------------
@@ -46,6 +52,23 @@ def test_opts_dict_round_trip_and_official_keys():
     for key in ("stylegan_size", "encoder_type", "start_from_latent_avg", "dataset_type", "lpips_lambda"):
         assert key in opts_dict
     assert TrainOptions.from_opts_dict(opts_dict | {"use_wandb": False}) == opts
+
+
+def default_workers(pin_to_one_core: bool, local_world_size: int | None) -> list[str]:
+    pin = "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); " if pin_to_one_core else ""
+    probe = f"import os; {pin}from encoders.training.options import TrainOptions as T; print(T().workers, T().test_workers)"
+    env = {k: v for k, v in os.environ.items() if k != "LOCAL_WORLD_SIZE"} | {"PYTHONPATH": str(REPO)}
+    if local_world_size is not None:
+        env["LOCAL_WORLD_SIZE"] = str(local_world_size)
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env).stdout.split()
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs Linux CPU affinity")
+def test_data_loader_workers_default_to_at_most_one_per_core():
+    """The official 4 training and 2 evaluation workers would oversubscribe one core (torch warns): 1 each; the
+    same for each of the processes torchrun starts, one per core."""
+    assert default_workers(pin_to_one_core=True, local_world_size=None) == ["1", "1"]
+    assert default_workers(pin_to_one_core=False, local_world_size=len(os.sched_getaffinity(0))) == ["1", "1"]
 
 
 @pytest.mark.parametrize("bad", [dict(optim_name="sgd"), dict(l2_lambda=-1.0), dict(progressive_steps=(5, 10)),

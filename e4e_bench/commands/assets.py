@@ -19,7 +19,7 @@ def register(subparsers) -> None:
         "python -m e4e_bench assets verify",
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    actions.add_parser("list", help="show every asset and whether it is cached")
+    actions.add_parser("list", help="show every asset, whether it is cached, and its file")
     fetch = actions.add_parser("fetch", help="download assets into the cache; every name is tried and reported")
     fetch.add_argument("names", nargs="+", metavar="NAME")
     fetch.add_argument("--force", action="store_true", help="download again even when cached")
@@ -46,7 +46,7 @@ def list_assets(args: argparse.Namespace) -> int:
     print(f"cache: {assets.cache_home()}")
     for asset in assets.ASSETS.values():
         state = "packaged" if asset.packaged else "cached  " if asset.path.is_file() else "missing "
-        print(f"{asset.name:22s} {state} {asset.filename:40s} {published_hash(asset):24s} {asset.description}")
+        print(f"{asset.name:22s} {state} {published_hash(asset):24s} {asset.description}\n{'':22s} {asset.path}")
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from e4e_bench.assets import resolve_file
 from e4e_bench.checkpoints import load_generator
 from e4e_bench.arguments import add_noise_arguments, positive_int
 from e4e_bench.devices import resolve_device
@@ -38,7 +39,8 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--generator", type=Path, help="rosinality .pt or official e4e/pSp checkpoint")
+    source.add_argument("--generator", type=resolve_file,
+                        help="rosinality .pt or official e4e/pSp checkpoint, or an asset name (e.g. toy-generator)")
     source.add_argument("--inversion", type=Path, metavar="OUT", help="an `invert` output folder")
     parser.add_argument("--latents", type=Path, help=".npy of codes, e.g. OUT/latents.npy of `invert` (the default "
                         "with --inversion)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from e4e_bench.assets import resolve_file
 from e4e_bench.arguments import positive_int
 
 EXAMPLE = "example: python -m e4e_bench fit-ganspace --generator toy_generator.pt --out toy_ganspace_pca.pt"
@@ -18,7 +19,8 @@ def register(subparsers) -> None:
         "the layout of e4e's cars_pca.pt, usable as `--direction ganspace:FILE:K:START:END`.",
         epilog=EXAMPLE,
     )
-    parser.add_argument("--generator", type=Path, required=True, help="rosinality .pt or official e4e/pSp checkpoint")
+    parser.add_argument("--generator", type=resolve_file, required=True,
+                        help="rosinality .pt or official e4e/pSp checkpoint, or an asset name (e.g. toy-generator)")
     parser.add_argument("--out", type=Path, required=True, help="the PCA file to write")
     parser.add_argument("--samples", type=positive_int, default=100_000, help="mapped samples (default 100000)")
     parser.add_argument("--components", type=positive_int, default=80, help="components kept (default 80, at most style_dim)")

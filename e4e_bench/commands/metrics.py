@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+from collections.abc import Sequence
 from pathlib import Path
 
-from e4e_bench.assets import cache_home
+from e4e_bench.assets import cache_home, fetch_command
 from e4e_bench.arguments import positive_int
 from e4e_bench.devices import resolve_device
 from e4e_bench.domains import get_domain
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.io import check_output_file
 from e4e_bench.networks.lpips_net import BACKBONE_ASSETS
-from e4e_bench.metrics import METRICS, MetricContext, parse_metric_list
+from e4e_bench.metrics import METRICS, MetricContext, MetricSpec, get_metric, parse_metric_list
 from e4e_bench.metrics.registry import IMAGE_KINDS
 from e4e_bench.metrics.evaluate import evaluate_folders
 from e4e_bench.metrics.fid import FID_ASSET
@@ -21,7 +23,9 @@ from e4e_bench.metrics.identity import INSIGHTFACE_ARCFACE_ASSET
 from e4e_bench.networks.moco import MOCO_ASSET
 from e4e_bench.reporting.results_files import json_safe, write_per_image_csv
 
-DEFAULT_METRICS = "l2,lpips,msssim"
+log = logging.getLogger(__name__)
+
+DEFAULT_METRICS = ("l2", "lpips", "msssim")  # less those whose weights are not here
 LOCAL_WEIGHTS = (FID_ASSET, MOCO_ASSET, INSIGHTFACE_ARCFACE_ASSET, *BACKBONE_ASSETS.values())  # files --weights can replace
 EXAMPLES = """examples:
   python -m e4e_bench metrics --real data/test --fake runs/e4e/images --metrics l2,lpips,msssim,id,fid,swd --domain faces
@@ -42,7 +46,8 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--real", type=Path, required=True, help="folder of real (target) images")
     parser.add_argument("--fake", type=Path, required=True, help="folder of reconstructed or generated images")
-    parser.add_argument("--metrics", default=DEFAULT_METRICS, help=f"comma-separated (default {DEFAULT_METRICS})")
+    parser.add_argument("--metrics", help=f"comma-separated (default: those of {','.join(DEFAULT_METRICS)} whose weights "
+                        "are present; the others are listed with their fetch command)")
     parser.add_argument("--domain", help="resize both sets to this domain's evaluation size; chooses the id network")
     parser.add_argument("--per-image", type=Path, metavar="FILE", help="write per-image paired values as CSV")
     parser.add_argument("--batch-size", type=positive_int, default=16, help="image pairs scored at once (default 16)")
@@ -72,8 +77,19 @@ def parse_weights(items: list[str]) -> dict[str, Path]:
     return weights
 
 
+def available(names: Sequence[str], context: MetricContext) -> tuple[list[MetricSpec], dict[str, str]]:
+    """The metrics among `names` whose weights are here, and for each of the others the command that fetches them."""
+    specs, unavailable = [], {}
+    for spec in map(get_metric, names):
+        absent = context.missing_weights(spec)
+        if absent:
+            unavailable[spec.name] = fetch_command(absent)
+        else:
+            specs.append(spec)
+    return specs, unavailable
+
+
 def main(args: argparse.Namespace) -> int:
-    specs = parse_metric_list(args.metrics, kinds=IMAGE_KINDS)
     context = MetricContext(
         device=resolve_device(args.device),
         domain=get_domain(args.domain) if args.domain else None,
@@ -82,6 +98,12 @@ def main(args: argparse.Namespace) -> int:
         cache_dir=None if args.no_cache else cache_home() / "fid_stats",
         weights=parse_weights(args.weights),
     )
+    if args.metrics is None:
+        specs, unavailable = available(DEFAULT_METRICS, context)
+        for name, command in unavailable.items():
+            log.warning("%s left out: its weights are not here; `%s` enables it", name, command)
+    else:
+        specs, unavailable = parse_metric_list(args.metrics, kinds=IMAGE_KINDS), {}
     if args.per_image is not None and not any(spec.kind == "paired" for spec in specs):
         raise E4EBenchError("--per-image needs at least one paired metric (e.g. l2, lpips, msssim, id)")
     if args.per_image is not None:
@@ -89,5 +111,5 @@ def main(args: argparse.Namespace) -> int:
     summary, per_image, meta = evaluate_folders(specs, args.real, args.fake, context, batch_size=args.batch_size)
     if args.per_image is not None:
         write_per_image_csv(args.per_image, per_image)
-    print(json.dumps(json_safe(summary.as_json() | {"meta": meta}), indent=2))
+    print(json.dumps(json_safe(summary.as_json() | {"meta": meta | {"unavailable": unavailable}}), indent=2))
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from e4e_bench.assets import resolve_file
 from e4e_bench.arguments import distinct_names, positive_int
 from e4e_bench.domains import DOMAINS
 from e4e_bench.io import check_output_folder
@@ -24,7 +25,7 @@ def checkpoint_pair(text: str) -> tuple[str, Path]:
     method, sep, path = text.partition("=")
     if not sep or not method or not path:
         raise argparse.ArgumentTypeError(f"expected METHOD=PATH, got {text!r}")
-    return method, Path(path)
+    return method, resolve_file(path)
 
 
 def register(subparsers) -> None:
@@ -44,7 +45,7 @@ def register(subparsers) -> None:
     parser.add_argument("--data", type=Path, help="folder of test images (default for toy: its rendered test split)")
     parser.add_argument("--checkpoint", type=checkpoint_pair, action="append", default=[], metavar="METHOD=PATH",
                         help="a method's checkpoint instead of the domain's registered one (repeatable)")
-    parser.add_argument("--generator", type=Path, help="generator checkpoint for every method")
+    parser.add_argument("--generator", type=resolve_file, help="generator checkpoint for every method")
     parser.add_argument("--metrics", type=distinct_names, help="comma-separated subset of l2,lpips,msssim,id,fid,swd,lec "
                         "(default: every metric whose weights are present; the others are listed with their fetch command)")
     parser.add_argument("--n-images", type=positive_int, help="the first N images in file-name order (toy default 64)")

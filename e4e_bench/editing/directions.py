@@ -114,6 +114,8 @@ def _ganspace(spec: str, rest: str, generator: Generator) -> Direction:
                 f"{', '.join(ganspace.NAMED_EDITS)}"
             )
         named = ganspace.NAMED_EDITS[name]
+        if source != "fit":
+            _check_named_edit(spec, name, _source_file(source).name)
         component, start, end, default_strength = named.component, named.start, named.end, named.strength
     _check_rows(spec, start, end, generator.n_latent)
     if source == "fit":
@@ -133,6 +135,16 @@ def _ganspace(spec: str, rest: str, generator: Generator) -> Direction:
         default_strength,
         edit.set_coordinate,
     )
+
+
+def _check_named_edit(spec: str, name: str, pca_file: str) -> None:
+    """A named edit's K is an index into its own PCA file; the same index of another known PCA is another edit.
+    A file under a name of its own (a renamed copy, say) is taken at the user's word."""
+    own_file = ganspace.NAMED_EDITS[name].pca_file
+    others = [other for other, edit in ganspace.NAMED_EDITS.items() if edit.pca_file == pca_file]
+    if pca_file != own_file and others:
+        raise E4EBenchError(f"bad direction {spec!r}: {name} is an edit of {own_file}; the named edits of "
+                            f"{pca_file} are {', '.join(others)}")
 
 
 def _sefa(spec: str, rest: str, generator: Generator) -> Direction:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 import torch
 
-from e4e_bench.assets import asset_path
+from e4e_bench.assets import asset_path, missing_assets
 from e4e_bench.domains import Domain
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.registry import Registry
@@ -49,6 +49,12 @@ class MetricContext:
     def weights_file(self, asset: str) -> Path:
         """A metric network's weights: the file given for ``asset``, else the assets registry's copy."""
         return Path(self.weights[asset]) if asset in self.weights else asset_path(asset)
+
+    def missing_weights(self, spec: MetricSpec) -> list[str]:
+        """The assets `spec`'s networks need that are neither given here nor cached (none for random weights)."""
+        if not self.pretrained:
+            return []
+        return [asset for asset in missing_assets(spec.assets) if asset not in self.weights]
 
 
 @dataclass(frozen=True)

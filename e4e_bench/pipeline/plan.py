@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from e4e_bench.assets import get_asset
+from e4e_bench.assets import fetch_command, get_asset, missing_assets
 from e4e_bench.domains import Domain, get_domain
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.methods import METHODS, MethodEntry, method_options
@@ -59,15 +59,6 @@ class Plan:
         return {name: spec for name, spec in self.metrics.items() if spec.kind in kinds}
 
 
-def fetch_command(assets: Sequence[str]) -> str:
-    return f"python -m e4e_bench assets fetch {' '.join(assets)}"
-
-
-def missing_assets(assets: Sequence[str], random_weights: bool = False) -> list[str]:
-    """The registered files among `assets` that are not on this machine (none under random weights)."""
-    return [] if random_weights else [asset for asset in assets if not get_asset(asset).path.is_file()]
-
-
 def run_metric_names() -> list[str]:
     return [name for name, spec in METRICS.items() if spec.in_run]
 
@@ -87,7 +78,7 @@ def choose_metrics(requested: Sequence[str] | None, domain: Domain, random_weigh
         if spec is None:
             unavailable[name] = f"domain {domain.name} has no network for {name}"
             continue
-        absent = missing_assets(spec.assets, random_weights)
+        absent = [] if random_weights else missing_assets(spec.assets)
         if absent:
             unavailable[name] = fetch_command(absent)
             if explicit:
@@ -153,7 +144,7 @@ def check_method(entry: MethodEntry, settings: RunSettings, domain: Domain, file
         files[f"{name} generator"] = get_asset(domain.generator_asset).path
         problems += [f"generator {asset}: {fetch_command([asset])}" for asset in missing_assets([domain.generator_asset])]
     needed = getattr(options, "required_assets", lambda: ())()
-    absent = missing_assets(needed, settings.random_weights)
+    absent = [] if settings.random_weights else missing_assets(needed)
     if absent:
         problems.append(f"{name} needs {', '.join(absent)}: {fetch_command(absent)} (or change its options, "
                         f"`python -m e4e_bench invert --method {name} --help` lists them)")

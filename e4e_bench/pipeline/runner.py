@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from e4e_bench import __version__
-from e4e_bench.data import from_uint8, list_images, save_images
+from e4e_bench.data import from_uint8, list_images, readable_images, save_images
 from e4e_bench.distributed import start_process_group
 from e4e_bench.domains import Domain
 from e4e_bench.editing.directions import parse_direction
@@ -50,8 +50,9 @@ TOO_FEW_BATCHES = ("not timed: {timed} batch(es) after the warm-up batch, {neede
                    "use more images or a smaller --batch-size")
 
 
-def prepare_inputs(settings: RunSettings, domain: Domain, out: Path) -> Path:
-    """The folder of images to invert: the toy test split rendered, the first N of --data copied, or --data itself."""
+def prepare_inputs(settings: RunSettings, domain: Domain, out: Path) -> tuple[Path, dict[str, str]]:
+    """The folder of images to invert: the toy test split rendered, the (first N) readable images of --data copied,
+    or --data itself; and file name -> reason for the unreadable images left out."""
     if settings.data is None:
         from e4e_bench.toy.render import toy_photos
 
@@ -60,20 +61,21 @@ def prepare_inputs(settings: RunSettings, domain: Domain, out: Path) -> Path:
         if len(list(inputs.glob("*.png"))) != count:
             pixels = toy_photos(count, domain.resolution, seed=0, split="test")
             save_images(from_uint8(pixels), [inputs / f"{i:05d}.png" for i in range(count)])
-        return inputs
+        return inputs, {}
     data = settings.data
     if settings.align:
         from e4e_bench.faces.align import aligned_folder
 
         data = aligned_folder(settings.data, out / "aligned", domain)
-    if settings.n_images is None:
-        return data
+    paths, unreadable = readable_images(list_images(data)[: settings.n_images])
+    if settings.n_images is None and not unreadable:
+        return data, unreadable
     inputs = out / "inputs"
-    for path in list_images(data)[: settings.n_images]:
+    for path in paths:
         if not (inputs / path.name).is_file():
             inputs.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, inputs / path.name)
-    return inputs
+    return inputs, unreadable
 
 
 def check_run_dir(settings: RunSettings, out: Path, resume: bool) -> None:
@@ -155,7 +157,7 @@ class Benchmark:
         main = self.group.is_main
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
-            self.inputs = prepare_inputs(self.settings, self.domain, self.out)
+            self.inputs, self.unreadable = prepare_inputs(self.settings, self.domain, self.out)
             self._write_config()
         self.inputs = self.group.all_gather_object(self.inputs if main else None)[0]  # rank 0's folder
         summary = RunSummary(domain=self.domain.name, label=self.domain.name)
@@ -183,6 +185,7 @@ class Benchmark:
         config = {
             "settings": self.settings.recorded(),
             "data": str(self.inputs.resolve()),
+            "unreadable_images": self.unreadable,  # left out of the run
             "domain": dataclasses.asdict(self.domain),
             "metrics": list(self.plan.metrics),
             "unavailable_metrics": self.plan.unavailable,

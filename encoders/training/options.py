@@ -10,6 +10,7 @@ and domain (encoders.md §4.1-4.2).
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field, fields
 
 from e4e_bench.domains import DOMAINS
@@ -22,6 +23,13 @@ METHODS = ("e4e", "psp")
 OPTIMIZERS = ("ranger", "adam")
 LPIPS_TYPES = ("alex", "vgg")
 ENCODER_INITS = ("ir_se50", "random")
+
+
+def cores_per_process() -> int:
+    """The cores this process may use (its CPU affinity, which DataLoader's own check counts), shared by the
+    processes torchrun starts on this machine."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
 def _opt(default, help: str, ours: bool = False, flag: str | None = None):
@@ -39,8 +47,10 @@ class TrainOptions:
     learn_in_w: bool = _opt(False, "pSp: one code for all rows; W+ encoding only, kept for the official loaders")
     batch_size: int = _opt(4, "training images per step and per process (effective batch = this x processes)")
     test_batch_size: int = _opt(2, "images per evaluation batch")
-    workers: int = _opt(4, "data-loading worker processes for training")
-    test_workers: int = _opt(2, "data-loading worker processes for evaluation")
+    workers: int = _opt(min(4, cores_per_process()), "data-loading worker processes for training "
+                                                     "(the official 4, at most one per core of this process)")
+    test_workers: int = _opt(min(2, cores_per_process()), "data-loading worker processes for evaluation "
+                                                          "(the official 2, at most one per core of this process)")
     learning_rate: float = _opt(1e-4, "encoder learning rate")
     optim_name: str = _opt("ranger", "encoder optimiser: ranger (RAdam + Lookahead) or adam")
     train_decoder: bool = _opt(False, "also train the generator (the official recipes keep it frozen)")

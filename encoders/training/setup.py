@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from e4e_bench.assets import asset_path, cache_home, get_asset
+from e4e_bench.assets import asset_path, cache_home, get_asset, resolve_file
 from e4e_bench.checkpoints import load_generator, read_checkpoint
 from e4e_bench.data import ImageFolder, list_images
 from e4e_bench.domains import Domain, get_domain
@@ -105,7 +105,7 @@ def split_images(opts: TrainOptions) -> tuple[list[Path], list[Path]]:
 
 
 def load_decoder(opts: TrainOptions, domain: Domain, device: torch.device):
-    path = Path(opts.stylegan_weights) if opts.stylegan_weights else asset_path(domain.generator_asset)
+    path = resolve_file(opts.stylegan_weights) if opts.stylegan_weights else asset_path(domain.generator_asset)
     decoder, latent_avg = load_generator(path, device)
     if opts.input_size is None and decoder.size != domain.resolution:
         raise E4EBenchError(f"{path} is a {decoder.size}px generator but domain {domain.name!r} needs "
@@ -136,7 +136,7 @@ def build_encoder(opts: TrainOptions, n_styles: int, style_dim: int, pretrained_
 
 def starting_point(opts: TrainOptions, encoder: torch.nn.Module, latent_avg: torch.Tensor | None):
     """The encoder weights (strict) and latent_avg of --checkpoint-path, an official-layout e4e/pSp file."""
-    start, _ = load_inverter(opts.checkpoint_path, opts.method)
+    start, _ = load_inverter(resolve_file(opts.checkpoint_path), opts.method)
     try:
         encoder.load_state_dict(start.encoder.state_dict(), strict=True)
     except RuntimeError:

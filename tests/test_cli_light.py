@@ -65,3 +65,26 @@ def test_train_help_still_lists_the_trainer_flags():
     out = subprocess.run([sys.executable, "-m", "e4e_bench", "train", "--method", "psp", "--help"], capture_output=True, text=True,
                          check=True).stdout
     assert "--max-steps" in out and "--lpips-lambda" in out
+
+
+PACKAGES = {name: Path(__file__).resolve().parents[1] / name for name in ("e4e_bench", "encoders", "baselines")}
+
+
+def package_imports(package: str) -> dict[Path, set[str]]:
+    return {path: imported_modules(path) for path in PACKAGES[package].rglob("*.py")}
+
+
+def top_level(modules: set[str]) -> set[str]:
+    return {name.split(".")[0] for name in modules}
+
+
+def test_the_harness_reaches_methods_only_through_the_registry():
+    for path, modules in package_imports("e4e_bench").items():
+        assert not top_level(modules) & {"encoders", "baselines"}, f"{path} imports a method package"
+
+
+def test_methods_import_neither_commands_nor_each_other():
+    for package, other in (("encoders", "baselines"), ("baselines", "encoders")):
+        for path, modules in package_imports(package).items():
+            assert other not in top_level(modules), f"{path} imports {other}"
+            assert not any(name.startswith("e4e_bench.commands") or name == "e4e_bench.cli" for name in modules), path

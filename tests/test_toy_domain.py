@@ -82,3 +82,15 @@ def test_two_process_torchrun_gives_the_single_process_summary(tmp_path):
                             env=env, capture_output=True, text=True, timeout=600)
     assert shared.returncode == 0, shared.stderr[-3000:]
     assert summary_values(tmp_path / "two") == summary_values(tmp_path / "one")
+
+
+def test_invert_opt_w_on_the_toy_is_offline_and_gives_runs_codes(tmp_path, monkeypatch):
+    # The toy's projector defaults (pixel loss, no LPIPS download) come from opt_w's registry entry, so
+    # `invert` builds the very method `run` builds.
+    monkeypatch.setenv("E4E_BENCH_HOME", str(tmp_path / "empty_cache"))
+    assert main(["run", "--domain", "toy", "--methods", "opt_w", "--n-images", "8", "--option", "steps=5",
+                 "--metrics", "l2", "--device", "cpu", "--out", str(tmp_path / "run")]) == 0
+    assert main(["invert", "--method", "opt_w", "--domain", "toy", "--steps", "5", "--images",
+                 str(tmp_path / "run" / "inputs"), "--out", str(tmp_path / "inv"), "--device", "cpu"]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "inv" / "latents.npy"),
+                                  np.load(tmp_path / "run" / "methods" / "opt_w" / "latents.npy"))

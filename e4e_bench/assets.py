@@ -85,7 +85,13 @@ TOY_FILES = (
      "799ca00f366641e9d7fdc084497bd64c1f92dabc0703451058f83a98cbe1dcd2", 10805737, "e4e-psp-checkpoint"),
 )
 
-ASSETS: Registry[Asset] = Registry("asset", re.compile(r"^[a-z0-9][a-z0-9.-]*$"))
+def _load_plugin_assets() -> None:
+    from e4e_bench.plugins import ASSET_GROUP, load_plugins
+
+    load_plugins(ASSET_GROUP, lambda module, point: None)  # importing a plug-in's module registers its files
+
+
+ASSETS: Registry[Asset] = Registry("asset", re.compile(r"^[a-z0-9][a-z0-9.-]*$"), load=_load_plugin_assets)
 
 
 def register_asset(asset: Asset) -> Asset:

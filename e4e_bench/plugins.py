@@ -8,6 +8,9 @@ A package declares, in its `pyproject.toml`::
     [project.entry-points."e4e_bench.metrics"]
     sharpness = "my_package.metrics"            # a module whose @register_metric calls register
 
+    [project.entry-points."e4e_bench.assets"]
+    weights = "my_package.assets"               # a module whose register_asset calls add its files
+
 A plug-in that fails to load, or whose name is taken, costs one logged line naming its package;
 everything else keeps working.
 """
@@ -23,6 +26,7 @@ log = logging.getLogger(__name__)
 
 METHOD_GROUP = "e4e_bench.methods"
 METRIC_GROUP = "e4e_bench.metrics"
+ASSET_GROUP = "e4e_bench.assets"
 
 
 def package_of(point: EntryPoint) -> str:

@@ -17,7 +17,8 @@ IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
 class Registry(Mapping[str, Entry], Generic[Entry]):
     """A read-only mapping filled through `register`; `lookup` turns an unknown name into a user error.
 
-    `load`, if given, fills the registry on first use (entries that live in other packages).
+    `load`, if given, is called once before the first read (entries that live in other packages, such
+    as plug-ins'); registering does not call it, so a module can register its own entries at import.
     """
 
     def __init__(self, kind: str, pattern: re.Pattern = IDENTIFIER, load: Callable[[], None] | None = None):
@@ -37,16 +38,16 @@ class Registry(Mapping[str, Entry], Generic[Entry]):
         """ValueError unless `name` is well formed and not registered yet."""
         if not isinstance(name, str) or not self.pattern.match(name):
             raise ValueError(f"{self.kind} name {name!r} must match {self.pattern.pattern}")
-        if name in self._entries:
+        if name in self._store:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
 
     def register(self, name: str, entry: Entry) -> Entry:
         self.check_new_name(name)
-        self._entries[name] = entry
+        self._store[name] = entry
         return entry
 
     def unregister(self, name: str) -> None:
-        del self._entries[name]
+        del self._store[name]
 
     @contextmanager
     def registered(self, name: str, entry: Entry) -> Iterator[Entry]:

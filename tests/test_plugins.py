@@ -164,3 +164,14 @@ def test_a_method_with_per_image_state_runs_through_invert_run_and_generate(tmp_
     assert np.abs(edits - expected_frames(generator, edited_codes, bias)).max() <= 1  # each edit keeps its bias
     values = json.loads((tmp_path / "run" / "summary.json").read_text())["methods"]["biased_mean"]["values"]
     assert values["lec"]["n"] == 8 and np.isfinite(values["lec"]["mean"])
+
+
+def test_a_plugins_files_are_in_the_assets_registry(tmp_path):
+    site = tmp_path / "site"
+    fake_distribution(site, "weights-plugin", "[e4e_bench.assets]\nweights = my_weights\n", {"my_weights": (
+        "from e4e_bench.assets import Asset, register_asset\n"
+        "register_asset(Asset('my-encoder-cars', 'my_encoder_cars.pt', ('https://example.org/my.pt',),\n"
+        "                     'e4e-psp-checkpoint', 'a plug-in encoder for cars'))\n")})
+    result = cli(["assets", "list"], site, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "my-encoder-cars" in result.stdout and "toy-generator" in result.stdout

@@ -184,7 +184,7 @@ def image_size(paths: Sequence[Path]) -> tuple[int, int]:
     return next(iter(sizes))
 
 
-def fingerprint(paths: Sequence[Path], size: tuple[int, int]) -> str:
+def content_hash(paths: Sequence[Path], size: tuple[int, int]) -> str:
     """Content hash of a set of files as loaded at ``size`` (file names and bytes)."""
     digest = hashlib.sha256(f"{size[0]}x{size[1]}".encode())
     for path in paths:
@@ -252,7 +252,7 @@ def evaluate_folders(
     else:
         size = image_size([*real_paths, *fake_paths])
     if context.cache_dir is not None and any(spec.kind == "set" for spec in specs):
-        context = replace(context, real_fingerprint=fingerprint(real_paths, size))
+        context = replace(context, real_fingerprint=content_hash(real_paths, size))
     pairing = pair_by_stem(real_paths, fake_paths) if any(spec.kind == "paired" for spec in specs) else None
     evaluation = Evaluation(specs, context)
     device = context.device

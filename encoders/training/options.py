@@ -19,7 +19,7 @@ from encoders.checkpoint import ENCODER_TYPES
 from encoders.ir_se import valid_stage_depths
 from encoders.training.progressive import progressive_steps
 
-METHODS = ("e4e", "psp")
+TRAINED_ENCODERS = ("e4e", "psp")  # the methods this trainer trains
 OPTIMIZERS = ("ranger", "adam")
 LPIPS_TYPES = ("alex", "vgg")
 ENCODER_INITS = ("ir_se50", "random")
@@ -111,7 +111,7 @@ class TrainOptions:
 
     def __post_init__(self):
         checks = [
-            (self.method in METHODS, f"--method must be one of {', '.join(METHODS)}, got {self.method!r}"),
+            (self.method in TRAINED_ENCODERS, f"--method must be one of {', '.join(TRAINED_ENCODERS)}, got {self.method!r}"),
             (self.optim_name in OPTIMIZERS, f"--optim-name must be one of {', '.join(OPTIMIZERS)}"),
             ((self.input_nc, self.label_nc, self.learn_in_w) == (3, 0, False),
              "only RGB-to-W+ encoding is trained here: input_nc 3, label_nc 0, learn_in_w off"),
@@ -180,8 +180,8 @@ def recipe_defaults(method: str, domain: str) -> dict:
     published; they take the cars recipe. pSp: README encode command (ArcFace x0.1 for faces;
     MoCo x0.5 and no ArcFace elsewhere, as the README recommends).
     """
-    if method not in METHODS:
-        raise E4EBenchError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+    if method not in TRAINED_ENCODERS:
+        raise E4EBenchError(f"--method must be one of {', '.join(TRAINED_ENCODERS)}, got {method!r}")
     faces = domain == "faces"
     # The official `dataset_type` (ffhq_encode, cars_encode, ...): what the official loaders key the cars crop on.
     common = dict(method=method, domain=domain, encoder_type=ENCODER_TYPES[method], start_from_latent_avg=True,
@@ -218,7 +218,7 @@ def describe_default(name: str, official) -> str:
     """The default of option `name` for --help ("" when unset): one value, or each recipe's where the
     recipes differ, e.g. 'defaults: e4e 0.1 (faces), 0.5 (cars, horse, church); psp 0.1 (faces), ...'."""
     per_method = {}
-    for method in METHODS:
+    for method in TRAINED_ENCODERS:
         domains_by_value: dict[str, list[str]] = {}
         for domain in DOMAINS:
             value = recipe_defaults(method, domain).get(name, official)

@@ -148,7 +148,7 @@ register_domain(
         edits=("ganspace", "sefa"),
         generator_asset="toy-generator",
         encoder_assets=(("e4e", "toy-e4e"), ("psp", "toy-psp")),
-        default_edit="ganspace:toy-ganspace:size",  # GANSpace component 0: the car grows or shrinks
+        default_edit="ganspace:toy-ganspace:size",  # GANSpace component 0 on rows 0:3: the car grows, same colour
         default_edit_name="size",
         default_edit_factor=2.0,
         # LPIPS-VGG on 24x32 pictures would need downloads and an 8x upsampling; the toy projects on pixels.

@@ -40,7 +40,7 @@ from e4e_bench.metrics.registry import MetricContext, MetricSpec
 from e4e_bench.reporting.report import build_report, method_dir
 from e4e_bench.metrics.lec import PROTOCOL_BATCH_SIZE
 from e4e_bench.reporting.results_files import json_safe, write_per_image_csv
-from e4e_bench.reporting.run_results import CONFIG_FILE, PER_IMAGE_FILE, MethodResult, MetricInfo, RunSummary, Value, value_from_json
+from e4e_bench.reporting.run_results import CONFIG_FILE, PER_IMAGE_FILE, MethodResult, MetricInfo, RunSummary, Value, GRID_IMAGES, recorded_path, value_from_json
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,8 @@ TIMING_PROTOCOL = "synchronised wall time of the inversion per image, {batch} im
 
 @dataclass(frozen=True)
 class RunSettings:
-    """Everything that decides a run's numbers (`out` and `device` aside: where and on what it runs)."""
+    """Everything that decides a run's numbers (`out` and `device` aside: where and on what it runs), and
+    how it is reported (`label`, `grid_images`)."""
 
     methods: tuple[str, ...]
     domain: str
@@ -72,9 +73,11 @@ class RunSettings:
     projector: Mapping[str, Any] = field(default_factory=dict)  # opt_w / opt_wplus options
     random_weights: bool = False  # metric networks with random weights (smoke runs only)
     align: bool = False  # faces: FFHQ-align the photos of --data first (into OUT/aligned/)
+    label: str | None = None  # the run's name in tables and plots (None: the run folder's name)
+    grid_images: int = GRID_IMAGES  # rows of the qualitative grid
 
     def recorded(self) -> dict[str, Any]:
-        """The settings as config.json stores them; all but `out` and `batch_size` must match on resume."""
+        """The settings as config.json stores them; all but UNCOMPARED must match on resume."""
         data = dataclasses.asdict(self)
         data["methods"] = list(self.methods)
         data["metrics"] = None if self.metrics is None else list(self.metrics)
@@ -82,6 +85,7 @@ class RunSettings:
 
 
 TOY_IMAGES = 64
+UNCOMPARED = ("out", "batch_size", "label", "grid_images")  # settings a resumed run may change
 
 
 @dataclass
@@ -235,8 +239,8 @@ def check_run_dir(settings: RunSettings, out: Path, resume: bool) -> None:
         return
     if not resume:
         raise E4EBenchError(f"{out} holds an earlier run; pass --resume to continue it, or choose another --out")
-    stored = {k: str(v) for k, v in json.loads(config.read_text())["settings"].items() if k not in ("out", "batch_size")}
-    current = {k: str(v) for k, v in settings.recorded().items() if k not in ("out", "batch_size")}
+    stored = {k: str(v) for k, v in json.loads(config.read_text())["settings"].items() if k not in UNCOMPARED}
+    current = {k: str(v) for k, v in settings.recorded().items() if k not in UNCOMPARED}
     check_fingerprint(stored, current, out, AFRESH)
 
 
@@ -306,7 +310,7 @@ class Benchmark:
             self.inputs = prepare_inputs(self.settings, self.domain, self.out)
             self._write_config()
         self.inputs = self.group.all_gather_object(self.inputs if main else None)[0]  # rank 0's folder
-        summary = RunSummary(domain=self.domain.name, label=self.domain.name)
+        summary = RunSummary(domain=self.domain.name, label=self.settings.label or self.out.resolve().name)
         per_image: dict[tuple[str, str], dict[str, float]] = {}
         for name in self.settings.methods:
             try:
@@ -324,13 +328,13 @@ class Benchmark:
             return None
         summary.save(self.out)
         write_per_image_csv(self.out / PER_IMAGE_FILE, per_image, first_columns=("method", "image"))
-        build_report([self.out], self.out)
+        build_report([self.out], self.out, self.settings.grid_images)
         return summary
 
     def _write_config(self) -> None:
         config = {
             "settings": self.settings.recorded(),
-            "data": str(self.inputs.resolve()),
+            "data": recorded_path(self.inputs, self.out),
             "domain": dataclasses.asdict(self.domain),
             "metrics": self.plan.metrics,
             "unavailable_metrics": self.plan.unavailable,
@@ -415,7 +419,7 @@ class Benchmark:
                 key = _run_name(registered, self.domain) + suffix
                 details = metric.details
                 values[key] = Value(metric.value, details.get("std", math.nan), details.get("n", details.get("n_images", 0)),
-                                    details.get("n_failed", 0))
+                                    details.get("n_failed", 0), details.get("reference", math.nan))
                 info[key] = MetricInfo(metric.higher_is_better, metric.protocol + note)
 
         if image_specs:

@@ -161,7 +161,7 @@ def test_runs_of_one_label_are_refused_naming_both(tmp_path, capsys):
     assert not (tmp_path / "both" / "tables").exists()
 
 
-def test_bold_is_the_best_of_the_rows_of_one_domain():
+def test_bold_is_the_best_of_the_rows_of_one_domain_and_n():
     toy = summary(label="toy")
     cars = summary(l2_e4e=0.2, label="cars")
     cars.domain = "cars"
@@ -170,6 +170,11 @@ def test_bold_is_the_best_of_the_rows_of_one_domain():
     cells = {line.split("|")[1].strip(): line.split("|")[3].strip() for line in table.splitlines() if " / " in line}
     assert cells["toy / psp"] == "**0.0123 ± 0.0040**" and cells["toy / e4e"] == "0.0200 ± 0.0050"
     assert cells["cars / psp"] == "**0.123 ± 0.0400**" and cells["cars / e4e"] == "0.200 ± 0.0050"
+    sixteen = RunSummary("toy", "toy16", toy.metrics, {"e4e": MethodResult(values={"l2": Value(0.001, 0.001, 16)}),
+                                                        "psp": MethodResult(values={"l2": Value(0.002, 0.001, 16)})})
+    cells = {line.split("|")[1].strip(): line.split("|")[3].strip() for line in markdown_table([toy, sixteen]).splitlines()
+             if " / " in line}
+    assert cells["toy / psp"] == "**0.0123 ± 0.0040**" and cells["toy16 / e4e"] == "**0.0010 ± 0.0010**"
 
 
 def test_a_value_zero_by_construction_is_not_bold_and_a_best_value_all_rows_share_is_not_either():

@@ -73,8 +73,11 @@ def tradeoff_plot(summaries: Sequence[RunSummary], edits: Sequence[str | None], 
     else:
         axes.text(0.5, 0.5, f"no method has both {distortion} and LEC", ha="center", va="center", transform=axes.transAxes)
     axes.grid(alpha=0.3)
-    named = [(s.label, edit) for s, edit in zip(summaries, edits, strict=True) if edit]
-    edit_words = "; ".join(f"{label} {edit}" if several else edit for label, edit in named) or "not recorded"
+    named = {s.label: edit for s, edit in zip(summaries, edits, strict=True) if edit}
+    if len(set(named.values())) > 1:
+        edit_words = "; ".join(f"{label} {edit}" for label, edit in named.items())
+    else:
+        edit_words = next(iter(named.values()), "not recorded")
     axes.annotate(f"error bars: ±1 std over images; LEC edit: {edit_words}", (0, -0.16), xycoords="axes fraction",
                   va="top", fontsize="small")
     return save_figure(figure, stem)
@@ -90,14 +93,16 @@ def distribution_plot(per_image: pd.DataFrame, summaries: Sequence[RunSummary], 
     higher_is_better = {key: info.higher_is_better for s in summaries for key, info in s.metrics.items()}
     metrics = [key for key, _ in COLUMNS if key in per_image.columns]
     methods = list(dict.fromkeys(per_image["method"]))
-    figure = Figure(figsize=(3.2 * max(1, len(metrics)), 3.4))
+    panel_width = max(3.2, 0.45 * len(methods) + 1.2)
+    figure = Figure(figsize=(panel_width * max(1, len(metrics)), 3.6))
     for index, key in enumerate(metrics):
         axes = figure.add_subplot(1, len(metrics), index + 1)
         data = [per_image.loc[per_image["method"] == m, key].dropna().to_numpy() for m in methods]
         axes.boxplot(data, tick_labels=methods)
         axes.set_title(f"{TITLES[key]} {_arrow(higher_is_better.get(key, False))}")
         axes.set_ylabel(UNITS.get(key, ""))
-        axes.tick_params(axis="x", labelrotation=30)
+        for label in axes.get_xticklabels():
+            label.set(rotation=40, ha="right", rotation_mode="anchor")
     figure.tight_layout()
     return save_figure(figure, stem)
 

@@ -38,8 +38,9 @@ COLUMNS = (
 
 TITLES = dict(COLUMNS)
 CELLS = "cells: mean ± std over the row's N images; a value without ± is one number for the whole set"
-BOLD = ("bold: the best mean of a column among the rows of one domain, unless all of them share it; an entry "
-        "that is 0 with std 0 (0 by construction, as the W+ spread of W codes) is neither bold nor compared")
+BOLD = ("bold: the best mean of a column among the rows of one domain and N (numbers of other images, or of "
+        "more of them, as FID and SWD, are not compared), unless all of them share it; an entry that is 0 with "
+        "std 0 (0 by construction, as the W+ spread of W codes) is neither bold nor compared")
 
 
 def format_number(value: float) -> str:
@@ -92,8 +93,8 @@ def best_rows(rows: Sequence[Row], means: pd.DataFrame, stds: pd.DataFrame, high
     """The labels to bold per column key, by the rule of BOLD."""
     best: dict[str, set[str]] = {}
     for key in means.columns:
-        for domain in dict.fromkeys(row.domain for row in rows):
-            column = means.loc[[row.label for row in rows if row.domain == domain], key].dropna()
+        for group in dict.fromkeys((row.domain, row.n) for row in rows):
+            column = means.loc[[row.label for row in rows if (row.domain, row.n) == group], key].dropna()
             column = column[(column != 0) | (stds.loc[column.index, key] != 0)]
             if len(column) < 2:
                 continue

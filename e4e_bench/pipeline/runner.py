@@ -40,7 +40,7 @@ from e4e_bench.metrics.registry import MetricContext, MetricSpec
 from e4e_bench.reporting.report import build_report, method_dir
 from e4e_bench.metrics.lec import PROTOCOL_BATCH_SIZE
 from e4e_bench.reporting.results_files import json_safe, write_per_image_csv
-from e4e_bench.reporting.run_results import CONFIG_FILE, PER_IMAGE_FILE, MethodResult, MetricInfo, RunSummary, Value, GRID_IMAGES, recorded_path, value_from_json
+from e4e_bench.reporting.run_results import CONFIG_FILE, GRID_IMAGES, PER_IMAGE_FILE, MethodResult, MetricInfo, RunSummary, Value, recorded_path, value_from_json
 
 log = logging.getLogger(__name__)
 

@@ -50,8 +50,8 @@ def _arrow(higher_is_better: bool) -> str:
 
 
 def tradeoff_plot(summaries: Sequence[RunSummary], edits: Sequence[str | None], stem: Path) -> list[Path]:
-    """Distortion (LPIPS, else L2) against LEC, one point per run and method with ±1 std bars over
-    images, each run's edit named: e4e's framing. A colour per method, a marker per run."""
+    """Distortion (LPIPS, else L2) against LEC, e4e's framing: a point per run and method with ±1 std
+    bars over images and its N in the legend, the edit under the axes; a colour per method, a marker per run."""
     several = len(summaries) > 1
     points = [(i, method, r) for i, s in enumerate(summaries) for method, r in s.methods.items() if "lec" in r.values]
     distortion = "lpips" if points and all("lpips" in r.values for _, _, r in points) else "l2"

@@ -60,7 +60,7 @@ NAMED_EDITS: dict[str, NamedEdit] = {
     # The toy domain's, named by rendering its first components. Component 0 on all 8 rows also turns
     # the body red or orange; on the coarse rows alone the car only grows (shrinks below 0).
     "size": NamedEdit(0, 0, 3, 2.0, "toy_ganspace_pca.pt"),
-    "brightness": NamedEdit(3, 0, 8, 3.0, "toy_ganspace_pca.pt"),  # sky and body lighter, the ground unchanged
+    "sky": NamedEdit(3, 3, 8, 3.0, "toy_ganspace_pca.pt"),  # dusk to day, the body a shade with it; on all rows the car shrinks too
     "hue": NamedEdit(5, 4, 8, 3.0, "toy_ganspace_pca.pt"),  # the body from blue and purple to yellow and green
 }
 

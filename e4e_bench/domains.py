@@ -149,7 +149,7 @@ register_domain(
         identity=None,
         edits=("ganspace", "sefa"),
         generator_asset="toy-generator",
-        default_edit="ganspace:toy-ganspace:size",  # GANSpace component 0: the car grows or shrinks
+        default_edit="ganspace:toy-ganspace:size",  # GANSpace component 0 on rows 0:3: the car grows, same colour
         default_edit_name="size",
         default_edit_factor=2.0,
         generator_architecture=(("style_dim", 64), ("n_mlp", 4), ("channels", ((4, 64), (8, 64), (16, 64), (32, 64)))),

@@ -24,6 +24,9 @@ def generator() -> Generator:
 def test_layer_spread_is_zero_in_w_and_the_mean_row_distance_otherwise():
     w = torch.randn(3, STYLE_DIM)
     assert torch.all(layer_spread(w[:, None].expand(-1, 6, -1)) < 1e-6)
+    # Exactly 0 for any row count, as a table needs to tell "0 by construction" from "small".
+    for rows in (3, 7, 14, 18):
+        assert torch.equal(layer_spread(w[:, None].expand(-1, rows, -1) * 0.1), torch.zeros(3))
     codes = torch.zeros(1, 2, STYLE_DIM)
     codes[0, 1, 0] = 4.0  # rows 0 and 1 are each 2 from their mean
     torch.testing.assert_close(layer_spread(codes), torch.tensor([2.0]))
@@ -61,3 +64,14 @@ def test_registered_latent_metrics_give_one_value_per_image(generator):
     distance = get_metric("w_mahalanobis").build(context)(codes, generator)
     assert spread.shape == distance.shape == (5,)
     torch.testing.assert_close(distance, latent_proximity(codes, generator).mahalanobis.mean(1))
+
+
+
+def test_the_mahalanobis_metric_reports_what_w_itself_scores(generator):
+    metric = get_metric("w_mahalanobis").build(MetricContext())
+    codes = seeded_w(generator, 5, seed=3)[:, None].expand(-1, generator.n_latent, -1)
+    metric(codes, generator)
+    reference = metric.summary_details()["reference"]
+    assert reference == pytest.approx(latent_proximity(codes, generator).reference_mahalanobis, rel=1e-9)
+    # Samples of the fitted distribution have E[d^2] = D: their mean distance is just under sqrt(D).
+    assert 0.9 * STYLE_DIM**0.5 < reference < STYLE_DIM**0.5

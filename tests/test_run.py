@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from e4e_bench.reporting import plots
 from e4e_bench.checkpoints import save_checkpoint
 from e4e_bench.cli import main
 from e4e_bench.domains import DOMAINS
@@ -76,6 +78,14 @@ def test_run_writes_the_run_directory_and_its_numbers_are_the_images(setup):
     assert config["files"]["e4e checkpoint"]["identity"].startswith("sha256 ")
     header = (out / "per_image.csv").read_text().splitlines()[0].split(",")
     assert header[:2] == ["method", "image"] and "l2" in header and "lec" in header
+    assert summary["label"] == "run"  # the folder's name
+    assert 0 < summary["methods"]["e4e"]["values"]["w_mahalanobis"]["reference"] < 8  # samples of W: about sqrt(64)
+    notes = (out / "tables" / "results.md").read_text().split("\n\n")[1]
+    assert "L2: L2" not in notes and notes.count("resized to 24x32") == 1
+    assert "- Mahal. to W of held-out samples of W itself (the reference): " in notes
+    spread, mahalanobis = (next(line for line in notes.splitlines() if line.startswith(f"- {title}: "))
+                           for title in ("W+ spread", "Mahal. to W"))
+    assert "Mahalanobis" not in spread and "row mean" not in mahalanobis
 
 
 def test_interrupted_run_resumes_without_redoing_finished_inversions(setup, monkeypatch):
@@ -130,3 +140,40 @@ def test_without_weights_cars_fails_at_once_naming_each_missing_thing(tmp_path, 
                    "assets fetch stylegan2-car", "assets fetch lpips-vgg"):
         assert needed in err, needed
     assert not (tmp_path / "cars").exists()
+
+
+def test_a_label_names_the_run_and_the_grid_has_the_rows_asked_for(setup, monkeypatch):
+    tmp_path, files = setup
+    figures = {}
+    save = plots.save_figure
+    monkeypatch.setattr(plots, "save_figure", lambda figure, stem: (figures.setdefault(stem.name, figure), save(figure, stem))[1])
+    assert run(tmp_path, files, "--label", "nine images", "--grid-images", "2", methods="e4e") == 0
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["label"] == "nine images"
+    assert [axes.texts[0].get_text() for axes in figures["qualitative"].axes if axes.texts] == ["000", "001"]
+    assert run(tmp_path, files, "--resume", "--label", "renamed", methods="e4e") == 0  # presentation only: no refusal
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["label"] == "renamed"
+
+
+def test_a_copied_or_moved_run_reports_from_its_own_images(setup, monkeypatch):
+    tmp_path, files = setup
+    assert run(tmp_path, files, "--n-images", "4", methods="e4e") == 0
+    first = tmp_path / "run"
+    assert json.loads((first / "config.json").read_text())["data"] == "inputs"
+    opened = []
+    cell = plots._cell
+    monkeypatch.setattr(plots, "_cell", lambda path, height: (opened.append(path), cell(path, height))[1])
+
+    def inputs_read(run_dir):
+        opened.clear()
+        assert main(["report", str(run_dir)]) == 0
+        return {path.parent for path in opened if path.parent.name == "inputs"}
+
+    copy = tmp_path / "copy"
+    shutil.copytree(first, copy)
+    assert inputs_read(copy) == {copy / "inputs"}  # not the original's, which still exists
+    config = json.loads((copy / "config.json").read_text())
+    config["data"] = str((first / "inputs").resolve())  # as runs recorded it before: the first location, absolute
+    (copy / "config.json").write_text(json.dumps(config))
+    assert inputs_read(copy) == {copy / "inputs"}
+    shutil.move(first, tmp_path / "moved")
+    assert inputs_read(tmp_path / "moved") == {tmp_path / "moved" / "inputs"}

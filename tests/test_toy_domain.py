@@ -10,10 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+from e4e_bench.assets import asset_path
+from e4e_bench.checkpoints import load_generator
 from e4e_bench.cli import main
 from e4e_bench.data import save_images
+from e4e_bench.domains import get_domain
+from e4e_bench.editing.directions import parse_direction
+from e4e_bench.editing.ganspace import NAMED_EDITS
+from e4e_bench.networks.generator import sample_w
 from e4e_bench.toy.render import toy_photos
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,6 +56,33 @@ def test_toy_encoders_reconstruct_far_better_than_the_mean_image(method, toy_tes
     l2 = np.mean((real - fake) ** 2)
     mean_image = np.mean((real - real.mean(0, keepdims=True)) ** 2)
     assert l2 < 0.5 * mean_image, (l2, mean_image)
+
+
+def car_pixels(pictures: torch.Tensor) -> torch.Tensor:
+    """`[N, H, W]` mask of the pixels unlike their row's ends: the toy car, which never fills a row, on sky or ground."""
+    ends = torch.cat([pictures[..., :2], pictures[..., -2:]], dim=-1).mean(-1, keepdim=True)
+    return (pictures - ends).norm(dim=1) > 0.3
+
+
+def body_colour(pictures: torch.Tensor) -> torch.Tensor:
+    """`[N, 3]`: the median colour of each car, its near-black tyres left out."""
+    body = car_pixels(pictures) & (pictures.mean(1) > -0.6)
+    return torch.stack([picture.flatten(1)[:, mask.flatten()].median(1).values for picture, mask in zip(pictures, body)])
+
+
+@pytest.mark.parametrize(("edit", "grows", "recolours"), [("size", True, False), ("hue", False, True)])
+def test_toy_edits_do_what_their_names_say(edit, grows, recolours):
+    """Over 64 sampled cars at the edit's own strength: `size` makes the car larger in its colour, `hue` the reverse."""
+    generator = load_generator(asset_path("toy-generator"))[0]
+    direction = parse_direction(f"ganspace:toy-ganspace:{edit}", generator)
+    codes = sample_w(generator, 64, torch.Generator().manual_seed(1))[:, None].repeat(1, generator.n_latent, 1)
+    with torch.no_grad():
+        before, after = (get_domain("toy").crop(generator(c, noise="const")).clamp(-1, 1)
+                         for c in (codes, direction.add(codes, NAMED_EDITS[edit].strength)))
+    area = (car_pixels(after).float().mean((1, 2)) / car_pixels(before).float().mean((1, 2))).median()
+    colour_shift = (body_colour(after) - body_colour(before)).norm(dim=1).median()
+    assert (area > 1.15) == grows, float(area)
+    assert (colour_shift > 0.3 if recolours else colour_shift < 0.25), float(colour_shift)
 
 
 def summary_values(run_dir: Path) -> dict:

@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from e4e_bench.arguments import positive_int
-
 from e4e_bench.io import check_output_folder
+from e4e_bench.reporting.run_results import GRID_IMAGES
 
 EXAMPLES = """examples:
   python -m e4e_bench report runs/toy
@@ -26,7 +26,8 @@ def register(subparsers) -> None:
     )
     parser.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
     parser.add_argument("--out", type=Path, help="output folder (default: the run directory, when there is one)")
-    parser.add_argument("--grid-images", type=positive_int, default=6, help="rows of the qualitative grid (default 6)")
+    parser.add_argument("--grid-images", type=positive_int, default=GRID_IMAGES,
+                        help=f"rows of the qualitative grid (default {GRID_IMAGES})")
     parser.set_defaults(func=main)
 
 

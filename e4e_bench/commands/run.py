@@ -9,6 +9,7 @@ from e4e_bench.assets import resolve_file
 from e4e_bench.arguments import distinct_names, positive_int
 from e4e_bench.domains import DOMAINS
 from e4e_bench.io import check_output_folder
+from e4e_bench.reporting.run_results import GRID_IMAGES
 
 EXAMPLES = """examples:
   python -m e4e_bench run --methods e4e,psp,opt_w,opt_wplus --domain toy
@@ -16,6 +17,7 @@ EXAMPLES = """examples:
       --option opt_w.steps=200
   python -m e4e_bench run --methods opt_w,opt_wplus --domain toy --option steps=50 --option opt_w.lr=0.05
   python -m e4e_bench run --methods e4e,opt_w --domain toy --out runs/toy --resume
+  python -m e4e_bench run --domain toy --n-images 16 --out runs/toy16 --label "toy N=16"
 
 exit status: 0 every method finished, 1 some method failed (its reason is in the tables), 2 the run
 could not start (each missing file is named with the command that gets it)."""
@@ -26,6 +28,13 @@ def checkpoint_pair(text: str) -> tuple[str, Path]:
     if not sep or not method or not path:
         raise argparse.ArgumentTypeError(f"expected METHOD=PATH, got {text!r}")
     return method, resolve_file(path)
+
+
+def run_label(text: str) -> str:
+    """A label names the run's rows and its files in a merged report (`qualitative_<label>.png`)."""
+    if not text.strip() or "/" in text or "\\" in text:
+        raise argparse.ArgumentTypeError(f"a label is a non-empty name without / or \\, got {text!r}")
+    return text
 
 
 def register(subparsers) -> None:
@@ -58,6 +67,10 @@ def register(subparsers) -> None:
                         help="faces: FFHQ-align the photos of --data first (256 px, kept in OUT/aligned/); needs the faces extra")
     parser.add_argument("--random-weights", action="store_true",
                         help="metric networks with random weights: a smoke run without downloads, not real numbers")
+    parser.add_argument("--label", type=run_label,
+                        help="the run's name in tables and plots, where merged reports tell runs apart (default: OUT's name)")
+    parser.add_argument("--grid-images", type=positive_int, default=GRID_IMAGES,
+                        help=f"rows of the qualitative grid (default {GRID_IMAGES})")
     parser.add_argument("--option", action="append", default=[], metavar="[METHOD.]NAME=VALUE",
                         help="a method option (repeatable): opt_w.steps=500 sets opt_w's; steps=500 sets it for every "
                         "method of the run that has it; `python -m e4e_bench invert --method M --help` lists M's")
@@ -88,6 +101,8 @@ def main(args: argparse.Namespace) -> int:
         options={name: given for name, given in parse_assignments(args.option, known).items() if given},
         random_weights=args.random_weights,
         align=args.align,
+        label=args.label,
+        grid_images=args.grid_images,
     )
     check_output_folder(settings.out)
     summary = Benchmark(settings, resume=args.resume).run()

@@ -57,10 +57,11 @@ NAMED_EDITS: dict[str, NamedEdit] = {
     "trimmed_beard": NamedEdit(58, 7, 9, 20.0, "ffhq_pca.pt"),
     "white_hair": NamedEdit(57, 7, 10, -24.0, "ffhq_pca.pt"),
     "lipstick": NamedEdit(34, 10, 11, 20.0, "ffhq_pca.pt"),
-    # The toy domain's, named by rendering its first components (on every row: the toy has only 8).
-    "size": NamedEdit(0, 0, 8, 2.0, "toy_ganspace_pca.pt"),
-    "sky": NamedEdit(3, 0, 8, 3.0, "toy_ganspace_pca.pt"),
-    "hue": NamedEdit(5, 0, 8, 3.0, "toy_ganspace_pca.pt"),
+    # The toy domain's, named by rendering its first components. Component 0 on all 8 rows also turns
+    # the body red or orange; on the coarse rows alone the car only grows (shrinks below 0).
+    "size": NamedEdit(0, 0, 3, 2.0, "toy_ganspace_pca.pt"),
+    "sky": NamedEdit(3, 3, 8, 3.0, "toy_ganspace_pca.pt"),  # dusk to day, the body a shade with it; on all rows the car shrinks too
+    "hue": NamedEdit(5, 4, 8, 3.0, "toy_ganspace_pca.pt"),  # the body from blue and purple to yellow and green
 }
 
 

@@ -9,9 +9,6 @@ import torch
 from e4e_bench.networks.lpips_net import BACKBONE_ASSETS, build_lpips
 from e4e_bench.metrics.registry import MetricContext, register_metric
 
-SIZE_NOTE = "at the domain's evaluation size (256x256, cars 192x256) with --domain, else at the files' own size"
-
-
 def mean_squared_error(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     return (real - fake).square().flatten(1).mean(dim=1)
 
@@ -20,8 +17,9 @@ def mean_squared_error(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     "l2",
     kind="paired",
     title="L2",
+    unit="MSE of [-1, 1] RGB",
     in_run=True,
-    protocol=f"L2: per-pixel MSE of [-1,1] RGB images (4x the [0,1] MSE, as e4e/pSp report it), {SIZE_NOTE}",
+    protocol="per-pixel MSE of [-1,1] RGB images (4x the [0,1] MSE, as e4e/pSp report it)",
 )
 def build_l2(context: MetricContext):
     return mean_squared_error
@@ -46,7 +44,8 @@ for _name, (_net, _label, _title, _in_run) in LPIPS_BACKBONES.items():
         _name,
         kind="paired",
         title=_title,
+        unit="LPIPS distance",
         in_run=_in_run,
-        protocol=f"LPIPS v0.1, {_label} backbone, lpips 0.1.4 linear heads, [-1,1] inputs, no resize, {SIZE_NOTE}",
+        protocol=f"LPIPS v0.1, {_label} backbone, lpips 0.1.4 linear heads, [-1,1] inputs not resized by LPIPS itself",
         assets=(BACKBONE_ASSETS[_net],),
     )(functools.partial(LpipsDistance, _net))

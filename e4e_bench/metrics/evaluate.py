@@ -144,13 +144,16 @@ class Evaluation:
         return result.value, dict(result.details)
 
     def protocol(self, spec: MetricSpec) -> str:
-        """The metric's protocol; an image metric's also names the size `--domain` resized the images to,
-        since that changes every image metric (the toy's 24x32 pictures are upsampled 3x, for instance)."""
+        """The metric's protocol; an image metric's also names the size it compared the images at: the
+        one `--domain` resized them to, since that changes every image metric (the toy's 24x32 pictures
+        are upsampled 3x, for instance), else their own."""
         domain = self.context.domain
         if spec.name in self.results and "protocol" in self.results[spec.name].details:
             return self.results[spec.name].details["protocol"]  # a method metric's own words for what it ran
-        if spec.kind not in IMAGE_KINDS or domain is None:
+        if spec.kind not in IMAGE_KINDS:
             return spec.protocol
+        if domain is None:
+            return f"{spec.protocol}; at the files' own size"
         height, width = domain.eval_size
         return (f"{spec.protocol}; both sets first resized to {height}x{width} (domain {domain.name}'s evaluation "
                 "size, PIL bilinear)")

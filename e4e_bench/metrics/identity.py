@@ -139,6 +139,7 @@ def build_id_moco(context: MetricContext) -> IdentitySimilarity:
     "id",
     kind="paired",
     title="ID",
+    unit="cosine similarity",
     in_run=True,
     stands_for=lambda domain: domain.identity_metric,
     higher_is_better=True,

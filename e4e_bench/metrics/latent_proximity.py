@@ -23,8 +23,12 @@ SAMPLE_SEED = 0
 
 
 def layer_spread(codes: torch.Tensor) -> torch.Tensor:
-    """Per-image mean distance of each W+ row to the image's mean row, `[N]` for codes `[N, n_latent, D]`."""
-    return (codes - codes.mean(dim=1, keepdim=True)).norm(dim=2).mean(dim=1)
+    """Per-image mean distance of each W+ row to the image's mean row, `[N]` for codes `[N, n_latent, D]`.
+
+    In float64 the mean of equal float32 rows is exactly that row, so W codes score exactly 0.
+    """
+    exact = codes.double()
+    return (exact - exact.mean(dim=1, keepdim=True)).norm(dim=2).mean(dim=1).to(codes.dtype)
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,6 +62,11 @@ def w_distribution(generator: Generator) -> WDistribution:
     return fit_w_distribution(seeded_w(generator, W_SAMPLES, SAMPLE_SEED))
 
 
+def reference_mahalanobis(distribution: WDistribution, generator: Generator) -> float:
+    """The mean distance of held-out mapped samples: what codes drawn from W itself score."""
+    return float(distribution.mahalanobis(seeded_w(generator, REFERENCE_SAMPLES, SAMPLE_SEED + 1)).mean())
+
+
 @dataclass(frozen=True)
 class ProximityResult:
     layer_spread: torch.Tensor  # [N]
@@ -74,36 +83,49 @@ class ProximityResult:
         }
 
 
-PROTOCOL = (
-    f"layer_spread: mean over W+ rows of ||w_l - row mean||_2 per image (0 in W); mahalanobis: per row, to the W "
-    f"distribution (mean, ML covariance) of {W_SAMPLES:,} mapped z ~ N(0,I), seed {SAMPLE_SEED}; "
-    f"reference: the same for {REFERENCE_SAMPLES:,} held-out mapped samples, seed {SAMPLE_SEED + 1}"
+LAYER_SPREAD_PROTOCOL = "mean over W+ rows of ||w_l - row mean||_2 per image, in float64 (exactly 0 for W codes)"
+MAHALANOBIS_PROTOCOL = (
+    f"per W+ row, the Mahalanobis distance to the W distribution (mean, ML covariance) of {W_SAMPLES:,} mapped "
+    f"z ~ N(0,I), seed {SAMPLE_SEED}, averaged over rows per image; reference: the same for {REFERENCE_SAMPLES:,} "
+    f"held-out mapped samples, seed {SAMPLE_SEED + 1}"
 )
+PROTOCOL = f"layer_spread: {LAYER_SPREAD_PROTOCOL}; mahalanobis: {MAHALANOBIS_PROTOCOL}"
 
 
 @torch.no_grad()
 def latent_proximity(codes: torch.Tensor, generator: Generator) -> ProximityResult:
     """Both proximity measures for codes `[N, n_latent, D]` of `generator`."""
     distribution = w_distribution(generator)
-    reference = distribution.mahalanobis(seeded_w(generator, REFERENCE_SAMPLES, SAMPLE_SEED + 1))
     codes = codes.to(generator.device)
-    return ProximityResult(layer_spread(codes).cpu(), distribution.mahalanobis(codes).cpu(), float(reference.mean()))
+    return ProximityResult(layer_spread(codes).cpu(), distribution.mahalanobis(codes).cpu(),
+                           reference_mahalanobis(distribution, generator))
 
 
-@register_metric("layer_spread", kind="latent", title="W+ spread", protocol=PROTOCOL)
+@register_metric("layer_spread", kind="latent", title="W+ spread", unit="L2 distance in W", protocol=LAYER_SPREAD_PROTOCOL)
 def build_layer_spread(context: MetricContext):
     """`metric(codes [N, n_latent, D], generator) -> [N]`."""
     return lambda codes, generator: layer_spread(codes)
 
 
-@register_metric("w_mahalanobis", kind="latent", title="Mahal. to W", protocol=PROTOCOL)
+class WMahalanobis:
+    """`metric(codes [N, n_latent, D], generator) -> [N]`: each image's mean over rows; the W fit and its
+    reference are computed once per generator."""
+
+    def __init__(self) -> None:
+        self.fitted: weakref.WeakKeyDictionary[Generator, tuple[WDistribution, float]] = weakref.WeakKeyDictionary()
+
+    def __call__(self, codes: torch.Tensor, generator: Generator) -> torch.Tensor:
+        if generator not in self.fitted:
+            distribution = w_distribution(generator)
+            self.fitted[generator] = distribution, reference_mahalanobis(distribution, generator)
+        return self.fitted[generator][0].mahalanobis(codes.to(generator.device)).mean(1).cpu()
+
+    def summary_details(self) -> dict[str, float]:
+        """The reference of the one generator scored (none when codes of several were mixed)."""
+        references = [reference for _, reference in self.fitted.values()]
+        return {"reference": references[0]} if len(references) == 1 else {}
+
+
+@register_metric("w_mahalanobis", kind="latent", title="Mahal. to W", unit="Mahalanobis distance", protocol=MAHALANOBIS_PROTOCOL)
 def build_w_mahalanobis(context: MetricContext):
-    """`metric(codes [N, n_latent, D], generator) -> [N]`: each image's mean over rows; the W fit is cached per generator."""
-    fitted: weakref.WeakKeyDictionary[Generator, WDistribution] = weakref.WeakKeyDictionary()
-
-    def metric(codes: torch.Tensor, generator: Generator) -> torch.Tensor:
-        if generator not in fitted:
-            fitted[generator] = w_distribution(generator)
-        return fitted[generator].mahalanobis(codes.to(generator.device)).mean(1).cpu()
-
-    return metric
+    return WMahalanobis()

@@ -129,6 +129,7 @@ class LecMetric:
     "lec",
     kind="method",
     title="LEC",
+    unit="L2 distance in W+",
     in_run=True,
     protocol="LEC as e4e metrics/LEC.py (the direction, factor and batch size are named in each result's protocol)",
 )

@@ -92,6 +92,7 @@ def ms_ssim_of_signed(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     "msssim",
     kind="paired",
     title="MS-SSIM",
+    unit="MS-SSIM (1: identical)",
     in_run=True,
     higher_is_better=True,
     protocol=(

@@ -106,6 +106,7 @@ class MetricSpec:
     higher_is_better: bool
     assets: tuple[str, ...] = ()  # pretrained files the metric's network needs (none under random weights)
     title: str = ""  # the column title in tables (default: the name)
+    unit: str = ""  # what one value is, for axes: "MSE of [-1, 1] RGB", "cosine similarity", ...
     in_run: bool = False  # `run` scores it unless `--metrics` says otherwise (latent metrics: always)
     on_edits: bool = False  # set metrics: `run` also scores the edited reconstructions (column `<name>_edit`)
     stands_for: Callable[[Domain], str | None] | None = None  # in `run`: the metric this name is in a domain
@@ -129,7 +130,8 @@ METRICS: Registry[MetricSpec] = Registry("metric")
 
 
 def register_metric(name: str, *, kind: str, protocol: str, higher_is_better: bool = False,
-                    assets: tuple[str, ...] = (), title: str = "", in_run: bool = False, on_edits: bool = False,
+                    assets: tuple[str, ...] = (), title: str = "", unit: str = "", in_run: bool = False,
+                    on_edits: bool = False,
                     stands_for: Callable[[Domain], str | None] | None = None):
     """Decorator registering a metric factory under ``name``; malformed or duplicate names raise."""
     METRICS.check_new_name(name)
@@ -141,7 +143,7 @@ def register_metric(name: str, *, kind: str, protocol: str, higher_is_better: bo
         raise ValueError(f"metric {name!r}: only set metrics are scored on the edited images")
 
     def decorate(factory: Callable[..., Any]) -> Callable[..., Any]:
-        METRICS.register(name, MetricSpec(name, kind, protocol, factory, higher_is_better, assets, title, in_run,
+        METRICS.register(name, MetricSpec(name, kind, protocol, factory, higher_is_better, assets, title, unit, in_run,
                                           on_edits, stands_for))
         return factory
 

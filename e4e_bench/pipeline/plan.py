@@ -15,13 +15,16 @@ from e4e_bench.domains import Domain, get_domain
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.methods import METHODS, MethodEntry, method_options
 from e4e_bench.metrics import METRICS, MetricSpec
+from e4e_bench.reporting.run_results import GRID_IMAGES
 
 TOY_IMAGES = 64
+UNCOMPARED = ("out", "batch_size", "label", "grid_images")  # settings a resumed run may change
 
 
 @dataclass(frozen=True)
 class RunSettings:
-    """Everything that decides a run's numbers (`out` and `device` aside: where and on what it runs)."""
+    """Everything that decides a run's numbers (`out` and `device` aside: where and on what it runs), and
+    how it is reported (`label`, `grid_images`)."""
 
     methods: tuple[str, ...]
     domain: str
@@ -37,9 +40,11 @@ class RunSettings:
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # method -> the options the user gave
     random_weights: bool = False  # metric networks with random weights (smoke runs only)
     align: bool = False  # faces: FFHQ-align the photos of --data first (into OUT/aligned/)
+    label: str | None = None  # the run's name in tables and plots (None: the run folder's name)
+    grid_images: int = GRID_IMAGES  # rows of the qualitative grid
 
     def recorded(self) -> dict[str, Any]:
-        """The settings as config.json stores them; all but `out` and `batch_size` must match on resume."""
+        """The settings as config.json stores them; all but UNCOMPARED must match on resume."""
         data = dataclasses.asdict(self)
         data["methods"] = list(self.methods)
         data["metrics"] = None if self.metrics is None else list(self.metrics)

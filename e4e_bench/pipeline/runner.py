@@ -33,11 +33,11 @@ from e4e_bench.metrics.evaluate import Evaluation, EvaluationSummary, MetricSumm
 from e4e_bench.metrics.registry import MetricContext, MetricSpec
 from e4e_bench.pipeline.fingerprint import check_fingerprint, file_identity, method_fingerprint
 from e4e_bench.pipeline.inversion import MIN_TIMED_BATCHES, Inverted, invert_folder, write_inversion
-from e4e_bench.pipeline.plan import TOY_IMAGES, RunSettings, plan_run
+from e4e_bench.pipeline.plan import TOY_IMAGES, UNCOMPARED, RunSettings, plan_run
 from e4e_bench.io import write_text
 from e4e_bench.reporting.report import build_report, method_dir
 from e4e_bench.reporting.results_files import json_safe, write_per_image_csv
-from e4e_bench.reporting.run_results import CONFIG_FILE, PER_IMAGE_FILE, MethodResult, MetricInfo, RunSummary, Value, value_from_json
+from e4e_bench.reporting.run_results import CONFIG_FILE, PER_IMAGE_FILE, MethodResult, MetricInfo, RunSummary, Value, recorded_path, value_from_json
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +89,8 @@ def check_run_dir(settings: RunSettings, out: Path, resume: bool) -> None:
         return
     if not resume:
         raise E4EBenchError(f"{out} holds an earlier run; pass --resume to continue it, or choose another --out")
-    stored = {k: str(v) for k, v in json.loads(config.read_text())["settings"].items() if k not in ("out", "batch_size")}
-    current = {k: str(v) for k, v in settings.recorded().items() if k not in ("out", "batch_size")}
+    stored = {k: str(v) for k, v in json.loads(config.read_text())["settings"].items() if k not in UNCOMPARED}
+    current = {k: str(v) for k, v in settings.recorded().items() if k not in UNCOMPARED}
     check_fingerprint(stored, current, out, AFRESH)
 
 
@@ -160,7 +160,7 @@ class Benchmark:
             self.inputs, self.unreadable = prepare_inputs(self.settings, self.domain, self.out)
             self._write_config()
         self.inputs = self.group.all_gather_object(self.inputs if main else None)[0]  # rank 0's folder
-        summary = RunSummary(domain=self.domain.name, label=self.domain.name)
+        summary = RunSummary(domain=self.domain.name, label=self.settings.label or self.out.resolve().name)
         per_image: dict[tuple[str, str], dict[str, float]] = {}
         for name in self.settings.methods:
             try:
@@ -178,13 +178,13 @@ class Benchmark:
             return None
         summary.save(self.out)
         write_per_image_csv(self.out / PER_IMAGE_FILE, per_image, first_columns=("method", "image"))
-        build_report([self.out], self.out)
+        build_report([self.out], self.out, self.settings.grid_images)
         return summary
 
     def _write_config(self) -> None:
         config = {
             "settings": self.settings.recorded(),
-            "data": str(self.inputs.resolve()),
+            "data": recorded_path(self.inputs, self.out),
             "unreadable_images": self.unreadable,  # left out of the run
             "domain": dataclasses.asdict(self.domain),
             "metrics": list(self.plan.metrics),
@@ -259,9 +259,11 @@ class Benchmark:
                 name = run_names.get(registered, registered)
                 details = metric.details
                 values[name + suffix] = Value(metric.value, details.get("std", math.nan),
-                                              details.get("n", details.get("n_images", 0)), details.get("n_failed", 0))
+                                              details.get("n", details.get("n_images", 0)), details.get("n_failed", 0),
+                                              details.get("reference", math.nan))
                 title = METRICS[registered].heading + suffix.replace("_", "-")
-                info[name + suffix] = MetricInfo(metric.higher_is_better, metric.protocol + note, title)
+                info[name + suffix] = MetricInfo(metric.higher_is_better, metric.protocol + note, title,
+                                                 METRICS[registered].unit)
                 for image, value in zip(inverted.names, details.get("per_image", ())):
                     per_image[image][name + suffix] = value
 
@@ -291,7 +293,7 @@ class Benchmark:
         words = TIMING_PROTOCOL if math.isfinite(median) else TOO_FEW_BATCHES
         protocol = words.format(batch=self.settings.batch_size, device=self.environment["device"], timed=timed,
                                 needed=MIN_TIMED_BATCHES)
-        info["seconds_per_image"] = MetricInfo(False, protocol, "s/img", std_is_noise=True)
+        info["seconds_per_image"] = MetricInfo(False, protocol, "s/img", "seconds per image", std_is_noise=True)
         return MethodScores(values, info, per_image)
 
     def _method_metric(self, spec: MetricSpec, method: InversionMethod, inverted: Inverted) -> EvaluationSummary:

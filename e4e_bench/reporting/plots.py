@@ -8,7 +8,7 @@ touches pyplot's global state or the process-wide backend.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,19 +31,31 @@ def save_figure(figure: Figure, stem: Path) -> list[Path]:
     return paths
 
 
-def tradeoff_plot(summaries: Sequence[RunSummary], stem: Path) -> list[Path]:
-    """Distortion (LPIPS, else L2) against LEC, one point per method with ±1 std bars: e4e's framing."""
-    points = [(s, method, r) for s in summaries for method, r in s.methods.items() if "lec" in r.values]
+# What the per-image values are measured in, for the distribution plot's axes.
+MARKERS = "osD^v<>p*h"
+
+
+def _arrow(higher_is_better: bool) -> str:
+    return "↑" if higher_is_better else "↓"
+
+
+def tradeoff_plot(summaries: Sequence[RunSummary], edits: Sequence[str | None], stem: Path) -> list[Path]:
+    """Distortion (LPIPS, else L2) against LEC, e4e's framing: a point per run and method with ±1 std
+    bars over images and its N in the legend, the edit under the axes; a colour per method, a marker per run."""
+    several = len(summaries) > 1
+    points = [(i, method, r) for i, s in enumerate(summaries) for method, r in s.methods.items() if "lec" in r.values]
     distortion = "lpips" if points and all("lpips" in r.values for _, _, r in points) else "l2"
-    points = [(s, method, r) for s, method, r in points if distortion in r.values]
-    headings = titles(summaries)
-    figure = Figure(figsize=(4.5, 3.5))
+    points = [(i, method, r) for i, method, r in points if distortion in r.values]
+    colours = {method: f"C{k}" for k, method in enumerate(dict.fromkeys(method for _, method, _ in points))}
+    figure = Figure(figsize=(5, 4))
     axes = figure.add_subplot()
-    for summary, method, result in points:
+    for run, method, result in points:
         x, y = result.values[distortion], result.values["lec"]
-        label = f"{summary.label} / {method}" if len(summaries) > 1 else method
-        axes.errorbar(x.mean, y.mean, xerr=_finite(x.std), yerr=_finite(y.std), fmt="o", capsize=3, label=label)
-    axes.set_xlabel(f"{headings.get(distortion, distortion)} (distortion) ↓")
+        n = f"N={y.n}" if x.n == y.n else f"N={x.n}, LEC {y.n}"
+        label = f"{summaries[run].label} / {method}" if several else method
+        axes.errorbar(x.mean, y.mean, xerr=_finite(x.std), yerr=_finite(y.std), fmt=MARKERS[run % len(MARKERS)],
+                      color=colours[method], capsize=3, label=f"{label} ({n})")
+    axes.set_xlabel(f"{titles(summaries).get(distortion, distortion)} (distortion) ↓")
     axes.set_ylabel("LEC (editability) ↓")
     axes.set_title("Distortion–editability trade-off")
     if points:
@@ -51,6 +63,13 @@ def tradeoff_plot(summaries: Sequence[RunSummary], stem: Path) -> list[Path]:
     else:
         axes.text(0.5, 0.5, f"no method has both {distortion} and LEC", ha="center", va="center", transform=axes.transAxes)
     axes.grid(alpha=0.3)
+    named = {s.label: edit for s, edit in zip(summaries, edits, strict=True) if edit}
+    if len(set(named.values())) > 1:
+        edit_words = "; ".join(f"{label} {edit}" for label, edit in named.items())
+    else:
+        edit_words = next(iter(named.values()), "not recorded")
+    axes.annotate(f"error bars: ±1 std over images; LEC edit: {edit_words}", (0, -0.16), xycoords="axes fraction",
+                  va="top", fontsize="small")
     return save_figure(figure, stem)
 
 
@@ -58,33 +77,43 @@ def _finite(std: float) -> float | None:
     return std if math.isfinite(std) else None
 
 
-def distribution_plot(per_image: pd.DataFrame, headings: Mapping[str, str], stem: Path) -> list[Path]:
-    """Box plots of every per-image metric, one box per method; `headings`: metric key -> title, in table order."""
+def distribution_plot(per_image: pd.DataFrame, summaries: Sequence[RunSummary], stem: Path) -> list[Path]:
+    """Box plots of every per-image metric, one box per method, each titled with its better direction
+    and its unit on the axis."""
+    higher_is_better = {key: info.higher_is_better for s in summaries for key, info in s.metrics.items()}
+    headings = titles(summaries)
+    units = {key: info.unit for s in summaries for key, info in s.metrics.items()}
     metrics = [key for key in headings if key in per_image.columns]
     methods = list(dict.fromkeys(per_image["method"]))
-    figure = Figure(figsize=(3.2 * max(1, len(metrics)), 3.2))
+    panel_width = max(3.2, 0.45 * len(methods) + 1.2)
+    figure = Figure(figsize=(panel_width * max(1, len(metrics)), 3.6))
     for index, key in enumerate(metrics):
         axes = figure.add_subplot(1, len(metrics), index + 1)
         data = [per_image.loc[per_image["method"] == m, key].dropna().to_numpy() for m in methods]
         axes.boxplot(data, tick_labels=methods)
-        axes.set_title(headings[key])
-        axes.tick_params(axis="x", labelrotation=30)
+        axes.set_title(f"{headings[key]} {_arrow(higher_is_better.get(key, False))}")
+        axes.set_ylabel(units.get(key, ""))
+        for label in axes.get_xticklabels():
+            label.set(rotation=40, ha="right", rotation_mode="anchor")
+    figure.tight_layout()
     return save_figure(figure, stem)
 
 
-def qualitative_grid(columns: Sequence[tuple[str, Sequence[Path]]], stem: Path, cell_height: int = 96) -> list[Path]:
-    """A row per image, a column per (title, files): e.g. input | e4e | pSp | e4e edit | pSp edit."""
-    rows = min(len(paths) for _, paths in columns)
-    cells = [[_cell(paths[row], cell_height) for _, paths in columns] for row in range(rows)]
+def qualitative_grid(columns: Sequence[tuple[str, Sequence[Path]]], rows: Sequence[str], stem: Path,
+                     cell_height: int = 96) -> list[Path]:
+    """A row per image, named on the left, a column per (title, files): e.g. input | e4e | pSp | e4e + edit."""
+    cells = [[_cell(paths[row], cell_height) for _, paths in columns] for row in range(len(rows))]
     width = max(c.shape[1] for row in cells for c in row)
-    figure = Figure(figsize=(1.2 * len(columns) * width / cell_height, 1.2 * rows + 0.4))
-    for row in range(rows):
+    figure = Figure(figsize=(1.2 * len(columns) * width / cell_height + 0.6, 1.2 * len(rows) + 0.4))
+    for row, name in enumerate(rows):
         for col, (title, _) in enumerate(columns):
-            axes = figure.add_subplot(rows, len(columns), row * len(columns) + col + 1)
+            axes = figure.add_subplot(len(rows), len(columns), row * len(columns) + col + 1)
             axes.imshow(cells[row][col])
             axes.set_axis_off()
             if row == 0:
                 axes.set_title(title, fontsize="small")
+            if col == 0:
+                axes.text(-0.05, 0.5, name, transform=axes.transAxes, ha="right", va="center", fontsize="small")
     figure.subplots_adjust(wspace=0.03, hspace=0.03)
     return save_figure(figure, stem)
 

@@ -7,7 +7,10 @@
      "methods": {"e4e": {"status": "ok", "reason": null,
                          "values": {"l2": {"mean": 0.01, "std": 0.004, "n": 64, "failures": 0}, ...}}, ...}}
 
-`per_image.csv` has one row per method and image: `method,image,<metric>...`.
+`per_image.csv` has one row per method and image: `method,image,<metric>...`. `config.json` records
+the folder of the inverted images under `"data"`: relative to the run directory when the run made
+it (`inputs/`, `aligned/`), so a copied or moved run reads its own, else absolute (an external
+`--data` folder).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from e4e_bench.io import write_text
 from e4e_bench.reporting.results_files import json_safe
 
 FORMAT = "e4e-bench-run/1"
+RUN_INPUT_FOLDERS = ("inputs", "aligned")  # where a run puts the images it makes
+GRID_IMAGES = 6  # default rows of the qualitative grid
 SUMMARY_FILE = "summary.json"
 PER_IMAGE_FILE = "per_image.csv"
 CONFIG_FILE = "config.json"
@@ -32,6 +37,7 @@ class MetricInfo:
     higher_is_better: bool
     protocol: str
     title: str = ""  # the column title in tables (summaries written before titles were stored: the key)
+    unit: str = ""  # what one value is, for axes
     std_is_noise: bool = False  # the std is the measurement's own noise (timings), not a spread over images
 
 
@@ -41,6 +47,7 @@ class Value:
     std: float = math.nan
     n: int = 0
     failures: int = 0
+    reference: float = math.nan  # the value of the metric's reference population (w_mahalanobis: samples of W)
 
 
 @dataclass
@@ -91,3 +98,23 @@ class RunSummary:
 def value_from_json(data: dict) -> Value:
     """A Value read back: JSON's null (an undefined std, a failed metric) is NaN again."""
     return Value(**{key: math.nan if value is None else value for key, value in data.items()})
+
+
+def recorded_path(path: Path, run_dir: Path) -> str:
+    """A path as config.json records it: relative to the run directory when inside it, else absolute."""
+    path, run_dir = Path(path).resolve(), Path(run_dir).resolve()
+    return str(path.relative_to(run_dir)) if path.is_relative_to(run_dir) else str(path)
+
+
+def inputs_folder(run_dir: Path, config: dict) -> Path:
+    """The folder of a run's inverted images, from config.json's `"data"`.
+
+    A run recorded before paths were stored relative holds the absolute path of its first
+    location; when that names one of the run's own folders, the copy's own is read, never the
+    original's.
+    """
+    recorded = Path(config["data"])
+    if not recorded.is_absolute():
+        return Path(run_dir) / recorded
+    own = Path(run_dir) / recorded.name
+    return own if recorded.name in RUN_INPUT_FOLDERS and own.is_dir() else recorded

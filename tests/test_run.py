@@ -72,6 +72,7 @@ def test_run_writes_the_run_directory_and_its_numbers_are_the_images(setup):
         assert {"l2", "msssim", "swd", "swd_edit", "lec", "layer_spread", "w_mahalanobis", "seconds_per_image"} <= set(values)
         assert len(list((out / "methods" / method / "edits").glob("*.png"))) == 9
     assert summary["methods"]["opt_w"]["values"]["layer_spread"]["mean"] == pytest.approx(0, abs=1e-5)  # W codes
+    assert summary["methods"]["e4e"]["values"]["lec"]["std"] > 0  # over the images, as the other columns
     assert "SeFa 0" in summary["metrics"]["lec"]["protocol"] and "edited" in summary["metrics"]["swd_edit"]["protocol"]
     config = json.loads((out / "config.json").read_text())
     assert config["settings"]["methods"] == ["e4e", "psp", "opt_w"] and "torch" in config["environment"]

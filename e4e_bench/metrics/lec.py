@@ -117,6 +117,7 @@ class LecMetric:
             result.lec,
             {
                 "per_image": result.per_image.tolist(),
+                "std": float(result.per_image.std(unbiased=False)),  # over images; LEC itself is a mean of batch means
                 "n_images": len(result.per_image),
                 "n_batches": len(result.batch_means),
                 "kept_batches": result.kept_batches,

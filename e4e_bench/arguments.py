@@ -55,6 +55,17 @@ def add_noise_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of --noise random (default 0)")
 
 
+def add_codes_arguments(parser: argparse.ArgumentParser, latents_help: str) -> None:
+    """--generator with --latents, or --inversion OUT (`pipeline.decoding.codes_to_decode` reads them)."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--generator", type=resolve_file,
+                        help="rosinality .pt or official e4e/pSp checkpoint, or an asset name (e.g. toy-generator)")
+    source.add_argument("--inversion", type=Path, metavar="OUT",
+                        help="an `invert` output folder (or a run's methods/<method>/): its method decodes each code "
+                        "with its image's own decoder state")
+    parser.add_argument("--latents", type=Path, help=latents_help)
+
+
 def add_method_arguments(parser: argparse.ArgumentParser) -> None:
     """--method, --domain, --checkpoint, --generator, --device; the method's own options come from
     `add_chosen_method_options`."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -39,9 +40,10 @@ def table_rows(run: Path) -> dict[str, str]:
 
 
 def test_an_installed_plugin_adds_a_method_and_a_metric_to_the_toy_table(tmp_path):
-    target = tmp_path / "site"
+    target, source = tmp_path / "site", tmp_path / "plugin_method"
+    shutil.copytree(PLUGIN, source)  # setuptools builds inside the source folder: keep the checkout clean
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(PLUGIN)], check=True, capture_output=True)
+                    "--target", str(target), str(source)], check=True, capture_output=True)
     result = cli(["run", "--methods", "e4e,nearest_w", "--domain", "toy", "--n-images", "8", "--out", "run"],
                  target, tmp_path)
     assert result.returncode == 0, result.stderr

@@ -5,14 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from e4e_bench.assets import resolve_file
-from e4e_bench.checkpoints import load_generator
-from e4e_bench.arguments import add_noise_arguments, positive_int
+from e4e_bench.arguments import add_codes_arguments, add_noise_arguments, positive_int
 from e4e_bench.devices import resolve_device
 from e4e_bench.editing import SPEC_HELP, parse_direction
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.io import check_output_folder
-from e4e_bench.latents import decode_to_files, generator_batches, read_codes, write_codes
+from e4e_bench.latents import decode_to_files, write_codes
 
 EXAMPLES = """\
 examples:
@@ -38,12 +36,7 @@ def register(subparsers) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--generator", type=resolve_file,
-                        help="rosinality .pt or official e4e/pSp checkpoint, or an asset name (e.g. toy-generator)")
-    source.add_argument("--inversion", type=Path, metavar="OUT", help="an `invert` output folder")
-    parser.add_argument("--latents", type=Path, help=".npy of codes, e.g. OUT/latents.npy of `invert` (the default "
-                        "with --inversion)")
+    add_codes_arguments(parser, ".npy of codes, e.g. OUT/latents.npy of `invert` (the default with --inversion)")
     parser.add_argument("--direction", required=True, metavar="SPEC", help="see above")
     parser.add_argument("--strength", type=float, help="S of the SPEC (default: a named GANSpace edit's own)")
     parser.add_argument(
@@ -58,27 +51,17 @@ def register(subparsers) -> None:
 
 def main(args: argparse.Namespace) -> int:
     check_output_folder(args.out)
-    device = resolve_device(args.device)
-    if args.inversion is not None:
-        from e4e_bench.pipeline.inversion import decode_batches, inversion_decoder
+    from e4e_bench.pipeline.decoding import codes_to_decode
 
-        method, inversion = inversion_decoder(args.inversion, device, args.latents)
-        generator, codes = method.generator, inversion.codes
-    elif args.latents is None:
-        raise E4EBenchError("--latents FILE.npy is required with --generator")
-    else:
-        generator, _ = load_generator(args.generator, device)
-        codes = generator.to_wplus(read_codes(args.latents, generator))
-    direction = parse_direction(args.direction, generator)
+    source = codes_to_decode(args.generator, args.inversion, args.latents, resolve_device(args.device), args.noise,
+                             args.seed)
+    codes = source.codes
+    direction = parse_direction(args.direction, source.generator)
     strength = args.strength if args.strength is not None else direction.default_strength
     if strength is None:
         raise E4EBenchError(f"direction {args.direction!r} has no default strength; pass --strength S")
     edited = direction.add(codes, strength) if args.additive else direction.apply(codes, strength)
-    if args.inversion is not None:
-        decode = decode_batches(method, inversion, edited)
-    else:
-        decode = generator_batches(generator, edited, args.noise, args.seed)
-    paths = decode_to_files(decode, len(edited), args.out, args.batch_size)
+    paths = decode_to_files(source.batches(edited), len(edited), args.out, args.batch_size)
     write_codes(edited, args.out / "latents.npy")
     print(f"edited {len(paths)} codes along {args.direction} (strength {strength:g}) into {args.out}")
     return 0

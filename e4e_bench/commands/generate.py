@@ -5,13 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from e4e_bench.assets import resolve_file
-from e4e_bench.checkpoints import load_generator
-from e4e_bench.arguments import add_noise_arguments, positive_int
+from e4e_bench.arguments import add_codes_arguments, add_noise_arguments, positive_int
 from e4e_bench.devices import resolve_device
-from e4e_bench.errors import E4EBenchError
 from e4e_bench.io import check_output_folder
-from e4e_bench.latents import decode_to_files, generator_batches, read_codes
+from e4e_bench.latents import decode_to_files
 
 EXAMPLES = """examples:
   python -m e4e_bench generate --generator stylegan2-car-config-f.pt --latents codes.npy --out images/
@@ -29,12 +26,8 @@ def register(subparsers) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--generator", type=resolve_file,
-                        help="rosinality .pt or official e4e/pSp checkpoint, or an asset name (e.g. toy-generator)")
-    source.add_argument("--inversion", type=Path, metavar="OUT", help="an `invert` output folder")
-    parser.add_argument("--latents", type=Path, help=".npy of codes (with --inversion: default OUT/latents.npy, "
-                        "one row per image of its names.txt)")
+    add_codes_arguments(parser, ".npy of codes (with --inversion: default OUT/latents.npy, one row per image of its "
+                        "names.txt)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     add_noise_arguments(parser)
     parser.add_argument("--batch-size", type=positive_int, default=8, help="codes decoded at once (default 8)")
@@ -44,18 +37,10 @@ def register(subparsers) -> None:
 
 def main(args: argparse.Namespace) -> int:
     check_output_folder(args.out)
-    device = resolve_device(args.device)
-    if args.inversion is not None:
-        from e4e_bench.pipeline.inversion import decode_batches, inversion_decoder
+    from e4e_bench.pipeline.decoding import codes_to_decode
 
-        method, inversion = inversion_decoder(args.inversion, device, args.latents)
-        decode, count = decode_batches(method, inversion, inversion.codes), len(inversion)
-    else:
-        if args.latents is None:
-            raise E4EBenchError("--latents FILE.npy is required with --generator")
-        generator, _ = load_generator(args.generator, device)
-        codes = read_codes(args.latents, generator)
-        decode, count = generator_batches(generator, codes, args.noise, args.seed), len(codes)
-    paths = decode_to_files(decode, count, args.out, args.batch_size)
+    source = codes_to_decode(args.generator, args.inversion, args.latents, resolve_device(args.device), args.noise,
+                             args.seed)
+    paths = decode_to_files(source.batches(source.codes), len(source.codes), args.out, args.batch_size)
     print(f"wrote {len(paths)} images to {args.out}")
     return 0

@@ -1,7 +1,5 @@
 """The `l1` metric: per-image mean absolute pixel difference; importing this module registers it."""
 
-import torch
-
 from e4e_bench.metrics.registry import MetricContext, register_metric
 
 

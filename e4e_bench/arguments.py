@@ -97,7 +97,7 @@ def add_chosen_method_options(parser: argparse.ArgumentParser, argv: list[str]) 
         per_domain = "; ".join(f"{domain}: " + ", ".join(f"{k}={v}" for k, v in options.items())
                                for domain, options in entry.domain_options.items())
         add_option_flags(parser, resolve(entry.options), f"{name} options ({entry.summary})",
-                         f"defaults for some domains differ: {per_domain}" if per_domain else None)
+                         f"defaults for some domains differ: {per_domain}" if per_domain else None, name)
 
 
 def method_keywords(args: argparse.Namespace) -> dict[str, Any]:

@@ -13,9 +13,10 @@ import torch
 
 from e4e_bench.reporting import results_files as results
 from e4e_bench.cli import main
-from e4e_bench.commands import generate, invert, metrics
+from e4e_bench.commands import invert, metrics
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.latents import write_codes
+from e4e_bench.pipeline import decoding
 from tests.conftest import write_images
 from tests.metrics_helpers import smooth_images
 
@@ -43,7 +44,7 @@ def unwritable(tmp_path):
 def spies(monkeypatch):
     """The first step of each command's work, recorded instead of run."""
     calls = []
-    for module, name in ((metrics, "evaluate_folders"), (invert, "resolve_domain"), (generate, "load_generator")):
+    for module, name in ((metrics, "evaluate_folders"), (invert, "resolve_domain"), (decoding, "codes_to_decode")):
         monkeypatch.setattr(module, name, lambda *args, name=name, **kwargs: calls.append(name))
     return calls
 

@@ -62,7 +62,7 @@ def register(subparsers) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K")
     parser.add_argument("--out", type=Path, help="run directory (default runs/<domain>)")
     parser.add_argument("--resume", action="store_true", help="continue OUT, reusing finished work (same settings only)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the projections and the seeded metrics (default 0)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the seeded metrics (SWD) and of random weights (default 0); a method's own seed is its option, e.g. --option opt_w.seed=3")
     parser.add_argument("--align", action="store_true",
                         help="faces: FFHQ-align the photos of --data first (256 px, kept in OUT/aligned/); needs the faces extra")
     parser.add_argument("--random-weights", action="store_true",

@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
+from e4e_bench.errors import E4EBenchError
 from e4e_bench.networks.generator import Generator
 
 
@@ -30,7 +31,7 @@ class Inversion:
     def __post_init__(self) -> None:
         for key, value in self.state.items():
             if len(value) != len(self.codes):
-                raise ValueError(f"state {key!r} holds {len(value)} images but there are {len(self.codes)} codes")
+                raise E4EBenchError(f"state {key!r} holds {len(value)} images but there are {len(self.codes)} codes")
 
     def __len__(self) -> int:
         return len(self.codes)

@@ -11,7 +11,7 @@ import argparse
 import dataclasses
 import types
 import typing
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,13 +67,16 @@ def read_value(kind: Any, text: str) -> Any:
 
 
 def add_option_flags(parser: argparse.ArgumentParser, options_class: type, title: str,
-                     description: str | None = None, skip: Iterable[str] = ()) -> None:
+                     description: str | None = None, method: str = "") -> None:
     """One `--name` flag per field of `options_class`, in an argument group called `title`; a flag
-    that is not given is absent from the parsed namespace, so the method's own default holds."""
+    that is not given is absent from the parsed namespace, so the method's own default holds. An
+    option named like one of the command's own flags is refused, naming the method."""
+    taken = {action.dest for action in parser._actions} | {"func", "command"}
     group = parser.add_argument_group(title, description)
     for option in dataclasses.fields(options_class):
-        if option.name in skip:
-            continue
+        if option.name in taken:
+            raise E4EBenchError(f"method {method or options_class.__name__} has an option {option.name!r}, a name "
+                                f"the command's own flags use; rename the option")
         kind = _plain(option_types(options_class)[option.name])
         help_text = f"{option.metadata.get('help', '')} (default {option_default(option)})".strip()
         kwargs: dict[str, Any] = {"dest": option.name, "default": argparse.SUPPRESS, "help": help_text}
@@ -136,4 +139,7 @@ def make_options(method: str, options_class: type, defaults: Mapping[str, Any], 
         flags = ", ".join(flag_name(key) for key in unknown)
         takes = ", ".join(flag_name(key) for key in known) or "no options"
         raise E4EBenchError(f"{method} has no option {flags}; it takes {takes}")
-    return options_class(**(dict(defaults) | dict(given)))
+    try:
+        return options_class(**(dict(defaults) | dict(given)))
+    except E4EBenchError as err:
+        raise E4EBenchError(f"{method}: {err}") from None

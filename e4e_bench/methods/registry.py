@@ -12,6 +12,7 @@ from importlib.metadata import EntryPoint
 from typing import Any
 
 from e4e_bench.methods.contract import BUILTIN_PACKAGE, MethodEntry
+from e4e_bench.errors import E4EBenchError
 from e4e_bench.plugins import METHOD_GROUP, load_plugins, package_of
 from e4e_bench.registry import Registry
 
@@ -22,8 +23,12 @@ def resolve(reference: Any) -> Any:
     """What a `module:attribute` reference names (importing its module); anything else as it is."""
     if not isinstance(reference, str):
         return reference
-    module_name, attribute = reference.split(":")
-    return getattr(importlib.import_module(module_name), attribute)
+    module_name, _, attribute = reference.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as err:
+        raise E4EBenchError(f"cannot load {reference!r} ({type(err).__name__}: {err}); is the package that "
+                            "registered it installed whole?") from None
 
 
 def register_method(entry: MethodEntry) -> MethodEntry:
@@ -38,6 +43,7 @@ def _accept_plugin(value: Any, point: EntryPoint) -> None:
             raise TypeError(f"names a {type(entry).__name__}, not a MethodEntry")
         if entry.name in METHODS:
             raise ValueError(f"method {entry.name!r} is already registered by {METHODS[entry.name].package}")
+        resolve(entry.options)  # a plug-in whose options cannot be imported is one line now, not a traceback later
         register_method(dataclasses.replace(entry, package=package_of(point)))
 
 

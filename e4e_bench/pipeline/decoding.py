@@ -29,6 +29,8 @@ def codes_to_decode(generator: Path | None, inversion: Path | None, latents: Pat
                     noise: str = "const", seed: int = 0) -> CodesToDecode:
     """`inversion` (latents optional, default its own) or `generator` with `latents`."""
     if inversion is not None:
+        if noise != "const":
+            raise E4EBenchError("--noise is for a bare --generator; --inversion decodes with each image's own state")
         method, stored = inversion_decoder(inversion, device, latents)
         return CodesToDecode(method.generator, stored.codes, lambda codes: decode_batches(method, stored, codes))
     if latents is None:

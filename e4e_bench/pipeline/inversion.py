@@ -51,6 +51,7 @@ class Inverted:
     codes: torch.Tensor  # [N, n_latent, style_dim], on the CPU
     state_dir: Path | None = None  # where `state/<stem>.pt` live (None: no state, or in-memory only)
     timings: list[tuple[int, float]] = field(default_factory=list)  # (images, synchronised seconds) per batch
+    files: list[str] = field(default_factory=list)  # the image files inverted (unreadable ones included)
 
     def inversion(self, start: int = 0, stop: int | None = None) -> Inversion:
         """Codes and decoder state of images start..stop, on the CPU."""
@@ -65,8 +66,8 @@ class Inverted:
         per_image = torch.tensor([seconds / count for count, seconds in self.timings[1:] if count], dtype=torch.float64)
         if len(per_image) < MIN_TIMED_BATCHES:
             return math.nan, math.nan, len(per_image)
-        median = per_image.median()
-        return float(median), float((per_image - median).abs().median()), len(per_image)
+        median = per_image.quantile(0.5)  # the mean of the middle two for an even count, unlike Tensor.median
+        return float(median), float((per_image - median).abs().quantile(0.5)), len(per_image)
 
 
 def check_parts(parts: Path, fingerprint: dict[str, str]) -> None:
@@ -109,16 +110,18 @@ def kept_part(part: Path, files: list[str]) -> dict | None:
     return done if done["files"] == files else None
 
 
-def finished_inversion(out: Path, fingerprint: dict[str, str]) -> Inverted | None:
-    """The finished inversion in `out` when the same set-up made it (see `claim_output`)."""
+def finished_inversion(out: Path, files: list[str]) -> Inverted | None:
+    """The finished inversion in `out` (its set-up already checked by `claim_output`), which must be
+    of the same image files: a folder that has changed since is refused, not half reused."""
     if not (out / RECORD).is_file() or not (out / "latents.npy").is_file():
         return None
     record = read_record(out)
-    if record["fingerprint"] != fingerprint:
-        return None
+    if record.get("files") != files:
+        raise E4EBenchError(f"{out} holds a finished inversion of other images ({len(record.get('files') or [])} files, "
+                            f"this folder has {len(files)}); {AFRESH}")
     codes = torch.from_numpy(np.load(out / "latents.npy"))
     names = (out / "names.txt").read_text().splitlines()
-    return Inverted(names, codes, out / STATE, [tuple(t) for t in record.get("timings", [])])
+    return Inverted(names, codes, out / STATE, [tuple(t) for t in record.get("timings", [])], files)
 
 
 def invert_folder(
@@ -144,8 +147,8 @@ def invert_folder(
     paths = images_for(method, images_dir)
     fingerprint = method_fingerprint(method, domain)
     claim_output(out, resume, overwrite, fingerprint)
-    if resume and world_size == 1 and (done := finished_inversion(out, fingerprint)) is not None:
-        return done
+    if resume and (done := finished_inversion(out, [p.name for p in paths])) is not None:
+        return done  # on every rank of a torchrun job, so that none redoes its share
     parts = out / PARTS
     names, codes, timings, failed = [], [], [], 0
     batches = range(0, len(paths), batch_size)
@@ -169,6 +172,10 @@ def invert_folder(
         images = loaded.images.to(method.generator.device)
         with Stopwatch(images.device) as watch:
             inversion = method.invert(images)
+        expected = (len(images), method.generator.n_latent, method.generator.style_dim)
+        if tuple(inversion.codes.shape) != expected:
+            raise E4EBenchError(f"{method.name} returned codes of shape {list(inversion.codes.shape)} for a batch of "
+                                f"{len(images)}; expected {list(expected)}")
         if not torch.isfinite(inversion.codes).all():
             raise E4EBenchError(f"{method.name} produced NaN codes for {', '.join(p.name for p in loaded.paths)}")
         with torch.inference_mode():
@@ -186,7 +193,8 @@ def invert_folder(
         log.warning("%d of %d images in %s could not be read and were skipped", failed, len(paths), images_dir)
     if not names and world_size == 1:
         raise E4EBenchError(f"none of the images in {images_dir} could be read")
-    return Inverted(names, torch.cat(codes) if codes else torch.empty(0), out / STATE, timings)
+    return Inverted(names, torch.cat(codes) if codes else torch.empty(0), out / STATE, timings,
+                    [p.name for p in paths])
 
 
 def invert_images(method: InversionMethod, paths: list[Path], batch_size: int,
@@ -218,6 +226,7 @@ def write_inversion(result: Inverted, method: InversionMethod, domain: Domain, o
         "options": dataclasses.asdict(method.options),
         "fingerprint": method_fingerprint(method, domain),
         "timings": result.timings,
+        "files": result.files,
     }
     write_text(out / RECORD, json.dumps(record, indent=2, default=str) + "\n")
     shutil.rmtree(out / PARTS, ignore_errors=True)
@@ -237,11 +246,16 @@ def rebuild_method(folder: Path, device: torch.device) -> InversionMethod:
     """The method that made the inversion in `folder`, built again from its record (same files, options)."""
     record = read_record(folder)
     random_seed = record["random_seed"]
-    return build_method(
-        record["method"], domain=get_domain(record["domain"]), device=device, options=record["options"],
+    domain = get_domain(record["domain"])
+    method = build_method(
+        record["method"], domain=domain, device=device, options=record["options"],
         checkpoint=None if record["checkpoint"] is None else Path(record["checkpoint"]),
         generator=None if record["generator"] is None else Path(record["generator"]),
         random_weights=random_seed is not None, seed=random_seed or 0)
+    # the files at the recorded paths must still be the ones the inversion was made with
+    check_fingerprint(record["fingerprint"], method_fingerprint(method, domain), folder / RECORD,
+                      "invert the images again with the files you have now")
+    return method
 
 
 def read_inversion(folder: Path, method: InversionMethod, latents: Path | None = None) -> tuple[list[str], Inversion]:

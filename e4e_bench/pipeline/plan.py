@@ -18,7 +18,9 @@ from e4e_bench.metrics import METRICS, MetricSpec
 from e4e_bench.reporting.run_results import GRID_IMAGES
 
 TOY_IMAGES = 64
-UNCOMPARED = ("out", "batch_size", "label", "grid_images")  # settings a resumed run may change
+# Settings a resumed run may change; `options` are compared per method, resolved, by its fingerprint
+# (so that the order they were given in, or naming a default, makes no difference).
+UNCOMPARED = ("out", "batch_size", "label", "grid_images", "options")
 
 
 @dataclass(frozen=True)

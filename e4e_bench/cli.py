@@ -6,6 +6,7 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
 
 from e4e_bench import __version__
@@ -64,10 +65,17 @@ def configure_logging(verbose: bool) -> None:
         logging.getLogger(package).setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
+def raise_interrupt(number, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     # Logging is set up before the parser is built: building it may load plug-ins, which log their failures.
     configure_logging(argv[:1] in (["-v"], ["--verbose"]))
+    # SIGTERM (`kill`, Slurm, Kubernetes) stops a command as Ctrl-C does: what is written is kept, and
+    # `--resume` continues. Training installs its own handlers for the length of its loop.
+    previous = signal.signal(signal.SIGTERM, raise_interrupt)
     try:
         args = build_parser(argv).parse_args(argv)
         status = args.func(args) or 0
@@ -85,3 +93,5 @@ def main(argv: list[str] | None = None) -> int:
         detail = str(interrupt) or "files already written are kept (invert, run: rerun with --resume to continue)"
         print(f"interrupted; {detail}", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)

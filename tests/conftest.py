@@ -117,9 +117,11 @@ def umask():
     os.umask(previous)
 
 
-def record_inversions(patch: pytest.MonkeyPatch, fail_on: int | None = None, fail_method: str | None = None) -> list:
+def record_inversions(patch: pytest.MonkeyPatch, fail_on: int | None = None, fail_method: str | None = None,
+                      stop_signal: int | None = None) -> list:
     """Record (method name, batch size) of every batch the built-in methods invert; optionally raise
-    KeyboardInterrupt (as Ctrl-C) at call number `fail_on`, or whenever `fail_method` inverts."""
+    KeyboardInterrupt (as Ctrl-C) at call number `fail_on`, or whenever `fail_method` inverts, or
+    instead send this process `stop_signal` there."""
     from baselines.method import ProjectionMethod
     from encoders.method import EncoderMethod
 
@@ -129,7 +131,9 @@ def record_inversions(patch: pytest.MonkeyPatch, fail_on: int | None = None, fai
 
         def recording(self, images, real=real):
             if (fail_on is not None and len(calls) == fail_on) or self.name == fail_method:
-                raise KeyboardInterrupt
+                if stop_signal is None:
+                    raise KeyboardInterrupt
+                os.kill(os.getpid(), stop_signal)
             calls.append((self.name, len(images)))
             return real(self, images)
 

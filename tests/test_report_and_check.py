@@ -78,7 +78,8 @@ def grid_labels(figure) -> tuple[list[str], list[str]]:
 
 
 def test_numbers_keep_three_significant_digits():
-    assert [format_number(v) for v in (0.012345, 0.4567, 52.34, 1234.4, 0.0, math.nan)] == ["0.0123", "0.457", "52.3", "1234", "0", "–"]
+    assert [format_number(v) for v in (0.012345, 0.4567, 52.34, 1234.4, 0.0, math.nan, 0.004, 1.69e-5)] == \
+        ["0.0123", "0.457", "52.3", "1234", "0", "–", "0.0040", "0.000017"]
 
 
 def test_markdown_table_bolds_the_best_value_in_each_metrics_direction():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import signal
 import time
 
 import numpy as np
@@ -89,11 +90,15 @@ def test_run_writes_the_run_directory_and_its_numbers_are_the_images(setup):
     assert "Mahalanobis" not in spread and "row mean" not in mahalanobis
 
 
-def test_interrupted_run_resumes_without_redoing_finished_inversions(setup, monkeypatch):
+@pytest.mark.parametrize("stop_signal", [None, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupted_run_resumes_without_redoing_finished_inversions(setup, monkeypatch, capsys, stop_signal):
     tmp_path, files = setup
+    handler = signal.getsignal(signal.SIGTERM)
     with monkeypatch.context() as patch:
-        calls = record_inversions(patch, fail_method="psp")
-        assert run(tmp_path, files) == 130  # as Ctrl-C
+        calls = record_inversions(patch, fail_method="psp", stop_signal=stop_signal)
+        assert run(tmp_path, files) == 130  # SIGTERM as Ctrl-C
+    assert capsys.readouterr().err.splitlines()[-1].startswith("interrupted; files already written are kept")
+    assert signal.getsignal(signal.SIGTERM) is handler  # the command's own is gone again
     assert calls == [("e4e", 4), ("e4e", 4), ("e4e", 1), ("e4e", 8)]  # three batches, then LEC's re-inversion
     calls = record_inversions(monkeypatch)
     assert run(tmp_path, files, "--resume") == 0

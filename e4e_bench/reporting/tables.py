@@ -26,13 +26,14 @@ BOLD = ("bold: the best mean of a column among the rows of one domain and N (num
 
 
 def format_number(value: float) -> str:
-    """Three significant digits, never scientific notation: 0.0123, 0.456, 52.3, 1234."""
+    """Three significant digits, never scientific notation: 0.0123, 0.456, 52.3, 1234; four decimals
+    at most (0.0040), unless a value would then print as 0 (a timing's spread of 1.7e-5 s: 0.000017)."""
     if not math.isfinite(value):
         return "–"
     if value == 0:
         return "0"
-    decimals = max(0, min(4, 2 - math.floor(math.log10(abs(value)))))
-    return f"{value:.{decimals}f}"
+    decimals = max(0, 2 - math.floor(math.log10(abs(value))))
+    return f"{value:.{min(decimals, 4 if abs(value) >= 1e-4 else 6)}f}"
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,8 @@ def test_registered_lec_metric_reports_value_and_protocol(cars_like):
     method = LookupMethod(make_tiny_generator(), cars_like, noise_std=0.05)
     images = decode_table(method)
     metric = get_metric("lec").build(MetricContext(domain=cars_like), direction="sefa:0", factor=1.0, batch_size=5)
-    result = metric(method, method.invert(images))
+    inversion = method.invert(images)
+    result = metric.result(torch.cat([metric.per_image(method, inversion[:7]), metric.per_image(method, inversion[7:])]))
     assert result.value > 0 and result.details["n_batches"] == 2 and len(result.details["per_image"]) == N_TABLE
 
 

@@ -6,10 +6,12 @@ import argparse
 import json
 from pathlib import Path
 
+import torch
+
 from e4e_bench.arguments import add_chosen_method_options, add_method_arguments, method_keywords, positive_int
 from e4e_bench.editing import SPEC_HELP
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.pipeline.inversion import invert_images
+from e4e_bench.pipeline.inversion import inverted_batches
 from e4e_bench.methods import build_method, images_for, resolve_domain
 from e4e_bench.metrics.latent_proximity import latent_proximity
 from e4e_bench.metrics.lec import PROTOCOL_BATCH_SIZE
@@ -60,18 +62,20 @@ def main(args: argparse.Namespace) -> int:
     paths = paths[: len(paths) // args.batch_size * args.batch_size]  # e4e's drop_last: the rest is never scored
     context = MetricContext(device=method.generator.device, domain=domain)
     metric = get_metric("lec").build(context, direction=args.direction, factor=args.factor, batch_size=args.batch_size)
-    result = metric.evaluate(method, invert_images(method, paths, args.batch_size)[1])
+    distances, codes = [], []
+    for _, inversion in inverted_batches(method, paths, args.batch_size):
+        distances.append(metric.per_image(method, inversion))
+        codes.append(inversion.codes.detach().cpu())
+    result = metric.result(torch.cat(distances))
+    scored = torch.cat(codes)[: result.details["n_images"]]
     report = {
-        "lec": result.lec,
+        "lec": result.value,
         "method": method.name,
         "domain": domain.name,
         "direction": args.direction,
         "factor": args.factor,
-        "n_images": len(result.per_image),  # those in full batches
-        "n_batches": len(result.batch_means),
-        "kept_batches": result.kept_batches,
-        "protocol": result.protocol,
-        "latent_proximity": latent_proximity(result.codes, method.generator).summary(),
+        **{key: result.details[key] for key in ("n_images", "n_batches", "kept_batches", "protocol")},
+        "latent_proximity": latent_proximity(scored, method.generator).summary(),
     }
     print(json.dumps(report, indent=2))
     return 0

@@ -2,9 +2,9 @@
 object's `invert` returns.
 
 An `Inversion` is a batch's codes plus whatever per-image state the method decodes them with
-(a projection's optimised noise maps, a hypernetwork's weight offsets, a tuned generator's
-compact difference). The harness never looks inside the state: it slices it with the codes,
-keeps it on disk one file per image, and hands it back to the method's `decode`.
+(a projection's optimised noise maps, a hypernetwork's weight offsets, a tuned generator). The
+harness never looks inside the state: it slices it with the codes, keeps `state` on disk one file
+per image and `transient` only in memory, and hands both back to the method's `decode`.
 """
 
 from __future__ import annotations
@@ -23,35 +23,45 @@ from e4e_bench.networks.generator import Generator
 @dataclass
 class Inversion:
     """Codes `[B, n_latent, style_dim]` (latent_avg included) and per-image decoder state: each
-    tensor of `state` has the batch as its first dimension (empty for a plain encoder)."""
+    tensor of `state` and `transient` has the batch as its first dimension (both empty for a plain
+    encoder). `state` is kept on disk, one file per image; `transient` lives only while the batch
+    is in memory (a tuned generator's full weights): the harness does every decode that needs it
+    (reconstructions, edits, LEC) before it drops the batch."""
 
     codes: torch.Tensor
     state: dict[str, torch.Tensor] = field(default_factory=dict)
+    transient: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for key, value in self.state.items():
+        for key, value in (self.state | self.transient).items():
             if len(value) != len(self.codes):
                 raise E4EBenchError(f"state {key!r} holds {len(value)} images but there are {len(self.codes)} codes")
 
     def __len__(self) -> int:
         return len(self.codes)
 
+    def _map(self, function) -> "Inversion":
+        return Inversion(function(self.codes), {k: function(v) for k, v in self.state.items()},
+                         {k: function(v) for k, v in self.transient.items()})
+
     def __getitem__(self, index: slice | Sequence[int] | torch.Tensor) -> "Inversion":
-        return Inversion(self.codes[index], {key: value[index] for key, value in self.state.items()})
+        return self._map(lambda value: value[index])
 
     def to(self, device: torch.device | str) -> "Inversion":
-        return Inversion(self.codes.to(device), {key: value.to(device) for key, value in self.state.items()})
+        return self._map(lambda value: value.to(device))
 
     def detached(self) -> "Inversion":
-        """On the CPU, out of any autograd graph, codes in float32: what is kept and saved."""
+        """What is kept and saved: codes in float32 and the state, on the CPU, out of any autograd
+        graph; the transient state is dropped."""
         return Inversion(self.codes.detach().float().cpu(), {k: v.detach().cpu() for k, v in self.state.items()})
 
     @staticmethod
     def cat(parts: Sequence["Inversion"]) -> "Inversion":
-        keys = set(parts[0].state)
-        if any(set(part.state) != keys for part in parts):
+        keys = set(parts[0].state), set(parts[0].transient)
+        if any((set(part.state), set(part.transient)) != keys for part in parts):
             raise ValueError("cannot join inversions whose decoder states hold different keys")
-        return Inversion(torch.cat([p.codes for p in parts]), {k: torch.cat([p.state[k] for p in parts]) for k in keys})
+        return Inversion(torch.cat([p.codes for p in parts]), {k: torch.cat([p.state[k] for p in parts]) for k in keys[0]},
+                         {k: torch.cat([p.transient[k] for p in parts]) for k in keys[1]})
 
 
 @dataclass(frozen=True)
@@ -92,6 +102,16 @@ class IterativeMethod(Protocol):
 
     def invert_steps(self, images: torch.Tensor, steps: int) -> Inversion:
         """The first `steps` steps of the recipe, without a progress bar."""
+        ...
+
+
+@runtime_checkable
+class CodesFirstMethod(Protocol):
+    """A method whose codes come before, and do not depend on, the rest of its inversion (PTI's
+    pivot, before the tuning): LEC, which needs only the codes of its re-inversion, asks for those."""
+
+    def invert_codes(self, images: torch.Tensor) -> torch.Tensor:
+        """`invert(images).codes`, without the work that only the decoder state needs."""
         ...
 
 

@@ -83,7 +83,8 @@ class Evaluation:
         per_image = self.of_kind["paired"] + self.of_kind["latent"]
         self.scores: dict[str, list[torch.Tensor]] = {name: [] for name in per_image}
         self.images: dict[str, list[str]] = {name: [] for name in per_image}  # the image behind each score
-        self.results: dict[str, MetricResult] = {}  # method metrics
+        self.method_scores: dict[str, list[torch.Tensor]] = {name: [] for name in self.of_kind["method"]}
+        self.results: dict[str, MetricResult] = {}  # method metrics, once summarised
 
     def _timed(self, name: str, function, *args):
         with Stopwatch(self.context.device) as watch:
@@ -114,9 +115,9 @@ class Evaluation:
             self._score(name, names, codes, generator)
 
     def add_method(self, method: InversionMethod, inversion: Inversion) -> None:
-        """Run every method metric once, on the method's inversion of the images in file order."""
+        """Score a batch of the method's own inversion (batches in file order) with every method metric."""
         for name in self.of_kind["method"]:
-            self.results[name] = self._timed(name, self.metrics[name], method, inversion)
+            self.method_scores[name].append(self._timed(name, self.metrics[name].per_image, method, inversion))
 
     def per_image(self) -> dict[str, torch.Tensor]:
         """Per-image values of the paired and latent metrics, in the order they were added."""
@@ -140,6 +141,9 @@ class Evaluation:
             if hasattr(self.metrics[name], "summary_details"):  # what a paired metric gathered over all batches
                 details |= self.metrics[name].summary_details()
             return value, details
+        if name in self.method_scores:
+            scores = self.method_scores[name]
+            self.results[name] = self._timed(name, self.metrics[name].result, torch.cat(scores) if scores else torch.empty(0))
         result = self.results[name] if name in self.results else self._timed(name, self.metrics[name].result)
         return result.value, dict(result.details)
 

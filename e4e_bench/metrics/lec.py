@@ -19,7 +19,7 @@ import torch
 from e4e_bench.domains import Domain
 from e4e_bench.editing.directions import Direction, parse_direction
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.methods import Inversion, InversionMethod
+from e4e_bench.methods import CodesFirstMethod, Inversion, InversionMethod
 from e4e_bench.metrics.registry import MetricContext, MetricResult, register_metric
 
 PROTOCOL_BATCH_SIZE = 8
@@ -51,7 +51,8 @@ def edit_distances(
     """||w - (E(G(w + F*d)) - F*d)|| per image `[B]` for the method's own inversion (codes `w` `[B, n_latent, D]`)."""
     inversion = inversion.to(method.generator.device)
     edited_frames = method.decode(inversion, direction.add(inversion.codes, factor))
-    recoded = method.invert(domain.resize_frames(edited_frames, method.input_size)).codes
+    edited = domain.resize_frames(edited_frames, method.input_size)
+    recoded = method.invert_codes(edited) if isinstance(method, CodesFirstMethod) else method.invert(edited).codes
     return (inversion.codes - direction.add(recoded, -factor)).flatten(1).norm(dim=1)
 
 
@@ -94,7 +95,8 @@ def latent_editing_consistency(
 
 
 class LecMetric:
-    """The registry's `method` metric: `metric(method, codes) -> MetricResult` (per-image values in details)."""
+    """The registry's `method` metric: `per_image(method, inversion)` for each batch of the method's
+    inversion while its decoder state is in memory, then `result(per_image)` over all, in file order."""
 
     def __init__(self, context: MetricContext, direction: str | None, factor: float | None, batch_size: int):
         if context.domain is None:
@@ -106,22 +108,28 @@ class LecMetric:
         self.edit_name = self.domain.default_edit_name if direction is None else None  # the domain's benchmark edit
         self.factor = factor if factor is not None else self.domain.default_edit_factor
         self.batch_size = batch_size
+        self.direction: Direction | None = None  # parsed for the first method's generator
 
-    def evaluate(self, method: InversionMethod, inversion: Inversion) -> LecResult:
-        direction = parse_direction(self.spec, method.generator)
-        return latent_editing_consistency(method, inversion, direction, self.factor, self.domain, self.batch_size)
+    def per_image(self, method: InversionMethod, inversion: Inversion) -> torch.Tensor:
+        """Distances `[B]` on the CPU."""
+        if self.direction is None:
+            self.direction = parse_direction(self.spec, method.generator)
+        return edit_distances(method, inversion, self.direction, self.factor, self.domain).cpu()
 
-    def __call__(self, method: InversionMethod, inversion: Inversion) -> MetricResult:
-        result = self.evaluate(method, inversion)
+    def result(self, per_image: torch.Tensor) -> MetricResult:
+        """LEC of the images of full protocol batches; the rest are not scored."""
+        lec, batch_means, kept = aggregate(per_image, self.batch_size)
+        scored = per_image[: len(batch_means) * self.batch_size]
+        protocol = protocol_text(self.direction, self.factor, self.batch_size)
         return MetricResult(
-            result.lec,
+            lec,
             {
-                "per_image": result.per_image.tolist(),
-                "std": float(result.per_image.std(unbiased=False)),  # over images; LEC itself is a mean of batch means
-                "n_images": len(result.per_image),
-                "n_batches": len(result.batch_means),
-                "kept_batches": result.kept_batches,
-                "protocol": result.protocol + (f"; edit {self.edit_name}" if self.edit_name else ""),
+                "per_image": scored.tolist(),
+                "std": float(scored.std(unbiased=False)),  # over images; LEC itself is a mean of batch means
+                "n_images": len(scored),
+                "n_batches": len(batch_means),
+                "kept_batches": kept,
+                "protocol": protocol + (f"; edit {self.edit_name}" if self.edit_name else ""),
             },
         )
 

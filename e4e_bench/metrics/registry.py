@@ -90,10 +90,16 @@ class LatentMetric(Protocol):
 
 
 class MethodMetric(Protocol):
-    def __call__(self, method: InversionMethod, inversion: Inversion) -> MetricResult:
-        """A value needing the method itself (re-encoding, as LEC); `inversion` is its inversion of the
-        images in file order, so the caller's is reused rather than redone. Per-image values go in
-        `details["per_image"]` (file order), their count in `details["n_images"]`."""
+    """A value needing the method itself (re-encoding, as LEC), computed from the caller's own
+    inversion rather than a new one, batch by batch while each batch's decoder state is in memory."""
+
+    def per_image(self, method: InversionMethod, inversion: Inversion) -> torch.Tensor:
+        """One value per image `[B]` of a batch of the method's inversion."""
+        ...
+
+    def result(self, per_image: torch.Tensor) -> MetricResult:
+        """The metric over every batch's values, in file order; the values it scored go in
+        `details["per_image"]`, their count in `details["n_images"]`."""
         ...
 
 

@@ -276,6 +276,10 @@ class ToRGB(nn.Module):
 class Generator(nn.Module):
     """StyleGAN2 (config-e/f skip architecture): W or W+ codes in, `[B, 3, size, size]` out."""
 
+    # The activations' memory layout; `torch.func.vmap` (per-image weights, as PTI tunes) cannot
+    # query any but the default, so a copy that is vmapped sets this to False.
+    channels_last = True
+
     def __init__(
         self,
         size: int,  # output resolution, a power of two >= 8
@@ -411,7 +415,9 @@ class Generator(nn.Module):
     def _synthesize(self, latent: torch.Tensor, noises: list[torch.Tensor | None]) -> torch.Tensor:
         batch = latent.shape[0]
         # channels_last lets the CPU (oneDNN) and cuDNN convolutions skip layout conversions.
-        out = self.input(batch).contiguous(memory_format=torch.channels_last)
+        out = self.input(batch)
+        if self.channels_last:
+            out = out.contiguous(memory_format=torch.channels_last)
         out = self.conv1(out, latent[:, 0], noises[0])
         skip = self.to_rgb1(out, latent[:, 1])
         row = 1

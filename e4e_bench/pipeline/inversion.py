@@ -2,11 +2,12 @@
 batches kept for --resume, and the record that lets `generate`/`edit` decode it again.
 
 An inversion folder holds `latents.npy`, `names.txt`, `images/<stem>.png`, `state/<stem>.pt`
-(the method's per-image decoder state, when it has one) and `inversion.json` (the method, its
-weights, options and fingerprint). While it runs, each finished batch is saved in
-`.parts/NNNNNN.pt` with the files it covers and the fingerprint of the method that inverted it;
-a resumed inversion reuses a part only when both match, and a finished one only when its
-fingerprint does.
+(the method's per-image decoder state, when it keeps one on disk), `inversion.json` (the method,
+its weights, options and fingerprint) and, when the caller did more with each batch while it was
+in memory (a run's edits and LEC), `batch_results.pt` with those per-image values. While it runs,
+each finished batch is saved in `.parts/NNNNNN.pt` with the files it covers and the fingerprint of
+the method that inverted it; a resumed inversion reuses a part only when both match, and a
+finished one only when its fingerprint does.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import logging
 import math
 import shutil
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,8 +40,10 @@ log = logging.getLogger(__name__)
 PARTS = ".parts"
 STATE = "state"
 RECORD = "inversion.json"
-OUTPUTS = ("latents.npy", "names.txt", "images", STATE, RECORD, PARTS)  # everything `invert_folder` writes into OUT
+BATCH_RESULTS = "batch_results.pt"
+OUTPUTS = ("latents.npy", "names.txt", "images", STATE, RECORD, BATCH_RESULTS, PARTS)  # everything `invert_folder` writes into OUT
 AFRESH = "rerun without --resume to start afresh, or write to another --out folder"
+OnBatch = Callable[[list[str], Inversion], dict[str, torch.Tensor]]  # (stems, inversion) -> per-image values
 MIN_TIMED_BATCHES = 2  # after the warm-up batch
 
 
@@ -52,6 +56,7 @@ class Inverted:
     state_dir: Path | None = None  # where `state/<stem>.pt` live (None: no state, or in-memory only)
     timings: list[tuple[int, float]] = field(default_factory=list)  # (images, synchronised seconds) per batch
     files: list[str] = field(default_factory=list)  # the image files inverted (unreadable ones included)
+    batch_results: dict[str, torch.Tensor] | None = None  # the `on_batch` values in image order (None: no on_batch)
 
     def inversion(self, start: int = 0, stop: int | None = None) -> Inversion:
         """Codes and decoder state of images start..stop, on the CPU."""
@@ -110,10 +115,13 @@ def kept_part(part: Path, files: list[str]) -> dict | None:
     return done if done["files"] == files else None
 
 
-def finished_inversion(out: Path, files: list[str]) -> Inverted | None:
+def finished_inversion(out: Path, files: list[str], with_results: bool) -> Inverted | None:
     """The finished inversion in `out` (its set-up already checked by `claim_output`), which must be
-    of the same image files: a folder that has changed since is refused, not half reused."""
+    of the same image files: a folder that has changed since is refused, not half reused. One
+    without the batch results asked for (`with_results`) is not finished for this caller."""
     if not (out / RECORD).is_file() or not (out / "latents.npy").is_file():
+        return None
+    if with_results and not (out / BATCH_RESULTS).is_file():
         return None
     record = read_record(out)
     if record.get("files") != files:
@@ -121,7 +129,8 @@ def finished_inversion(out: Path, files: list[str]) -> Inverted | None:
                             f"this folder has {len(files)}); {AFRESH}")
     codes = torch.from_numpy(np.load(out / "latents.npy"))
     names = (out / "names.txt").read_text().splitlines()
-    return Inverted(names, codes, out / STATE, [tuple(t) for t in record.get("timings", [])], files)
+    results = load_file(out / BATCH_RESULTS) if with_results else None
+    return Inverted(names, codes, out / STATE, [tuple(t) for t in record.get("timings", [])], files, results)
 
 
 def invert_folder(
@@ -134,10 +143,12 @@ def invert_folder(
     progress: bool = True,
     shard: tuple[int, int] = (0, 1),
     overwrite: bool = False,
+    on_batch: OnBatch | None = None,
 ) -> Inverted:
     """Invert every image of a folder in batches into `out` (reconstructions, decoder state, kept parts);
     an earlier inversion in `out` is continued with `resume` (a finished one is returned as it is),
-    replaced with `overwrite`, else refused.
+    replaced with `overwrite`, else refused. `on_batch(stems, inversion)` does the caller's work on
+    each batch while its transient state is in memory; its per-image values are kept with the batch.
 
     `shard=(rank, world_size)` inverts only every world_size-th batch, from `rank` on (the ranks of
     a torchrun job share the work); the result then holds that share. Calling again with
@@ -147,10 +158,10 @@ def invert_folder(
     paths = images_for(method, images_dir)
     fingerprint = method_fingerprint(method, domain)
     claim_output(out, resume, overwrite, fingerprint)
-    if resume and (done := finished_inversion(out, [p.name for p in paths])) is not None:
+    if resume and (done := finished_inversion(out, [p.name for p in paths], on_batch is not None)) is not None:
         return done  # on every rank of a torchrun job, so that none redoes its share
     parts = out / PARTS
-    names, codes, timings, failed = [], [], [], 0
+    names, codes, timings, results, failed = [], [], [], [], 0
     batches = range(0, len(paths), batch_size)
     for index, start in enumerate(tqdm(batches, desc=f"invert {method.name}", unit="batch", disable=not progress)):
         if index % world_size != rank:
@@ -159,9 +170,10 @@ def invert_folder(
         files = [p.name for p in batch_paths]
         part = parts / f"{index:06d}.pt"
         done = kept_part(part, files) if resume else None
-        if done is not None:
+        if done is not None and (on_batch is None or "results" in done):
             names += done["names"]
             codes.append(done["codes"])
+            results.append(done.get("results", {}))
             timings.append((len(done["names"]), done["seconds"]))
             failed += len(batch_paths) - len(done["names"])
             continue
@@ -183,33 +195,37 @@ def invert_folder(
         stems = [p.stem for p in loaded.paths]
         save_images(reconstructions, [out / "images" / f"{stem}.png" for stem in stems])
         write_state(out / STATE, stems, inversion.state)
+        batch_results = {k: v.cpu() for k, v in on_batch(stems, inversion).items()} if on_batch is not None else {}
         batch_codes = inversion.detached().codes
         save_checkpoint({"files": files, "names": stems, "codes": batch_codes, "fingerprint": fingerprint,
-                         "seconds": watch.seconds}, part)
+                         "seconds": watch.seconds} | ({"results": batch_results} if on_batch is not None else {}), part)
         names += stems
         codes.append(batch_codes)
         timings.append((len(stems), watch.seconds))
+        results.append(batch_results)
     if failed:
         log.warning("%d of %d images in %s could not be read and were skipped", failed, len(paths), images_dir)
     if not names and world_size == 1:
         raise E4EBenchError(f"none of the images in {images_dir} could be read")
+    joined = None
+    if on_batch is not None:
+        joined = {key: torch.cat([batch[key] for batch in results]) for key in (results[0] if results else {})}
     return Inverted(names, torch.cat(codes) if codes else torch.empty(0), out / STATE, timings,
-                    [p.name for p in paths])
+                    [p.name for p in paths], joined)
 
 
-def invert_images(method: InversionMethod, paths: list[Path], batch_size: int,
-                  progress: bool = True) -> tuple[list[str], Inversion]:
-    """Names and inversion (codes and state) of image files in memory, batch by batch (nothing written);
-    unreadable files are skipped."""
-    names, parts = [], []
+def inverted_batches(method: InversionMethod, paths: list[Path], batch_size: int,
+                     progress: bool = True) -> Iterator[tuple[list[str], Inversion]]:
+    """Names and inversion of each batch of image files, in memory with its transient state (nothing
+    written); unreadable files are skipped."""
+    readable = 0
     for start in tqdm(range(0, len(paths), batch_size), desc=f"invert {method.name}", unit="batch", disable=not progress):
         loaded = load_images(paths[start : start + batch_size], method.input_size)
         if loaded.paths:
-            names += [p.stem for p in loaded.paths]
-            parts.append(method.invert(loaded.images.to(method.generator.device)).detached())
-    if not names:
+            readable += len(loaded.paths)
+            yield [p.stem for p in loaded.paths], method.invert(loaded.images.to(method.generator.device))
+    if not readable:
         raise E4EBenchError(f"none of the {len(paths)} images could be read, e.g. {paths[0]}")
-    return names, Inversion.cat(parts)
 
 
 def write_inversion(result: Inverted, method: InversionMethod, domain: Domain, out: Path) -> None:
@@ -228,6 +244,8 @@ def write_inversion(result: Inverted, method: InversionMethod, domain: Domain, o
         "timings": result.timings,
         "files": result.files,
     }
+    if result.batch_results is not None:
+        save_checkpoint(result.batch_results, out / BATCH_RESULTS)
     write_text(out / RECORD, json.dumps(record, indent=2, default=str) + "\n")
     shutil.rmtree(out / PARTS, ignore_errors=True)
 

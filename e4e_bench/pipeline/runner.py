@@ -27,10 +27,10 @@ from e4e_bench.distributed import start_process_group
 from e4e_bench.domains import Domain
 from e4e_bench.editing.directions import parse_direction
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.methods import InversionMethod, build_method
+from e4e_bench.methods import Inversion, InversionMethod, build_method
 from e4e_bench.metrics import METRICS
 from e4e_bench.metrics.evaluate import Evaluation, EvaluationSummary, MetricSummary, evaluate_folders
-from e4e_bench.metrics.registry import MetricContext, MetricSpec
+from e4e_bench.metrics.registry import MethodMetric, MetricContext, MetricSpec
 from e4e_bench.pipeline.fingerprint import check_fingerprint, file_identity, method_fingerprint
 from e4e_bench.pipeline.inversion import MIN_TIMED_BATCHES, Inverted, invert_folder, write_inversion
 from e4e_bench.pipeline.plan import TOY_IMAGES, UNCOMPARED, RunSettings, plan_run
@@ -209,21 +209,22 @@ class Benchmark:
             check_fingerprint(stored["fingerprint"], fingerprint, done, AFRESH)
             log.info("%s: finished in an earlier session, kept", name)
             return MethodScores.from_json(stored["scores"])
-        if self.group.distributed and not self._share_inversion(method, folder):
+        work = BatchWork(method, self.domain, folder / "edits",
+                         {name: spec.build(self.context) for name, spec in self.plan.of_kind("method").items()})
+        if self.group.distributed and not self._share_inversion(method, folder, work):
             return None
         inverted = invert_folder(method, self.domain, self.inputs, folder, self.settings.batch_size,
-                                 self.resume or self.group.distributed, progress=self.group.progress)
+                                 self.resume or self.group.distributed, progress=self.group.progress, on_batch=work)
         write_inversion(inverted, method, self.domain, folder)
-        edited = self._edit(method, inverted, folder)
-        scores = self._score(method, inverted, folder, edited)
+        scores = self._score(method, inverted, folder, work)
         write_text(done, json.dumps({"fingerprint": fingerprint, "scores": scores.to_json()}, indent=2) + "\n")
         return scores
 
-    def _share_inversion(self, method: InversionMethod, folder: Path) -> bool:
+    def _share_inversion(self, method: InversionMethod, folder: Path, work: "BatchWork") -> bool:
         """Every rank inverts its share of the batches into kept parts; True on rank 0, which gathers them."""
         try:
             invert_folder(method, self.domain, self.inputs, folder, self.settings.batch_size, resume=True,
-                          progress=self.group.progress, shard=(self.group.rank, self.group.world_size))
+                          progress=self.group.progress, shard=(self.group.rank, self.group.world_size), on_batch=work)
             error = None
         except E4EBenchError as err:
             error = str(err)
@@ -232,23 +233,7 @@ class Benchmark:
             raise E4EBenchError(errors[0])
         return self.group.is_main
 
-    def _edit(self, method: InversionMethod, inverted: Inverted, folder: Path) -> Path | None:
-        """The edited reconstructions `edits/<stem>.png`: the domain's edit added at its factor, each
-        image decoded with its own decoder state."""
-        if self.domain.default_edit is None:
-            return None
-        direction = parse_direction(self.domain.default_edit, method.generator)
-        edits = folder / "edits"
-        batch = self.settings.batch_size
-        with torch.inference_mode():
-            for start in range(0, len(inverted.names), batch):
-                inversion = inverted.inversion(start, start + batch).to(self.device)
-                frames = method.decode(inversion, direction.add(inversion.codes, self.domain.default_edit_factor))
-                names = inverted.names[start : start + batch]
-                save_images(self.domain.crop(frames), [edits / f"{name}.png" for name in names])
-        return edits
-
-    def _score(self, method: InversionMethod, inverted: Inverted, folder: Path, edits: Path | None) -> MethodScores:
+    def _score(self, method: InversionMethod, inverted: Inverted, folder: Path, work: "BatchWork") -> MethodScores:
         values: dict[str, Value] = {}
         info: dict[str, MetricInfo] = {}
         per_image: dict[str, dict[str, float]] = {name: {} for name in inverted.names}
@@ -275,12 +260,13 @@ class Benchmark:
             for file_name, row in rows.items():
                 per_image[Path(file_name).stem].update({run_names.get(k, k): v for k, v in row.items()})
         on_edits = [spec for spec in images if spec.on_edits]
-        if on_edits and edits is not None:
-            summary, _, _ = evaluate_folders(on_edits, self.inputs, edits, self.context, batch_size=self.settings.batch_size)
+        if on_edits and work.direction is not None:
+            summary, _, _ = evaluate_folders(on_edits, self.inputs, work.edits, self.context,
+                                             batch_size=self.settings.batch_size)
             take(summary, "_edit", f"; fake set: the reconstructions edited by {self._edit_words()}")
 
-        for spec in self.plan.of_kind("method").values():
-            take(self._method_metric(spec, method, inverted))
+        for name, metric in work.metrics.items():
+            take(method_metric_summary(self.plan.metrics[name], metric, inverted.batch_results[name], method.name))
         latent = [spec for spec in METRICS.values() if spec.kind == "latent"]  # need only the codes: always scored
         evaluation = Evaluation(latent, self.context)
         evaluation.add_codes(inverted.names, inverted.codes, method.generator)
@@ -296,18 +282,42 @@ class Benchmark:
         info["seconds_per_image"] = MetricInfo(False, protocol, "s/img", "seconds per image", std_is_noise=True)
         return MethodScores(values, info, per_image)
 
-    def _method_metric(self, spec: MetricSpec, method: InversionMethod, inverted: Inverted) -> EvaluationSummary:
-        """A metric that needs the method itself (LEC), on the run's inversion; one it cannot compute
-        (too few images, say) is NaN with the reason as its protocol, and the run goes on."""
-        evaluation = Evaluation([spec], self.context)
-        try:
-            evaluation.add_method(method, inverted.inversion())
-            return evaluation.summary()
-        except E4EBenchError as err:
-            log.warning("%s: %s not computed (%s)", method.name, spec.name, err)
-            return EvaluationSummary({spec.name: MetricSummary(math.nan, f"{spec.name} not computed: {err}",
-                                                               spec.higher_is_better, 0.0)})
-
     def _edit_words(self) -> str:
         d = self.domain
         return f"{d.default_edit_name} ({d.default_edit}) x {d.default_edit_factor:g}, added to the codes"
+
+
+class BatchWork:
+    """What a run does with each batch of a method's inversion while its decoder state is in memory:
+    the edited reconstructions `edits/<stem>.png` (the domain's edit at its factor, decoded with each
+    image's own state) and the per-image values of the method metrics (LEC), kept with the batch."""
+
+    def __init__(self, method: InversionMethod, domain: Domain, edits: Path, metrics: dict[str, MethodMetric]):
+        self.method = method
+        self.domain = domain
+        self.edits = edits
+        self.metrics = metrics
+        self.direction = None if domain.default_edit is None else parse_direction(domain.default_edit, method.generator)
+
+    def __call__(self, stems: list[str], inversion: Inversion) -> dict[str, torch.Tensor]:
+        if self.direction is not None:
+            with torch.inference_mode():
+                codes = self.direction.add(inversion.codes, self.domain.default_edit_factor)
+                frames = self.domain.crop(self.method.decode(inversion, codes))
+            save_images(frames, [self.edits / f"{stem}.png" for stem in stems])
+        return {name: metric.per_image(self.method, inversion) for name, metric in self.metrics.items()}
+
+
+def method_metric_summary(spec: MetricSpec, metric: MethodMetric, per_image: torch.Tensor,
+                          method: str) -> EvaluationSummary:
+    """A method metric over every batch's values; one it cannot compute (too few images, say) is NaN
+    with the reason as its protocol, and the run goes on."""
+    try:
+        result = metric.result(per_image)
+    except E4EBenchError as err:
+        log.warning("%s: %s not computed (%s)", method, spec.name, err)
+        return EvaluationSummary({spec.name: MetricSummary(math.nan, f"{spec.name} not computed: {err}",
+                                                           spec.higher_is_better, 0.0)})
+    protocol = result.details.get("protocol", spec.protocol)
+    return EvaluationSummary({spec.name: MetricSummary(result.value, protocol, spec.higher_is_better, 0.0,
+                                                       result.details)})

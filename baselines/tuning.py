@@ -1,0 +1,108 @@
+"""Per-image generators tuned in one batch: PTI's second stage (`training/coaches/single_id_coach.py`).
+
+Each image has its own copy of the synthesis network's parameters, stacked along a leading batch
+dimension and run with `torch.func.vmap` over `functional_call`: one batched computation, not a
+loop over images. The mapping network is left as it is (the codes are given in W+, so it never
+runs). Adam is elementwise and the loss a sum of per-image losses, so every image is tuned as if
+alone; an image that reaches the LPIPS threshold keeps the weights it had at that step (the
+official loop checks before each step and stops), while the others go on.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call, vmap
+from tqdm import tqdm
+
+from baselines.target_lpips import TargetLPIPS
+from e4e_bench.domains import Domain
+from e4e_bench.networks.generator import Generator
+
+PROGRESS_EVERY = 10
+Weights = dict[str, Tensor]  # parameter name -> `[B, *shape]`, one row per image
+
+
+@dataclass(frozen=True)
+class TuningRecipe:
+    steps: int
+    lr: float
+    mse_weight: float
+    lpips_weight: float
+    stop_lpips: float  # an image stops once its LPIPS is at or below this (only with lpips_weight > 0)
+
+
+def tuned_names(generator: Generator) -> list[str]:
+    """The parameters that are tuned: the synthesis network's, all of them."""
+    return [name for name, _ in generator.named_parameters() if not name.startswith("style.")]
+
+
+class PerImageGenerator:
+    """`generator` decoding each code with its own image's weights."""
+
+    def __init__(self, generator: Generator):
+        self.generator = generator
+        self.vmapped = copy.copy(generator)  # shares every parameter; only its memory layout differs
+        self.vmapped.channels_last = False
+
+    def initial_weights(self, batch: int) -> Weights:
+        parameters = dict(self.generator.named_parameters())
+        return {name: parameters[name].detach().expand(batch, *parameters[name].shape).clone()
+                for name in tuned_names(self.generator)}
+
+    def __call__(self, weights: Weights, codes: Tensor) -> Tensor:
+        """Frames `[B, 3, S, S]` of W+ codes `[B, n_latent, D]`, image b decoded with `weights[.][b]`.
+        Differentiable in `weights`; with none requiring grad no graph is kept."""
+
+        def one(image_weights: Weights, code: Tensor) -> Tensor:
+            return functional_call(self.vmapped, image_weights, (code[None],), {"noise": "const"})[0]
+
+        # The in-place inference paths of the generator have no vmap rule: run in grad mode, which
+        # records nothing when nothing requires grad.
+        with torch.inference_mode(False), torch.enable_grad():
+            return vmap(one)(weights, codes.clone())
+
+
+def tune(decoder: PerImageGenerator, codes: Tensor, targets: Tensor, recipe: TuningRecipe, domain: Domain,
+         lpips: nn.Module | None, progress: bool = False) -> Weights:
+    """Weights `[B, ...]` tuned so that `codes` (`[B, n_latent, D]`, held fixed) reconstruct `targets`
+    (`[B, 3, H, W]` in [-1, 1], the domain's cropped frame): MSE + LPIPS, Adam, `recipe.steps` at most."""
+    with torch.inference_mode(False), torch.enable_grad():
+        codes, targets = codes.detach().clone(), targets.detach().clone()
+        weights = {name: value.requires_grad_(True) for name, value in decoder.initial_weights(len(codes)).items()}
+        final = {name: value.detach().clone() for name, value in weights.items()}
+        active = torch.ones(len(codes), dtype=torch.bool, device=codes.device)
+        distance = TargetLPIPS(lpips, targets) if recipe.lpips_weight > 0 else None
+        optimizer = torch.optim.Adam(weights.values(), lr=recipe.lr)
+        bar = tqdm(total=recipe.steps, desc=f"pti x{len(codes)}", disable=not progress, leave=False)
+        for step in range(recipe.steps):
+            frames = domain.crop(decoder(weights, codes))
+            loss = recipe.mse_weight * F.mse_loss(frames, targets, reduction="none").mean(dim=(1, 2, 3))
+            if distance is not None:
+                perceptual = distance(frames)
+                stopping = active & (perceptual.detach() <= recipe.stop_lpips)
+                if stopping.any():
+                    _keep_rows(final, weights, stopping)
+                    active &= ~stopping
+                    if not active.any():
+                        break
+                loss = loss + recipe.lpips_weight * perceptual
+            optimizer.zero_grad(set_to_none=True)
+            (loss * active).sum().backward()
+            optimizer.step()
+            if (step + 1) % PROGRESS_EVERY == 0 or step + 1 == recipe.steps:
+                if progress:
+                    bar.set_postfix(loss=f"{float(loss.detach().mean()):.4f}", refresh=False)
+                bar.update(step + 1 - bar.n)
+        bar.close()
+        _keep_rows(final, weights, active)
+    return final
+
+
+def _keep_rows(final: Weights, weights: Weights, rows: Tensor) -> None:
+    for name, value in weights.items():
+        final[name][rows] = value.detach()[rows]

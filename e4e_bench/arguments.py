@@ -100,6 +100,23 @@ def add_chosen_method_options(parser: argparse.ArgumentParser, argv: list[str]) 
                          f"defaults for some domains differ: {per_domain}" if per_domain else None, name)
 
 
+def add_option_assignments(parser: argparse.ArgumentParser) -> None:
+    """--option [METHOD.]NAME=VALUE (repeatable), for commands that build several methods."""
+    parser.add_argument("--option", action="append", default=[], metavar="[METHOD.]NAME=VALUE",
+                        help="a method option (repeatable): opt_w.steps=500 sets opt_w's; steps=500 sets it for every "
+                        "method named that has it; `python -m e4e_bench invert --method M --help` lists M's")
+
+
+def assigned_options(texts: list[str], methods: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """The options that `--option` texts give each of `methods` (those with none left out); the names
+    that are not registered methods are left to the command to refuse."""
+    from e4e_bench.methods import METHODS, resolve
+    from e4e_bench.methods.options import parse_assignments
+
+    known = {name: resolve(METHODS[name].options) for name in methods if name in METHODS}
+    return {name: given for name, given in parse_assignments(texts, known).items() if given}
+
+
 def method_keywords(args: argparse.Namespace) -> dict[str, Any]:
     """`build_method` keywords (besides name and domain) from `add_method_arguments` and the method's option flags."""
     from e4e_bench.methods import METHODS, resolve

@@ -178,3 +178,17 @@ def test_the_generator_row_times_the_domains_own_architecture(random_weights):
                                      repeats=1, warmup=0, random_weights=random_weights))
     assert row["gflop_per_image"] == pytest.approx(counter.get_total_flops() / 1e9, rel=1e-6)
     assert row["gflop_per_image"] < 0.2  # config-f at 32 px would be 8 GFLOP
+
+
+def test_bench_options_reach_the_method_and_pti_is_timed_whole(tmp_path, capsys):
+    """`--option` sets a method's options as in `run`: opt_w's recipe of 7 steps scales its timed steps;
+    pti, with two kinds of step, is one whole inversion per call (no extrapolation)."""
+    out = tmp_path / "bench"
+    assert main(["bench", "--methods", "opt_w,pti", "--domain", "toy", "--batch-sizes", "2", "--devices", "cpu",
+                 "--repeats", "1", "--warmup", "0", "--timed-steps", "1", "--option", "opt_w.steps=7",
+                 "--option", "pti.steps=2", "--option", "pti.tune_steps=2", "--out", str(out)]) == 0
+    rows = {row["method"]: row for row in read_bench(out / "bench.json")}
+    assert rows["opt_w"]["recipe_steps"] == 7 and rows["opt_w"]["timed_steps"] == 1
+    assert rows["pti"]["recipe_steps"] is None and rows["pti"]["images_per_s"] > 0
+    assert main(["bench", "--methods", "opt_w", "--domain", "toy", "--option", "pti.steps=2"]) == 2
+    assert "not one of the methods named" in capsys.readouterr().err

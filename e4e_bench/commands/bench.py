@@ -5,16 +5,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from e4e_bench.arguments import distinct_names, non_negative_int, positive_int, positive_ints
+from e4e_bench.arguments import (add_option_assignments, assigned_options, distinct_names, non_negative_int,
+                                 positive_int, positive_ints)
 from e4e_bench.domains import DOMAINS
 
 EXAMPLES = """examples:
   python -m e4e_bench bench --methods e4e,psp,opt_w,opt_wplus --domain cars --batch-sizes 1,8,32 --devices all --random-weights
   python -m e4e_bench bench --methods e4e,generator --domain cars --devices cpu --random-weights --dtype bf16 --out runs/bench_bf16
+  python -m e4e_bench bench --methods pti --domain toy --batch-sizes 1,8 --devices cpu --repeats 3 --warmup 1
 
 what one timed call is: an encoder's one `invert` of a batch (images to codes); an iterative method's
 (opt_w/opt_wplus) --timed-steps steps of its recipe (latency and images/s extrapolated to the recipe's
-steps, default 1000); generator: decoding a batch of W+ codes with the stored noise."""
+steps, default 1000); any other method (pti: pivot and tuning) its whole inversion; generator: decoding a batch of W+ codes with the stored noise."""
 
 
 def register(subparsers) -> None:
@@ -47,6 +49,7 @@ def register(subparsers) -> None:
     parser.add_argument("--timed-steps", type=positive_int, default=3,
                         help="steps per timed call of an iterative method such as opt_w (default 3)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs (default 0)")
+    add_option_assignments(parser)
     parser.add_argument("--out", type=Path, default=Path("runs/bench"), help="output folder (default runs/bench)")
     parser.set_defaults(func=main)
 
@@ -56,10 +59,12 @@ def main(args: argparse.Namespace) -> int:
     from e4e_bench.reporting.bench_results import write_bench
     from e4e_bench.throughput.bench import BenchSettings, run_bench
 
+    methods = args.methods or default_methods()
     settings = BenchSettings(
-        methods=args.methods or default_methods(), domain=args.domain, batch_sizes=args.batch_sizes, devices=args.devices,
+        methods=methods, domain=args.domain, batch_sizes=args.batch_sizes, devices=args.devices,
         random_weights=args.random_weights, dtype=args.dtype, channels_last=args.channels_last,
         compile=args.compile, repeats=args.repeats, warmup=args.warmup, timed_steps=args.timed_steps, seed=args.seed,
+        options=assigned_options(args.option, methods),
     )
     paths = write_bench(run_bench(settings), args.out)
     print(paths[-1].read_text(), end="")

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from e4e_bench.assets import resolve_file
-from e4e_bench.arguments import distinct_names, positive_int
+from e4e_bench.arguments import add_option_assignments, assigned_options, distinct_names, positive_int
 from e4e_bench.domains import DOMAINS
 from e4e_bench.io import check_output_folder
 from e4e_bench.reporting.run_results import GRID_IMAGES
@@ -71,21 +71,16 @@ def register(subparsers) -> None:
                         help="the run's name in tables and plots, where merged reports tell runs apart (default: OUT's name)")
     parser.add_argument("--grid-images", type=positive_int, default=GRID_IMAGES,
                         help=f"rows of the qualitative grid (default {GRID_IMAGES})")
-    parser.add_argument("--option", action="append", default=[], metavar="[METHOD.]NAME=VALUE",
-                        help="a method option (repeatable): opt_w.steps=500 sets opt_w's; steps=500 sets it for every "
-                        "method of the run that has it; `python -m e4e_bench invert --method M --help` lists M's")
+    add_option_assignments(parser)
     parser.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
-    from e4e_bench.methods import METHODS, resolve
-    from e4e_bench.methods.options import parse_assignments
     from e4e_bench.methods.registry import default_methods
     from e4e_bench.pipeline.runner import Benchmark, RunSettings
     from e4e_bench.reporting.tables import markdown_table
 
     methods = args.methods or default_methods()
-    known = {name: resolve(METHODS[name].options) for name in methods if name in METHODS}  # the rest: plan_run says
     settings = RunSettings(
         methods=methods,
         domain=args.domain,
@@ -98,7 +93,7 @@ def main(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         device=args.device,
         seed=args.seed,
-        options={name: given for name, given in parse_assignments(args.option, known).items() if given},
+        options=assigned_options(args.option, methods),  # unknown method names: plan_run says
         random_weights=args.random_weights,
         align=args.align,
         label=args.label,

@@ -110,7 +110,7 @@ def parse_assignments(texts: Sequence[str], methods: Mapping[str, type]) -> dict
             raise E4EBenchError(f"--option {text}: expected METHOD.NAME=VALUE or NAME=VALUE")
         method, dot, name = target.rpartition(".")
         if dot and method not in methods:
-            raise E4EBenchError(f"--option {text}: {method!r} is not one of this run's methods ({', '.join(methods)})")
+            raise E4EBenchError(f"--option {text}: {method!r} is not one of the methods named ({', '.join(methods)})")
         targets = [method] if dot else [m for m, cls in methods.items() if name in option_types(cls)]
         if not targets:
             raise E4EBenchError(f"--option {text}: none of {', '.join(methods)} has an option {name!r}")

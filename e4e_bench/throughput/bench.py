@@ -5,6 +5,7 @@ not depend on pixel values). What one timed call is:
   * a method: `invert` (images to codes and decoder state; e4e, pSp: one encoder pass);
   * an `IterativeMethod` (opt_w, opt_wplus): `invert_steps` with a few steps (`timed_steps`) of its
     recipe; seconds per step times the recipe's steps gives the full inversion's latency and images/s;
+    a method of two kinds of step (pti: projection, then tuning) is timed whole;
   * `generator`: decoding W+ codes with the stored noise, by the domain's own generator architecture
     (its registered file, or that architecture with random weights).
 `dtype` bf16/fp16 runs the call under `torch.autocast`; the models' weights stay fp32. `compile`
@@ -14,8 +15,8 @@ compiles the models in place after the eager call that counts the FLOPs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -55,6 +56,7 @@ class BenchSettings:
     warmup: int = 2
     timed_steps: int = 3  # projection steps per timed call of opt_w / opt_wplus
     seed: int = 0
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # method -> its options given
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.methods if name not in METHODS and name != GENERATOR]
@@ -238,7 +240,8 @@ def domain_generator(domain: Domain, device: torch.device, settings: BenchSettin
 def build_for_bench(name: str, domain: Domain, device: torch.device, settings: BenchSettings) -> InversionMethod | Generator:
     if name == GENERATOR:
         return domain_generator(domain, device, settings)
-    return build_method(name, domain=domain, device=device, random_weights=settings.random_weights, seed=settings.seed)
+    return build_method(name, domain=domain, device=device, random_weights=settings.random_weights, seed=settings.seed,
+                        options=settings.options.get(name))
 
 
 def run_bench(settings: BenchSettings) -> list[dict[str, Any]]:

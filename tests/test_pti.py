@@ -1,0 +1,128 @@
+"""PTI: its pivot is opt_w's code, batched tuning equals tuning each image alone, it reconstructs
+better than its pivot on the toy, its tuned generators are kept in memory only unless asked, and a
+run killed during tuning resumes to the same summary."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from baselines.target_lpips import TargetLPIPS
+from baselines.tuning import PerImageGenerator, TuningRecipe, tune
+from e4e_bench.cli import main
+from e4e_bench.data import from_uint8
+from e4e_bench.domains import get_domain
+from e4e_bench.methods import build_method
+from e4e_bench.networks.lpips_net import build_lpips
+from e4e_bench.toy.render import toy_photos
+from tests.conftest import make_tiny_generator, write_images
+
+TOY = get_domain("toy")
+FEW_STEPS = {"steps": 20, "tune_steps": 15}
+
+
+@pytest.fixture(scope="module")
+def toy_images(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("toy") / "images"
+    write_images(folder, from_uint8(toy_photos(16, TOY.resolution, split="test")))
+    return folder
+
+
+def read(folder):
+    return np.stack([np.asarray(Image.open(p), dtype=np.float64) / 127.5 - 1 for p in sorted(folder.glob("*.png"))])
+
+
+def test_the_pivot_is_opt_ws_code_and_tuning_reconstructs_better():
+    images = from_uint8(toy_photos(8, TOY.resolution, split="test"))
+    pti = build_method("pti", domain=TOY, device=torch.device("cpu"), options=FEW_STEPS)
+    opt_w = build_method("opt_w", domain=TOY, device=torch.device("cpu"), options={"steps": 20})
+    tuned, projected = pti.invert(images), opt_w.invert(images)
+    assert torch.equal(tuned.codes, projected.codes)  # the same projection, seeds and options
+    with torch.inference_mode():
+        error = {name: ((TOY.crop(decoded) - images) ** 2).mean(dim=(1, 2, 3))
+                 for name, decoded in (("pti", pti.decode(tuned)), ("opt_w", opt_w.decode(projected)))}
+        edited = pti.decode(tuned, tuned.codes + 0.5 * torch.randn_like(tuned.codes[:, :1]))
+    assert (error["pti"] < error["opt_w"]).all()
+    assert (edited - pti.decode(tuned)).abs().mean() > 0.01  # an edit of the pivot still moves the picture
+    assert tuned.state == {} and set(tuned.transient) >= {"conv1.conv.weight", "to_rgbs.0.bias"}
+
+
+def test_batched_tuning_equals_tuning_each_image_alone():
+    """Three images, LPIPS on, and a threshold that one image meets at the start: it keeps the
+    original weights while the others go on, in the batch as alone (Adam's momentum must not leak)."""
+    generator = make_tiny_generator().requires_grad_(False)
+    decoder = PerImageGenerator(generator)
+    domain = get_domain("toy")
+    codes = generator.to_wplus(generator.mapping(torch.randn(3, generator.style_dim, generator=torch.Generator().manual_seed(1))))
+    with torch.no_grad():
+        targets = domain.crop(generator(codes + 0.3 * torch.randn_like(codes), noise="const"))
+        targets[0] = domain.crop(generator(codes[:1], noise="const"))[0]  # image 0 is already reconstructed
+    lpips = build_lpips("vgg", pretrained=False)  # AlexNet pools a 24x32 picture away; any LPIPS net will do
+    with torch.no_grad():
+        start = TargetLPIPS(lpips, targets)(domain.crop(generator(codes, noise="const")))
+    assert start[0] < start[1:].min()
+    recipe = TuningRecipe(steps=6, lr=1e-2, mse_weight=1.0, lpips_weight=1.0, stop_lpips=float(start[0]) + 1e-6)
+    batched = tune(decoder, codes, targets, recipe, domain, lpips)
+    for image in range(3):
+        alone = tune(decoder, codes[image : image + 1], targets[image : image + 1], recipe, domain, lpips)
+        for name, value in alone.items():
+            # Adam divides by the root of the squared gradient, so float noise in a near-zero gradient
+            # moves a weight by up to a step: 1e-4 against the 6 x 1e-2 that the tuning may move it.
+            torch.testing.assert_close(batched[name][image : image + 1], value, rtol=1e-3, atol=1e-4)
+    original = dict(generator.named_parameters())
+    assert all(torch.equal(batched[name][0], original[name]) for name in batched)  # stopped before its first step
+    assert any(not torch.equal(batched[name][1], original[name]) for name in batched)
+
+
+def test_tuned_generators_stay_in_memory_unless_kept(toy_images, tmp_path, capsys):
+    base = ["invert", "--method", "pti", "--domain", "toy", "--images", str(toy_images), "--steps", "10",
+            "--tune-steps", "5", "--batch-size", "8", "--device", "cpu"]
+    assert main([*base, "--out", str(tmp_path / "plain")]) == 0
+    assert not (tmp_path / "plain" / "state").exists()
+    assert main(["generate", "--inversion", str(tmp_path / "plain"), "--out", str(tmp_path / "again")]) == 2
+    assert "kept no tuned generators" in capsys.readouterr().err
+    assert main([*base, "--keep-generators", "--out", str(tmp_path / "kept")]) == 0
+    kept = sorted((tmp_path / "kept" / "state").glob("*.pt"))
+    assert len(kept) == 16
+    assert main(["generate", "--inversion", str(tmp_path / "kept"), "--out", str(tmp_path / "again")]) == 0
+    again = np.stack([TOY.crop(torch.from_numpy(frame).permute(2, 0, 1)).numpy() for frame in read(tmp_path / "again")])
+    reconstructed = read(tmp_path / "kept" / "images").transpose(0, 3, 1, 2)
+    assert np.abs(again - reconstructed).max() <= 2 / 127.5  # float16 differences: within two grey levels
+
+
+def run_pti(out, *extra):
+    return main(["run", "--domain", "toy", "--methods", "pti", "--n-images", "16", "--option", "pti.steps=10",
+                 "--option", "pti.tune_steps=5", "--device", "cpu", "--out", str(out), *extra])
+
+
+def comparable(out):
+    summary = json.loads((out / "summary.json").read_text())
+    values = summary["methods"]["pti"]["values"]
+    values.pop("seconds_per_image")
+    return values
+
+
+def test_a_run_killed_during_tuning_resumes_to_the_same_summary(tmp_path, monkeypatch):
+    assert run_pti(tmp_path / "whole") == 0
+    import baselines.pti as pti_module
+
+    real_tune, calls = pti_module.tune, []
+
+    def killed_at_the_second_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_tune(*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pti_module, "tune", killed_at_the_second_batch)
+        assert run_pti(tmp_path / "cut") == 130
+    assert run_pti(tmp_path / "cut", "--resume") == 0
+    assert comparable(tmp_path / "cut") == comparable(tmp_path / "whole")
+    values = comparable(tmp_path / "whole")
+    assert values["layer_spread"]["mean"] == pytest.approx(0, abs=1e-5)  # its codes are W
+    assert len(list((tmp_path / "whole" / "methods" / "pti" / "edits").glob("*.png"))) == 16

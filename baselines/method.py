@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from baselines.projector import LatentStatistics, ProjectorConfig, Space, latent_statistics, project
+from baselines.projector import LatentStatistics, ProjectionResult, ProjectorConfig, Space, latent_statistics, project
 from e4e_bench.assets import asset_path
 from e4e_bench.checkpoints import load_generator
 from e4e_bench.domains import Domain
@@ -64,14 +65,31 @@ class ProjectionMethod:
     def invert_steps(self, images: Tensor, steps: int) -> Inversion:
         return self._project(images, dataclasses.replace(self.options.config, steps=steps), progress=False)
 
+    def invert_along(self, images: Tensor, values: Sequence[float],
+                     on_point: Callable[[float, Inversion], None]) -> None:
+        """The dial is the step count: the codes and noise after each of `values` steps of one projection."""
+        if any(value != int(value) or not 0 <= value <= self.options.steps for value in values):
+            raise E4EBenchError(f"{self.name}'s dial values are step counts from 0 to its {self.options.steps} steps; "
+                                f"got {', '.join(f'{v:g}' for v in values)}")
+
+        def point(value: float) -> Callable[[ProjectionResult], None]:
+            return lambda result: on_point(value, projected(result))
+
+        self._project(images, self.options.config, progress=True, on_steps={int(v): point(v) for v in values})
+
     def decode(self, inversion: Inversion, codes: Tensor | None = None) -> Tensor:
         return decode_with_noise(self.generator, inversion, codes)
 
-    def _project(self, images: Tensor, config: ProjectorConfig, progress: bool) -> Inversion:
-        result = project(
+    def _project(self, images: Tensor, config: ProjectorConfig, progress: bool,
+                 on_steps: dict[int, Callable[[ProjectionResult], None]] | None = None) -> Inversion:
+        return projected(project(
             self.generator, images, space=self.space, config=config, seeds=image_seeds(images, self.options.seed),
-            lpips=self.lpips, domain=self.domain, statistics=self.statistics, progress=progress)
-        return Inversion(result.codes, noise_state(result.noise))
+            lpips=self.lpips, domain=self.domain, statistics=self.statistics, progress=progress, on_steps=on_steps))
+
+
+def projected(result: ProjectionResult) -> Inversion:
+    return Inversion(result.codes, noise_state(result.noise))
+
 
 
 def image_seeds(images: Tensor, seed: int) -> list[int]:

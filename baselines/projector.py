@@ -10,8 +10,10 @@ so an image's result does not depend on its batch-mates. For cropped domains (ca
 only the content rows of the generator frame, not the letterbox.
 """
 
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -103,12 +105,15 @@ def project(
     domain: Domain | None = None,
     statistics: LatentStatistics | None = None,
     progress: bool = False,
+    on_steps: Mapping[int, Callable[[ProjectionResult], None]] | None = None,
 ) -> ProjectionResult:
     """Project `targets` (`[B, 3, H, W]` in [-1, 1], `domain`'s cropped frame) into `space`, one seed per image.
 
     `lpips` (an `lpips.LPIPS`, inputs in [-1, 1]) is needed when `config.lpips_weight > 0`;
     `statistics` defaults to `latent_statistics(generator, config.w_avg_samples)`; without a `domain`
-    the whole square frame is compared.
+    the whole square frame is compared. `on_steps[k](result)` is called with the result after `k`
+    steps of the `config.steps`-step recipe (its schedules unchanged), which then stops at the
+    largest `k`; what it returns is the result there.
     """
     if space not in SPACES:
         raise E4EBenchError(f"unknown projection space {space!r}; use one of {', '.join(SPACES)}.")
@@ -121,7 +126,8 @@ def project(
         statistics = latent_statistics(generator, config.w_avg_samples)
     # The caller may evaluate under inference_mode; optimisation needs autograd and normal tensors.
     with torch.inference_mode(False), torch.enable_grad():
-        return _optimize(generator, targets.clone(), space, config, seeds, lpips, domain, statistics, progress)
+        return _optimize(generator, targets.clone(), space, config, seeds, lpips, domain, statistics, progress,
+                         on_steps or {})
 
 
 def _check_targets(targets: Tensor, expected_hw: tuple[int, int]) -> None:
@@ -132,7 +138,7 @@ def _check_targets(targets: Tensor, expected_hw: tuple[int, int]) -> None:
             f"(pick the --domain that matches the --generator).")
 
 
-def _optimize(generator, targets, space, config, seeds, lpips, domain, statistics, progress):
+def _optimize(generator, targets, space, config, seeds, lpips, domain, statistics, progress, on_steps):
     batch = targets.shape[0]
     rngs = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
     rows = (1,) if space == "w" else (generator.n_latent,)
@@ -142,9 +148,20 @@ def _optimize(generator, targets, space, config, seeds, lpips, domain, statistic
     small_targets = _downsample(targets, factor)
     lpips_distance = TargetLPIPS(lpips, small_targets) if config.lpips_weight > 0 else None
 
+    def result() -> ProjectionResult:
+        final_noise = [n.detach() for n in noises] or [b.expand(batch, -1, -1, -1) for b in generator.noise_buffers()]
+        codes = latent.detach().expand(batch, generator.n_latent, -1).contiguous()
+        return ProjectionResult(codes=codes, noise=[n.clone() for n in final_noise], loss=per_image.detach())
+
+    last = max(on_steps, default=config.steps)
+    if not 0 <= last <= config.steps:
+        raise ValueError(f"step {last} is outside the recipe's 0..{config.steps}")
+    per_image = torch.full((batch,), math.nan, device=targets.device)
+    if 0 in on_steps:
+        on_steps[0](result())
     optimizer = torch.optim.Adam([latent, *noises], lr=config.lr)
-    bar = tqdm(total=config.steps, desc=f"opt_{space} x{batch}", disable=not progress, leave=False)
-    for step in range(config.steps):
+    bar = tqdm(total=last, desc=f"opt_{space} x{batch}", disable=not progress, leave=False)
+    for step in range(last):
         t = step / config.steps
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(t, config.lr, config.lr_rampup, config.lr_rampdown)
@@ -161,15 +178,14 @@ def _optimize(generator, targets, space, config, seeds, lpips, domain, statistic
         optimizer.step()
         if noises:
             normalize_noise_(noises)
-        if (step + 1) % PROGRESS_EVERY == 0 or step + 1 == config.steps:
+        if (step + 1) % PROGRESS_EVERY == 0 or step + 1 == last:
             if progress:
                 bar.set_postfix(loss=f"{float(per_image.detach().mean()):.4f}", refresh=False)
             bar.update(step + 1 - bar.n)
+        if step + 1 in on_steps:
+            on_steps[step + 1](result())
     bar.close()
-
-    final_noise = [n.detach() for n in noises] or [b.expand(batch, -1, -1, -1) for b in generator.noise_buffers()]
-    codes = latent.detach().expand(batch, generator.n_latent, -1).contiguous()
-    return ProjectionResult(codes=codes, noise=[n.clone() for n in final_noise], loss=per_image.detach())
+    return result()
 
 
 def _initial_noise(generator: nn.Module, rngs: list[torch.Generator], like: Tensor) -> list[Tensor]:

@@ -12,6 +12,7 @@ their float16 differences to the original weights on disk.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,9 +90,27 @@ class PTIMethod:
 
     def invert(self, images: Tensor) -> Inversion:
         codes = self.invert_codes(images)
-        tuned = tune(self.decoder, codes, images, self.options.recipe, self.domain, self.lpips, progress=True)
-        state = self._differences(tuned) if self.options.keep_generators else {}
-        return Inversion(codes, state, transient=tuned)
+        return self._tuned(codes, tune(self.decoder, codes, images, self.options.recipe, self.domain, self.lpips,
+                                       progress=True))
+
+    def invert_along(self, images: Tensor, values: Sequence[float],
+                     on_point: Callable[[float, Inversion], None]) -> None:
+        """The dial is the tuning's step count: each image's generator after each of `values` steps of one
+        tuning (0: the pivot decoded by the original generator)."""
+        if any(value != int(value) or not 0 <= value <= self.options.tune_steps for value in values):
+            raise E4EBenchError(f"pti's dial values are tuning step counts from 0 to its {self.options.tune_steps}; "
+                                f"got {', '.join(f'{v:g}' for v in values)}")
+        codes = self.invert_codes(images)
+
+        def point(value: float) -> Callable[[Weights], None]:
+            return lambda weights: on_point(value, self._tuned(codes, weights))
+
+        tune(self.decoder, codes, images, self.options.recipe, self.domain, self.lpips, progress=True,
+             on_steps={int(value): point(value) for value in values})
+
+    def _tuned(self, codes: Tensor, weights: Weights) -> Inversion:
+        state = self._differences(weights) if self.options.keep_generators else {}
+        return Inversion(codes, state, transient=weights)
 
     def decode(self, inversion: Inversion, codes: Tensor | None = None) -> Tensor:
         codes = inversion.codes if codes is None else codes

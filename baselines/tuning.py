@@ -11,6 +11,7 @@ official loop checks before each step and stops), while the others go on.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -68,18 +69,27 @@ class PerImageGenerator:
 
 
 def tune(decoder: PerImageGenerator, codes: Tensor, targets: Tensor, recipe: TuningRecipe, domain: Domain,
-         lpips: nn.Module | None, progress: bool = False) -> Weights:
+         lpips: nn.Module | None, progress: bool = False,
+         on_steps: Mapping[int, Callable[[Weights], None]] | None = None) -> Weights:
     """Weights `[B, ...]` tuned so that `codes` (`[B, n_latent, D]`, held fixed) reconstruct `targets`
-    (`[B, 3, H, W]` in [-1, 1], the domain's cropped frame): MSE + LPIPS, Adam, `recipe.steps` at most."""
+    (`[B, 3, H, W]` in [-1, 1], the domain's cropped frame): MSE + LPIPS, Adam, `recipe.steps` at most.
+    `on_steps[k](weights)` is called with the weights after `k` steps (an image that stopped earlier:
+    its weights then), and the tuning stops at the largest `k`."""
+    on_steps = on_steps or {}
+    last = max(on_steps, default=recipe.steps)
+    if not 0 <= last <= recipe.steps:
+        raise ValueError(f"step {last} is outside the tuning's 0..{recipe.steps}")
     with torch.inference_mode(False), torch.enable_grad():
         codes, targets = codes.detach().clone(), targets.detach().clone()
         weights = {name: value.requires_grad_(True) for name, value in decoder.initial_weights(len(codes)).items()}
         final = {name: value.detach().clone() for name, value in weights.items()}
         active = torch.ones(len(codes), dtype=torch.bool, device=codes.device)
+        if 0 in on_steps:
+            on_steps[0](_reached(final, weights, active))
         distance = TargetLPIPS(lpips, targets) if recipe.lpips_weight > 0 else None
         optimizer = torch.optim.Adam(weights.values(), lr=recipe.lr)
-        bar = tqdm(total=recipe.steps, desc=f"pti x{len(codes)}", disable=not progress, leave=False)
-        for step in range(recipe.steps):
+        bar = tqdm(total=last, desc=f"pti x{len(codes)}", disable=not progress, leave=False)
+        for step in range(last):
             frames = domain.crop(decoder(weights, codes))
             loss = recipe.mse_weight * F.mse_loss(frames, targets, reduction="none").mean(dim=(1, 2, 3))
             if distance is not None:
@@ -89,15 +99,19 @@ def tune(decoder: PerImageGenerator, codes: Tensor, targets: Tensor, recipe: Tun
                     _keep_rows(final, weights, stopping)
                     active &= ~stopping
                     if not active.any():
+                        for later in sorted(k for k in on_steps if k > step):
+                            on_steps[later](_reached(final, weights, active))
                         break
                 loss = loss + recipe.lpips_weight * perceptual
             optimizer.zero_grad(set_to_none=True)
             (loss * active).sum().backward()
             optimizer.step()
-            if (step + 1) % PROGRESS_EVERY == 0 or step + 1 == recipe.steps:
+            if (step + 1) % PROGRESS_EVERY == 0 or step + 1 == last:
                 if progress:
                     bar.set_postfix(loss=f"{float(loss.detach().mean()):.4f}", refresh=False)
                 bar.update(step + 1 - bar.n)
+            if step + 1 in on_steps:
+                on_steps[step + 1](_reached(final, weights, active))
         bar.close()
         _keep_rows(final, weights, active)
     return final
@@ -106,3 +120,9 @@ def tune(decoder: PerImageGenerator, codes: Tensor, targets: Tensor, recipe: Tun
 def _keep_rows(final: Weights, weights: Weights, rows: Tensor) -> None:
     for name, value in weights.items():
         final[name][rows] = value.detach()[rows]
+
+
+def _reached(final: Weights, weights: Weights, active: Tensor) -> Weights:
+    """The weights each image has now: its current ones while it tunes, else those it stopped with."""
+    return {name: torch.where(active.view(-1, *[1] * (value.ndim - 1)), value.detach(), final[name])
+            for name, value in weights.items()}

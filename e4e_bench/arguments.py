@@ -46,6 +46,17 @@ def positive_ints(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}") from None
 
 
+def positive_floats(text: str) -> tuple[float, ...]:
+    """Comma-separated distinct numbers above 0: "0.5,1,2" -> (0.5, 1.0, 2.0)."""
+    try:
+        values = tuple(float(item) for item in distinct_names(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not all(value > 0 and value < float("inf") for value in values) or len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"expected distinct numbers above 0, got {text!r}")
+    return tuple(sorted(values))
+
+
 def add_noise_arguments(parser: argparse.ArgumentParser) -> None:
     """--noise MODE and --seed, for commands that decode codes with a bare generator."""
     parser.add_argument("--noise", choices=NOISE_MODES, default="const",

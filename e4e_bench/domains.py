@@ -30,6 +30,11 @@ class Domain:
     # Generator keywords besides `size` (empty: config-f): what random-weight builds and `bench` use
     generator_architecture: tuple[tuple[str, object], ...] = ()
 
+    @property
+    def edit_strengths(self) -> tuple[float, ...]:
+        """The strengths `run --sweep` scores the edit at by default: half, once and 1.5 times the benchmark's."""
+        return tuple(multiple * self.default_edit_factor for multiple in (0.5, 1.0, 1.5))
+
     def __post_init__(self) -> None:
         if self.identity is not None and self.identity not in IDENTITY_METRICS:
             raise ValueError(

@@ -1,10 +1,20 @@
 """The registry entries of `e4e` and `psp` (read by `e4e_bench.methods` on first use)."""
 
-from e4e_bench.methods.contract import MethodEntry
+from e4e_bench.methods.contract import Dial, MethodEntry
 
 TRAINER = "encoders.training.setup:run_training"
 TRAIN_OPTIONS = "encoders.training.options:TrainOptions"
 CHECKPOINT_FORMATS = ("e4e-psp-checkpoint",)  # the official files, and those `train` writes
+SCALES = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def scales(_options) -> tuple[float, ...]:
+    return SCALES
+
+
+def unit_scale(_options) -> float:
+    return 1.0
+
 
 ENTRIES = (
     MethodEntry(
@@ -17,6 +27,7 @@ ENTRIES = (
                            "toy": "toy-e4e"},
         trainer=TRAINER,
         train_options=TRAIN_OPTIONS,
+        dial=Dial("offset scale", scales, unit_scale),  # 0: its base code w for every layer; 1: its codes
     ),
     MethodEntry(
         name="psp",
@@ -27,5 +38,6 @@ ENTRIES = (
         checkpoint_assets={"faces": "psp-ffhq", "toy": "toy-psp"},
         trainer=TRAINER,
         train_options=TRAIN_OPTIONS,
+        dial=Dial("spread scale", scales, unit_scale),  # 0: the mean of its rows for every layer; 1: its codes
     ),
 )

@@ -1,6 +1,7 @@
 """`e4e` and `psp` behind the `InversionMethod` interface: one encoder pass per batch."""
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,9 +25,26 @@ class EncoderOptions:
     """e4e and pSp take no inversion options: one forward pass, BatchNorm in eval mode."""
 
 
+def first_row(codes: Tensor) -> Tensor:
+    """e4e's base code: row 0 is w, every other row w plus its offset."""
+    return codes[:, :1]
+
+
+def row_mean(codes: Tensor) -> Tensor:
+    """pSp's codes have no base: the mean of their rows."""
+    return codes.mean(dim=1, keepdim=True)
+
+
+DIAL_CENTRES = {"e4e": first_row, "psp": row_mean}
+
+
 @dataclass
 class EncoderMethod:
-    """Inverts a batch with one forward pass of a trained e4e/pSp encoder (BatchNorm in eval mode)."""
+    """Inverts a batch with one forward pass of a trained e4e/pSp encoder (BatchNorm in eval mode).
+
+    Its dial scales each row's deviation from a centre (e4e: its base code w, so 0 is W and 1 its
+    W^k code; pSp: the mean of the rows): `codes(s) = centre + s * (codes - centre)`.
+    """
 
     name: str
     inverter: Inverter
@@ -46,6 +64,13 @@ class EncoderMethod:
         device = self.inverter.decoder.device
         with torch.inference_mode():
             return Inversion(self.inverter.codes(images.to(device)))
+
+    def invert_along(self, images: Tensor, values: Sequence[float],
+                     on_point: Callable[[float, Inversion], None]) -> None:
+        codes = self.invert(images).codes
+        centre = DIAL_CENTRES[self.name](codes).expand_as(codes)
+        for value in values:
+            on_point(value, Inversion(torch.lerp(centre, codes, value)))  # exact at 0 and 1
 
     def decode(self, inversion: Inversion, codes: Tensor | None = None) -> Tensor:
         return decode_with_noise(self.generator, inversion, codes)

@@ -228,3 +228,25 @@ def test_the_schedule_drives_the_optimiser_so_a_single_step_at_lr_zero_keeps_the
                   statistics=statistics)
     torch.testing.assert_close(one.codes, statistics.mean.expand_as(one.codes), rtol=0, atol=0)
     assert not torch.allclose(two.codes, statistics.mean.expand_as(two.codes))
+
+
+def test_the_points_along_a_projection_are_its_steps_under_the_full_schedule(generator, statistics):
+    """`on_steps` sees the result after k steps of the 6-step recipe (not of a k-step one: its schedule
+    ramps over all 6), ends at the last step asked for, and its last point is the plain result."""
+    targets = decode(generator, true_codes(generator, statistics, 2))
+    config = ProjectorConfig(steps=6, **MSE_ONLY)
+    points = {}
+
+    def keep(step):
+        return lambda result: points.setdefault(step, result)
+
+    whole = project(generator, targets, space="w", config=config, seeds=[1, 2], statistics=statistics,
+                    on_steps={0: keep(0), 3: keep(3), 6: keep(6)})
+    torch.testing.assert_close(points[6].codes, whole.codes, rtol=0, atol=0)
+    torch.testing.assert_close(points[0].codes, statistics.mean.expand_as(whole.codes), rtol=0, atol=0)
+    stopped = project(generator, targets, space="w", config=config, seeds=[1, 2], statistics=statistics,
+                      on_steps={3: lambda result: None})
+    torch.testing.assert_close(stopped.codes, points[3].codes, rtol=0, atol=0)
+    short = project(generator, targets, space="w", config=ProjectorConfig(steps=3, **MSE_ONLY), seeds=[1, 2],
+                    statistics=statistics)
+    assert not torch.allclose(short.codes, points[3].codes)

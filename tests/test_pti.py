@@ -78,6 +78,25 @@ def test_batched_tuning_equals_tuning_each_image_alone():
     assert any(not torch.equal(batched[name][1], original[name]) for name in batched)
 
 
+def test_the_points_along_a_tuning_are_the_shorter_tunings():
+    """Constant-rate Adam: the weights after k of 6 steps are those of a 3-step tuning; 0 is the original."""
+    generator = make_tiny_generator().requires_grad_(False)
+    decoder = PerImageGenerator(generator)
+    codes = generator.to_wplus(generator.mapping(torch.randn(2, generator.style_dim, generator=torch.Generator().manual_seed(2))))
+    with torch.no_grad():
+        targets = TOY.crop(generator(codes + 0.3 * torch.randn_like(codes), noise="const"))
+    recipe = TuningRecipe(steps=6, lr=1e-2, mse_weight=1.0, lpips_weight=0.0, stop_lpips=0.0)
+    points = {}
+    whole = tune(decoder, codes, targets, recipe, TOY, None,
+                 on_steps={k: (lambda weights, k=k: points.setdefault(k, weights)) for k in (0, 3, 6)})
+    short = tune(decoder, codes, targets, TuningRecipe(3, 1e-2, 1.0, 0.0, 0.0), TOY, None)
+    original = dict(generator.named_parameters())
+    for name, value in whole.items():
+        torch.testing.assert_close(points[6][name], value, rtol=0, atol=0)
+        torch.testing.assert_close(points[3][name], short[name], rtol=0, atol=0)
+        assert torch.equal(points[0][name], original[name].expand_as(value))
+
+
 def test_tuned_generators_stay_in_memory_unless_kept(toy_images, tmp_path, capsys):
     base = ["invert", "--method", "pti", "--domain", "toy", "--images", str(toy_images), "--steps", "10",
             "--tune-steps", "5", "--batch-size", "8", "--device", "cpu"]

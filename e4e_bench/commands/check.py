@@ -41,8 +41,12 @@ def register(subparsers) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from e4e_bench.reporting.run_results import RunSummary
+    from e4e_bench.reporting.sweep_results import SweepSummary
 
     summary = RunSummary.load(args.run_dir)
+    sweep = SweepSummary.load(args.run_dir)
+    if sweep is not None:  # a sweep's rows are checked too, where the baseline has them
+        summary = sweep.merged_into(summary)
     return update(summary, args) if args.update else gate(summary, args)
 
 

@@ -6,8 +6,9 @@ import argparse
 from pathlib import Path
 
 from e4e_bench.assets import resolve_file
-from e4e_bench.arguments import add_option_assignments, assigned_options, distinct_names, positive_int
+from e4e_bench.arguments import add_option_assignments, assigned_options, distinct_names, positive_floats, positive_int
 from e4e_bench.domains import DOMAINS
+from e4e_bench.errors import E4EBenchError
 from e4e_bench.io import check_output_folder
 from e4e_bench.reporting.run_results import GRID_IMAGES
 
@@ -18,6 +19,7 @@ EXAMPLES = """examples:
   python -m e4e_bench run --methods opt_w,opt_wplus --domain toy --option steps=50 --option opt_w.lr=0.05
   python -m e4e_bench run --methods e4e,opt_w --domain toy --out runs/toy --resume
   python -m e4e_bench run --domain toy --n-images 16 --out runs/toy16 --label "toy N=16"
+  python -m e4e_bench run --methods e4e,psp,opt_w,opt_wplus --domain toy --sweep --edit-strengths 1,2,3
 
 exit status: 0 every method finished, 1 some method failed (its reason is in the tables), 2 the run
 could not start (each missing file is named with the command that gets it)."""
@@ -71,6 +73,12 @@ def register(subparsers) -> None:
                         help="the run's name in tables and plots, where merged reports tell runs apart (default: OUT's name)")
     parser.add_argument("--grid-images", type=positive_int, default=GRID_IMAGES,
                         help=f"rows of the qualitative grid (default {GRID_IMAGES})")
+    parser.add_argument("--sweep", action="store_true",
+                        help="also score every method at each value of its dial (e4e's offset scale, a projection's "
+                        "steps, ...) and its edit at several strengths: sweep.json, tables/sweep.*, tables/strengths.*, "
+                        "plots/frontier.*, plots/quality_vs_time.*")
+    parser.add_argument("--edit-strengths", type=positive_floats, metavar="S,S,...",
+                        help="with --sweep: the edit strengths to score (default: 0.5, 1 and 1.5 times the domain's)")
     add_option_assignments(parser)
     parser.set_defaults(func=main)
 
@@ -80,6 +88,8 @@ def main(args: argparse.Namespace) -> int:
     from e4e_bench.pipeline.runner import Benchmark, RunSettings
     from e4e_bench.reporting.tables import markdown_table
 
+    if args.edit_strengths and not args.sweep:
+        raise E4EBenchError("--edit-strengths is a setting of the sweep: add --sweep")
     methods = args.methods or default_methods()
     settings = RunSettings(
         methods=methods,
@@ -98,11 +108,13 @@ def main(args: argparse.Namespace) -> int:
         align=args.align,
         label=args.label,
         grid_images=args.grid_images,
+        sweep=args.sweep,
+        edit_strengths=args.edit_strengths,
     )
     check_output_folder(settings.out)
     summary = Benchmark(settings, resume=args.resume).run()
     if summary is None:  # another rank of a torchrun job; rank 0 reports
         return 0
     print(markdown_table([summary]))
-    print(f"results in {settings.out}: summary.json, per_image.csv, tables/, plots/")
+    print(f"results in {settings.out}: summary.json, per_image.csv, tables/, plots/" + (", sweep.json" if args.sweep else ""))
     return 0 if all(result.status == "ok" for result in summary.methods.values()) else 1

@@ -2,17 +2,19 @@
 `Inversion`), the registry of built-ins and plug-ins, their options, and building one by name."""
 
 from e4e_bench.methods.build import build_method, images_for, method_options, resolve_domain
-from e4e_bench.methods.contract import (CodesFirstMethod, Inversion, InversionMethod, IterativeMethod, MethodEntry,
-                                        WeightSource)
+from e4e_bench.methods.contract import (CodesFirstMethod, Dial, Inversion, InversionMethod, IterativeMethod,
+                                        MethodEntry, SweepableMethod, WeightSource)
 from e4e_bench.methods.registry import METHODS, register_method, resolve
 
 __all__ = [
     "METHODS",
     "CodesFirstMethod",
+    "Dial",
     "Inversion",
     "InversionMethod",
     "IterativeMethod",
     "MethodEntry",
+    "SweepableMethod",
     "WeightSource",
     "build_method",
     "images_for",

@@ -115,6 +115,28 @@ class CodesFirstMethod(Protocol):
         ...
 
 
+@runtime_checkable
+class SweepableMethod(Protocol):
+    """A method whose dial (`Dial`) `run --sweep` can turn."""
+
+    def invert_along(self, images: torch.Tensor, values: Sequence[float],
+                     on_point: Callable[[float, Inversion], None]) -> None:
+        """Call `on_point(value, inversion)` for each of `values` (ascending) as soon as the inversion
+        at that value exists: from one trajectory where the dial allows (the codes at steps 50, 100,
+        ... of one projection), else from one inversion turned to each value."""
+        ...
+
+
+@dataclass(frozen=True)
+class Dial:
+    """A method's knob between distortion and editability (e4e's W^k), turned by `run --sweep`."""
+
+    name: str  # what a value means, for tables and plots: "offset scale", "projection steps"
+    values: Callable[[Any], tuple[float, ...]]  # the method's options -> the values swept by default, ascending
+    default: Callable[[Any], float]  # the method's options -> the value of a plain run (one of `values`)
+    moves_codes: bool = True  # False: every value has the same codes (PTI's tuning steps move the generator)
+
+
 BUILTIN_PACKAGE = "e4e-bench"  # the `package` of the methods that ship with the harness
 Reference = str  # "module:attribute", imported on first use so that `--help` imports no method
 
@@ -136,6 +158,7 @@ class MethodEntry:
     domain_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # domain -> option defaults
     trainer: Reference | Callable[..., Any] | None = None  # (method, domain, overrides, resume) -> summary
     train_options: Reference | type | None = None  # the trainer's frozen options dataclass
+    dial: Dial | None = None  # its distortion-editability knob for `run --sweep` (None: one point)
     package: str = BUILTIN_PACKAGE  # the distribution that registered it (plug-ins: theirs)
 
     @property

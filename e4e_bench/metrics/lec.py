@@ -140,6 +140,7 @@ class LecMetric:
     title="LEC",
     unit="L2 distance in W+",
     in_run=True,
+    on_edits=True,
     protocol="LEC as e4e metrics/LEC.py (the direction, factor and batch size are named in each result's protocol)",
 )
 def build_lec(

@@ -114,7 +114,9 @@ class MetricSpec:
     title: str = ""  # the column title in tables (default: the name)
     unit: str = ""  # what one value is, for axes: "MSE of [-1, 1] RGB", "cosine similarity", ...
     in_run: bool = False  # `run` scores it unless `--metrics` says otherwise (latent metrics: always)
-    on_edits: bool = False  # set metrics: `run` also scores the edited reconstructions (column `<name>_edit`)
+    # set metrics: `run` also scores the edited reconstructions (column `<name>_edit`); method metrics: it
+    # measures the run's edit (LEC), built with `factor=` to measure it at another strength
+    on_edits: bool = False
     stands_for: Callable[[Domain], str | None] | None = None  # in `run`: the metric this name is in a domain
 
     def build(self, context: MetricContext, **options: Any) -> Any:
@@ -145,8 +147,8 @@ def register_metric(name: str, *, kind: str, protocol: str, higher_is_better: bo
         raise ValueError(f"metric {name!r}: kind {kind!r} is not one of {KINDS}")
     if not protocol.strip():
         raise ValueError(f"metric {name!r} needs a protocol string")
-    if on_edits and kind != "set":
-        raise ValueError(f"metric {name!r}: only set metrics are scored on the edited images")
+    if on_edits and kind not in ("set", "method"):
+        raise ValueError(f"metric {name!r}: only set and method metrics are scored on edits")
 
     def decorate(factory: Callable[..., Any]) -> Callable[..., Any]:
         METRICS.register(name, MetricSpec(name, kind, protocol, factory, higher_is_better, assets, title, unit, in_run,

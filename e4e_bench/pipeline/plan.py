@@ -19,8 +19,8 @@ from e4e_bench.reporting.run_results import GRID_IMAGES
 
 TOY_IMAGES = 64
 # Settings a resumed run may change; `options` are compared per method, resolved, by its fingerprint
-# (so that the order they were given in, or naming a default, makes no difference).
-UNCOMPARED = ("out", "batch_size", "label", "grid_images", "options")
+# (so that the order they were given in, or naming a default, makes no difference), the sweep's by its own.
+UNCOMPARED = ("out", "batch_size", "label", "grid_images", "options", "sweep", "edit_strengths")
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,8 @@ class RunSettings:
     align: bool = False  # faces: FFHQ-align the photos of --data first (into OUT/aligned/)
     label: str | None = None  # the run's name in tables and plots (None: the run folder's name)
     grid_images: int = GRID_IMAGES  # rows of the qualitative grid
+    sweep: bool = False  # also score every method along its dial and its edit at several strengths
+    edit_strengths: tuple[float, ...] | None = None  # the sweep's edit strengths (None: the domain's)
 
     def recorded(self) -> dict[str, Any]:
         """The settings as config.json stores them; all but UNCOMPARED must match on resume."""

@@ -10,10 +10,8 @@ is finished; what was produced under other settings is refused, never mixed in. 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 import json
 import logging
-import math
 import platform
 import shutil
 import subprocess
@@ -25,29 +23,23 @@ from e4e_bench import __version__
 from e4e_bench.data import from_uint8, list_images, readable_images, save_images
 from e4e_bench.distributed import start_process_group
 from e4e_bench.domains import Domain
-from e4e_bench.editing.directions import parse_direction
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.methods import Inversion, InversionMethod, build_method
-from e4e_bench.metrics import METRICS
-from e4e_bench.metrics.evaluate import Evaluation, EvaluationSummary, MetricSummary, evaluate_folders
-from e4e_bench.metrics.registry import MethodMetric, MetricContext, MetricSpec
+from e4e_bench.methods import InversionMethod, build_method
+from e4e_bench.metrics.registry import MetricContext
 from e4e_bench.pipeline.fingerprint import check_fingerprint, file_identity, method_fingerprint
-from e4e_bench.pipeline.inversion import MIN_TIMED_BATCHES, Inverted, invert_folder, write_inversion
+from e4e_bench.pipeline.inversion import invert_folder, write_inversion
 from e4e_bench.pipeline.plan import TOY_IMAGES, UNCOMPARED, RunSettings, plan_run
+from e4e_bench.pipeline.scoring import BatchWork, MethodScores, Scorer
+from e4e_bench.pipeline.sweep import Sweep, sweep_summary
 from e4e_bench.io import write_text
 from e4e_bench.reporting.report import build_report, method_dir
 from e4e_bench.reporting.results_files import json_safe, write_per_image_csv
-from e4e_bench.reporting.run_results import CONFIG_FILE, PER_IMAGE_FILE, MethodResult, MetricInfo, RunSummary, Value, recorded_path, value_from_json
+from e4e_bench.reporting.run_results import CONFIG_FILE, PER_IMAGE_FILE, MethodResult, RunSummary, recorded_path
 
 log = logging.getLogger(__name__)
 
 RESULT_FILE = "result.json"
 AFRESH = "rerun without --resume, or choose another --out"
-TIMING_PROTOCOL = ("synchronised wall time of the inversion per image, {batch} images per batch, on {device}: "
-                   "median ± median absolute deviation over the {timed} timed batches, the first batch left out as "
-                   "warm-up")
-TOO_FEW_BATCHES = ("not timed: {timed} batch(es) after the warm-up batch, {needed} needed for a median and its spread; "
-                   "use more images or a smaller --batch-size")
 
 
 def prepare_inputs(settings: RunSettings, domain: Domain, out: Path) -> tuple[Path, dict[str, str]]:
@@ -107,26 +99,6 @@ def environment(device: torch.device) -> dict[str, str]:
             "python": platform.python_version(), "device": f"{device} ({name})"}
 
 
-@dataclass
-class MethodScores:
-    """One method's finished stage: its values, the metrics' descriptions and per-image rows."""
-
-    values: dict[str, Value]
-    info: dict[str, MetricInfo]
-    per_image: dict[str, dict[str, float]]
-
-    def to_json(self) -> dict:
-        return json_safe({"values": {k: dataclasses.asdict(v) for k, v in self.values.items()},
-                          "info": {k: dataclasses.asdict(v) for k, v in self.info.items()},
-                          "per_image": self.per_image})
-
-    @classmethod
-    def from_json(cls, data: dict) -> "MethodScores":
-        return cls({k: value_from_json(v) for k, v in data["values"].items()},
-                   {k: MetricInfo(**v) for k, v in data["info"].items()},
-                   {image: {k: math.nan if v is None else v for k, v in row.items()} for image, row in data["per_image"].items()})
-
-
 class Benchmark:
     """One run: `Benchmark(settings, resume).run()` writes the run directory and returns its summary.
 
@@ -146,6 +118,7 @@ class Benchmark:
         self.environment = environment(self.device)
         self.context = MetricContext(device=self.device, domain=self.domain, pretrained=not settings.random_weights,
                                      seed=settings.seed)
+        self.scorer: Scorer | None = None  # once the inputs are known
 
     def run(self) -> RunSummary | None:
         try:
@@ -160,22 +133,28 @@ class Benchmark:
             self.inputs, self.unreadable = prepare_inputs(self.settings, self.domain, self.out)
             self._write_config()
         self.inputs = self.group.all_gather_object(self.inputs if main else None)[0]  # rank 0's folder
+        self.scorer = Scorer(self.plan, self.context, self.inputs, self.settings.batch_size, self.environment["device"])
         summary = RunSummary(domain=self.domain.name, label=self.settings.label or self.out.resolve().name)
         per_image: dict[tuple[str, str], dict[str, float]] = {}
+        finished: dict[str, tuple[InversionMethod, dict[str, str]]] = {}  # method -> (it, its fingerprint)
         for name in self.settings.methods:
             try:
-                scores = self._method(name)
+                done = self._method(name)
             except E4EBenchError as err:
                 log.error("%s failed: %s", name, err)
                 summary.methods[name] = MethodResult(status="failed", reason=str(err))
-                scores = None
+                done = None
             self.group.barrier()
-            if scores is not None:
+            if done is not None:
+                method, fingerprint, scores = done
+                finished[name] = method, fingerprint
                 summary.methods[name] = MethodResult(values=scores.values)
                 summary.metrics.update(scores.info)
                 per_image.update({(name, image): row for image, row in scores.per_image.items()})
         if not main:
             return None
+        if self.settings.sweep:
+            self._sweep(finished, summary.label)
         summary.save(self.out)
         write_per_image_csv(self.out / PER_IMAGE_FILE, per_image, first_columns=("method", "image"))
         build_report([self.out], self.out, self.settings.grid_images)
@@ -196,7 +175,19 @@ class Benchmark:
         }
         write_text(self.out / CONFIG_FILE, json.dumps(json_safe(config), indent=2, default=str) + "\n")
 
-    def _method(self, name: str) -> MethodScores | None:
+    def _sweep(self, methods: dict[str, tuple[InversionMethod, dict[str, str]]], label: str) -> None:
+        """Each finished method along its dial and at each edit strength: `sweep.json` and `sweep/`."""
+        strengths = self.settings.edit_strengths or self.domain.edit_strengths
+        sweep = Sweep(self.scorer, self.out, strengths, self.resume, progress=self.group.progress)
+        swept = {}
+        for name, (method, fingerprint) in methods.items():
+            try:
+                swept[name] = sweep.method(method, fingerprint)
+            except E4EBenchError as err:
+                log.error("%s: its sweep failed: %s", name, err)
+        sweep_summary(swept, self.scorer.edit_keys(), self.domain.name, label).save(self.out)
+
+    def _method(self, name: str) -> tuple[InversionMethod, dict[str, str], MethodScores] | None:
         folder = method_dir(self.out, name)
         method = build_method(
             name, domain=self.domain, checkpoint=self.settings.checkpoints.get(name), generator=self.settings.generator,
@@ -208,19 +199,18 @@ class Benchmark:
             stored = json.loads(done.read_text())
             check_fingerprint(stored["fingerprint"], fingerprint, done, AFRESH)
             log.info("%s: finished in an earlier session, kept", name)
-            return MethodScores.from_json(stored["scores"])
-        work = BatchWork(method, self.domain, folder / "edits",
-                         {name: spec.build(self.context) for name, spec in self.plan.of_kind("method").items()})
+            return method, fingerprint, MethodScores.from_json(stored["scores"])
+        work = self.scorer.batch_work(method, folder / "edits")
         if self.group.distributed and not self._share_inversion(method, folder, work):
             return None
         inverted = invert_folder(method, self.domain, self.inputs, folder, self.settings.batch_size,
                                  self.resume or self.group.distributed, progress=self.group.progress, on_batch=work)
         write_inversion(inverted, method, self.domain, folder)
-        scores = self._score(method, inverted, folder, work)
+        scores = self.scorer.score(method, inverted, folder, work)
         write_text(done, json.dumps({"fingerprint": fingerprint, "scores": scores.to_json()}, indent=2) + "\n")
-        return scores
+        return method, fingerprint, scores
 
-    def _share_inversion(self, method: InversionMethod, folder: Path, work: "BatchWork") -> bool:
+    def _share_inversion(self, method: InversionMethod, folder: Path, work: BatchWork) -> bool:
         """Every rank inverts its share of the batches into kept parts; True on rank 0, which gathers them."""
         try:
             invert_folder(method, self.domain, self.inputs, folder, self.settings.batch_size, resume=True,
@@ -233,91 +223,3 @@ class Benchmark:
             raise E4EBenchError(errors[0])
         return self.group.is_main
 
-    def _score(self, method: InversionMethod, inverted: Inverted, folder: Path, work: "BatchWork") -> MethodScores:
-        values: dict[str, Value] = {}
-        info: dict[str, MetricInfo] = {}
-        per_image: dict[str, dict[str, float]] = {name: {} for name in inverted.names}
-        run_names = {spec.name: name for name, spec in self.plan.metrics.items()}  # e.g. id_moco -> id
-
-        def take(summary: EvaluationSummary, suffix: str = "", note: str = "") -> None:
-            for registered, metric in summary.metrics.items():
-                name = run_names.get(registered, registered)
-                details = metric.details
-                values[name + suffix] = Value(metric.value, details.get("std", math.nan),
-                                              details.get("n", details.get("n_images", 0)), details.get("n_failed", 0),
-                                              details.get("reference", math.nan))
-                title = METRICS[registered].heading + suffix.replace("_", "-")
-                info[name + suffix] = MetricInfo(metric.higher_is_better, metric.protocol + note, title,
-                                                 METRICS[registered].unit)
-                for image, value in zip(inverted.names, details.get("per_image", ())):
-                    per_image[image][name + suffix] = value
-
-        images = list(self.plan.of_kind("paired", "set").values())
-        if images:
-            summary, rows, _ = evaluate_folders(images, self.inputs, folder / "images", self.context,
-                                                batch_size=self.settings.batch_size)
-            take(summary)
-            for file_name, row in rows.items():
-                per_image[Path(file_name).stem].update({run_names.get(k, k): v for k, v in row.items()})
-        on_edits = [spec for spec in images if spec.on_edits]
-        if on_edits and work.direction is not None:
-            summary, _, _ = evaluate_folders(on_edits, self.inputs, work.edits, self.context,
-                                             batch_size=self.settings.batch_size)
-            take(summary, "_edit", f"; fake set: the reconstructions edited by {self._edit_words()}")
-
-        for name, metric in work.metrics.items():
-            take(method_metric_summary(self.plan.metrics[name], metric, inverted.batch_results[name], method.name))
-        latent = [spec for spec in METRICS.values() if spec.kind == "latent"]  # need only the codes: always scored
-        evaluation = Evaluation(latent, self.context)
-        evaluation.add_codes(inverted.names, inverted.codes, method.generator)
-        take(evaluation.summary())
-        for image, row in evaluation.per_image_table().items():
-            per_image[image].update(row)
-
-        median, spread, timed = inverted.timing()
-        values["seconds_per_image"] = Value(median, spread, len(inverted.names))
-        words = TIMING_PROTOCOL if math.isfinite(median) else TOO_FEW_BATCHES
-        protocol = words.format(batch=self.settings.batch_size, device=self.environment["device"], timed=timed,
-                                needed=MIN_TIMED_BATCHES)
-        info["seconds_per_image"] = MetricInfo(False, protocol, "s/img", "seconds per image", std_is_noise=True)
-        return MethodScores(values, info, per_image)
-
-    def _edit_words(self) -> str:
-        d = self.domain
-        return f"{d.default_edit_name} ({d.default_edit}) x {d.default_edit_factor:g}, added to the codes"
-
-
-class BatchWork:
-    """What a run does with each batch of a method's inversion while its decoder state is in memory:
-    the edited reconstructions `edits/<stem>.png` (the domain's edit at its factor, decoded with each
-    image's own state) and the per-image values of the method metrics (LEC), kept with the batch."""
-
-    def __init__(self, method: InversionMethod, domain: Domain, edits: Path, metrics: dict[str, MethodMetric]):
-        self.method = method
-        self.domain = domain
-        self.edits = edits
-        self.metrics = metrics
-        self.direction = None if domain.default_edit is None else parse_direction(domain.default_edit, method.generator)
-
-    def __call__(self, stems: list[str], inversion: Inversion) -> dict[str, torch.Tensor]:
-        if self.direction is not None:
-            with torch.inference_mode():
-                codes = self.direction.add(inversion.codes, self.domain.default_edit_factor)
-                frames = self.domain.crop(self.method.decode(inversion, codes))
-            save_images(frames, [self.edits / f"{stem}.png" for stem in stems])
-        return {name: metric.per_image(self.method, inversion) for name, metric in self.metrics.items()}
-
-
-def method_metric_summary(spec: MetricSpec, metric: MethodMetric, per_image: torch.Tensor,
-                          method: str) -> EvaluationSummary:
-    """A method metric over every batch's values; one it cannot compute (too few images, say) is NaN
-    with the reason as its protocol, and the run goes on."""
-    try:
-        result = metric.result(per_image)
-    except E4EBenchError as err:
-        log.warning("%s: %s not computed (%s)", method, spec.name, err)
-        return EvaluationSummary({spec.name: MetricSummary(math.nan, f"{spec.name} not computed: {err}",
-                                                           spec.higher_is_better, 0.0)})
-    protocol = result.details.get("protocol", spec.protocol)
-    return EvaluationSummary({spec.name: MetricSummary(result.value, protocol, spec.higher_is_better, 0.0,
-                                                       result.details)})

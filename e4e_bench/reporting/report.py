@@ -3,7 +3,8 @@
 A run directory (written by `run`) holds `config.json`, `summary.json`, `per_image.csv` and, per
 method, `methods/<method>/{latents.npy, names.txt, images/<stem>.png, edits/<stem>.png}`;
 `config.json` names the folder of the input images (see run_results.py) and the edit. A directory
-may also (or only) hold the `bench.json` of `bench`: its rows become `tables/bench.{json,csv,md}`.
+may also (or only) hold the `bench.json` of `bench`: its rows become `tables/bench.{json,csv,md}`;
+the `sweep.json` of `run --sweep` becomes `tables/{sweep,strengths}.*` and `plots/{frontier,quality_vs_time}.*`.
 Merged runs keep a row per run and method, so their labels must differ.
 """
 
@@ -20,8 +21,10 @@ import pandas as pd
 from e4e_bench.data import IMAGE_SUFFIXES
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.reporting.bench_results import BENCH_FILE, read_bench, write_bench
+from e4e_bench.reporting.frontier import frontier_plot, quality_vs_time_plot
 from e4e_bench.reporting.plots import distribution_plot, qualitative_grid, tradeoff_plot
 from e4e_bench.reporting.run_results import CONFIG_FILE, GRID_IMAGES, PER_IMAGE_FILE, SUMMARY_FILE, RunSummary, inputs_folder
+from e4e_bench.reporting.sweep_results import SweepSummary
 from e4e_bench.reporting.tables import write_tables
 
 log = logging.getLogger(__name__)
@@ -127,4 +130,11 @@ def run_report(run_dirs: Sequence[Path], out: Path, grid_images: int) -> list[Pa
         if stems and columns:
             name = f"qualitative_{run.summary.label}" if several else "qualitative"
             paths += qualitative_grid(columns, stems, out / "plots" / name)
+        sweep = SweepSummary.load(run.folder)
+        if sweep is not None:
+            suffix = f"_{run.summary.label}" if several else ""
+            paths += write_tables([sweep.points], out / "tables", stem="sweep" + suffix)
+            paths += write_tables([sweep.strengths], out / "tables", stem="strengths" + suffix)
+            paths += frontier_plot(sweep, run.edit, out / "plots" / f"frontier{suffix}")
+            paths += quality_vs_time_plot(sweep, out / "plots" / f"quality_vs_time{suffix}")
     return paths

@@ -39,6 +39,7 @@ class MetricInfo:
     title: str = ""  # the column title in tables (summaries written before titles were stored: the key)
     unit: str = ""  # what one value is, for axes
     std_is_noise: bool = False  # the std is the measurement's own noise (timings), not a spread over images
+    setting: bool = False  # not a measurement but the setting of one beside it (the strength of a best value)
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,11 @@ class RunSummary:
             raise E4EBenchError(f"{run_dir} is not a run directory: {SUMMARY_FILE} is missing") from None
         except (OSError, json.JSONDecodeError) as err:
             raise E4EBenchError(f"{path}: cannot read the run summary ({err})") from None
+        return cls.from_json(data, path)
+
+    @classmethod
+    def from_json(cls, data: object, path: Path) -> "RunSummary":
+        """The summary in `data` (a summary.json's object), `path` naming where it came from in errors."""
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise E4EBenchError(f"{path}: not an e4e-bench run summary (format {FORMAT!r} expected)")
         try:

@@ -110,18 +110,19 @@ def _cells(summaries: Sequence[RunSummary], bold) -> pd.DataFrame:
     means, stds, keys = table_frame(summaries)
     directions = _directions(summaries)
     noisy = {key for summary in summaries for key, info in summary.metrics.items() if info.std_is_noise}
-    best = best_rows(rows, means, stds, directions, noisy)
+    settings = {key for summary in summaries for key, info in summary.metrics.items() if info.setting}
+    best = best_rows(rows, means[[key for key in keys if key not in settings]], stds, directions, noisy)
     headings = titles(summaries)
     text = pd.DataFrame(index=means.index)
     text["N"] = [str(row.n) if row.n else "–" for row in rows]
     for key in keys:
-        arrow = "↑" if directions.get(key, False) else "↓"
+        arrow = "" if key in settings else " ↑" if directions.get(key, False) else " ↓"
         column = []
         for label in means.index:
             mean, std = means.at[label, key], stds.at[label, key]
             cell = format_number(mean) if not math.isfinite(std) else f"{format_number(mean)} ± {format_number(std)}"
             column.append(bold(cell) if label in best.get(key, ()) else cell)
-        text[f"{headings.get(key, key)} {arrow}"] = column
+        text[f"{headings.get(key, key)}{arrow}"] = column
     failed = {row.label: row.result.reason for row in rows if row.result.status != "ok"}
     if failed:
         text["status"] = [f"failed: {failed[label]}" if label in failed else "ok" for label in means.index]

@@ -1,4 +1,5 @@
-"""The registry entries of `e4e` and `psp` (read by `e4e_bench.methods` on first use)."""
+"""The registry entries of `e4e`, `psp`, `restyle_psp` and `restyle_e4e` (read by `e4e_bench.methods` on
+first use)."""
 
 from e4e_bench.methods.contract import MethodEntry
 
@@ -25,6 +26,27 @@ ENTRIES = (
         summary="pixel2style2pixel (Richardson et al. 2021): one pass to free W+ codes",
         checkpoint_formats=CHECKPOINT_FORMATS,
         checkpoint_assets={"faces": "psp-ffhq", "toy": "toy-psp"},
+        trainer=TRAINER,
+        train_options=TRAIN_OPTIONS,
+    ),
+    MethodEntry(
+        name="restyle_psp",
+        factory="encoders.restyle_method:build_restyle_psp",
+        options="encoders.restyle_method:ReStyleOptions",
+        summary="ReStyle-pSp (Alaluf et al. 2021): an encoder that refines its own codes over a few steps",
+        checkpoint_formats=CHECKPOINT_FORMATS,
+        checkpoint_assets={"faces": "restyle-psp-ffhq", "cars": "restyle-psp-cars", "church": "restyle-psp-church"},
+        trainer=TRAINER,
+        train_options=TRAIN_OPTIONS,
+    ),
+    MethodEntry(
+        name="restyle_e4e",
+        factory="encoders.restyle_method:build_restyle_e4e",
+        options="encoders.restyle_method:ReStyleOptions",
+        summary="ReStyle-e4e: ReStyle's refinement with e4e's encoder (codes kept near W)",
+        checkpoint_formats=CHECKPOINT_FORMATS,
+        checkpoint_assets={"faces": "restyle-e4e-ffhq", "cars": "restyle-e4e-cars", "church": "restyle-e4e-church",
+                           "horse": "restyle-e4e-horse"},
         trainer=TRAINER,
         train_options=TRAIN_OPTIONS,
     ),

@@ -28,6 +28,7 @@ from e4e_bench.domains import Domain
 from e4e_bench.editing.directions import parse_direction
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.methods import Inversion, InversionMethod, build_method
+from e4e_bench.methods.contract import TRAJECTORY
 from e4e_bench.metrics import METRICS
 from e4e_bench.metrics.evaluate import Evaluation, EvaluationSummary, MetricSummary, evaluate_folders
 from e4e_bench.metrics.registry import MethodMetric, MetricContext, MetricSpec
@@ -42,6 +43,7 @@ from e4e_bench.reporting.run_results import CONFIG_FILE, PER_IMAGE_FILE, MethodR
 log = logging.getLogger(__name__)
 
 RESULT_FILE = "result.json"
+STEPS_DIR = "steps"  # a method's reconstruction after each refinement step, `steps/<t>/<stem>.png`
 AFRESH = "rerun without --resume, or choose another --out"
 TIMING_PROTOCOL = ("synchronised wall time of the inversion per image, {batch} images per batch, on {device}: "
                    "median ± median absolute deviation over the {timed} timed batches, the first batch left out as "
@@ -209,7 +211,7 @@ class Benchmark:
             check_fingerprint(stored["fingerprint"], fingerprint, done, AFRESH)
             log.info("%s: finished in an earlier session, kept", name)
             return MethodScores.from_json(stored["scores"])
-        work = BatchWork(method, self.domain, folder / "edits",
+        work = BatchWork(method, self.domain, folder / "edits", folder / STEPS_DIR,
                          {name: spec.build(self.context) for name, spec in self.plan.of_kind("method").items()})
         if self.group.distributed and not self._share_inversion(method, folder, work):
             return None
@@ -259,6 +261,12 @@ class Benchmark:
             take(summary)
             for file_name, row in rows.items():
                 per_image[Path(file_name).stem].update({run_names.get(k, k): v for k, v in row.items()})
+        per_step = [spec for spec in images if spec.per_step]
+        for step_folder in sorted((folder / STEPS_DIR).glob("[0-9]*"), key=lambda path: int(path.name)):
+            if per_step:
+                summary, _, _ = evaluate_folders(per_step, self.inputs, step_folder, self.context,
+                                                 batch_size=self.settings.batch_size)
+                take(summary, f"_step{step_folder.name}", f"; the reconstruction after refinement step {step_folder.name}")
         on_edits = [spec for spec in images if spec.on_edits]
         if on_edits and work.direction is not None:
             summary, _, _ = evaluate_folders(on_edits, self.inputs, work.edits, self.context,
@@ -290,12 +298,16 @@ class Benchmark:
 class BatchWork:
     """What a run does with each batch of a method's inversion while its decoder state is in memory:
     the edited reconstructions `edits/<stem>.png` (the domain's edit at its factor, decoded with each
-    image's own state) and the per-image values of the method metrics (LEC), kept with the batch."""
+    image's own state), for a method that refines its codes step by step the reconstruction of each
+    step `steps/<t>/<stem>.png` (t from 1), and the per-image values of the method metrics (LEC),
+    kept with the batch."""
 
-    def __init__(self, method: InversionMethod, domain: Domain, edits: Path, metrics: dict[str, MethodMetric]):
+    def __init__(self, method: InversionMethod, domain: Domain, edits: Path, steps: Path,
+                 metrics: dict[str, MethodMetric]):
         self.method = method
         self.domain = domain
         self.edits = edits
+        self.steps = steps
         self.metrics = metrics
         self.direction = None if domain.default_edit is None else parse_direction(domain.default_edit, method.generator)
 
@@ -305,6 +317,11 @@ class BatchWork:
                 codes = self.direction.add(inversion.codes, self.domain.default_edit_factor)
                 frames = self.domain.crop(self.method.decode(inversion, codes))
             save_images(frames, [self.edits / f"{stem}.png" for stem in stems])
+        trajectory = inversion.state.get(TRAJECTORY)
+        for step in range(trajectory.shape[1] if trajectory is not None else 0):
+            with torch.inference_mode():
+                frames = self.domain.crop(self.method.decode(inversion, trajectory[:, step]))
+            save_images(frames, [self.steps / str(step + 1) / f"{stem}.png" for stem in stems])
         return {name: metric.per_image(self.method, inversion) for name, metric in self.metrics.items()}
 
 

@@ -22,7 +22,7 @@ from encoders.training.progressive import progressive_steps
 TRAINED_ENCODERS = ("e4e", "psp", "restyle_psp", "restyle_e4e")  # the methods this trainer trains
 PROGRESSIVE = ("e4e", "restyle_e4e")  # the methods with e4e's progressive offsets and latent discriminator
 ITERATIVE = ("restyle_psp", "restyle_e4e")  # ReStyle: several refinement steps per batch
-TOY_RESTYLE_STEPS = 4000
+TOY_RESTYLE_STEPS = 2500
 OPTIMIZERS = ("ranger", "adam")
 LPIPS_TYPES = ("alex", "vgg")
 ENCODER_INITS = ("ir_se50", "resnet34", "random")

@@ -85,6 +85,26 @@ TOY_FILES = (
      "799ca00f366641e9d7fdc084497bd64c1f92dabc0703451058f83a98cbe1dcd2", 10805737, "e4e-psp-checkpoint"),
 )
 
+# (name, file name, Drive id, description): ReStyle's released encoder + decoder files (RS README, commit 5e80276);
+# the publisher gives no sizes or hashes. AFHQ Wild has no domain here: pass its file as --checkpoint.
+RESTYLE_FILES = (
+    ("restyle-psp-ffhq", "restyle_psp_ffhq_encode.pt", "1sw6I2lRIB0MpuJkpc8F5BJiSZrc0hjfE", "ReStyle-pSp, FFHQ (IR-SE50)"),
+    ("restyle-psp-cars", "restyle_psp_cars_encode.pt", "1zJHqHRQ8NOnVohVVCGbeYMMr6PDhRpPR", "ReStyle-pSp, LSUN cars (ResNet-34)"),
+    ("restyle-psp-church", "restyle_psp_church_encode.pt", "1bcxx7mw-1z7dzbJI_z7oGpWG1oQAvMaD",
+     "ReStyle-pSp, LSUN church (ResNet-34)"),
+    ("restyle-psp-afhq-wild", "restyle_psp_afhq_wild_encode.pt", "1GyFXVTNDUw3IIGHmGS71ChhJ1Rmslhk7",
+     "ReStyle-pSp, AFHQ Wild (ResNet-34)"),
+    ("restyle-e4e-ffhq", "restyle_e4e_ffhq_encode.pt", "1e2oXVeBPXMQoUoC_4TNwAWpOPpSEhE_e", "ReStyle-e4e, FFHQ (IR-SE50)"),
+    ("restyle-e4e-cars", "restyle_e4e_cars_encode.pt", "1v6Yi-Yne6JX0Pyas6XPS83IzKKUvCe8r", "ReStyle-e4e, LSUN cars (ResNet-34)"),
+    ("restyle-e4e-church", "restyle_e4e_church_encode.pt", "1sCRzbM1fGTgTbWO87jP_rxApw-tS0CH_",
+     "ReStyle-e4e, LSUN church (ResNet-34)"),
+    ("restyle-e4e-horse", "restyle_e4e_horse_encode.pt", "19_sUpTYtJmhSAolKLm3VgI-ptYqd-hgY",
+     "ReStyle-e4e, LSUN horse (ResNet-34)"),
+    ("restyle-e4e-afhq-wild", "restyle_e4e_afhq_wild_encode.pt", "1HQlUPKirShHyL3kGnwVRjhfcb-j9s4V3",
+     "ReStyle-e4e, AFHQ Wild (ResNet-34)"),
+)
+
+
 def _load_plugin_assets() -> None:
     from e4e_bench.plugins import ASSET_GROUP, load_plugins
 
@@ -118,6 +138,11 @@ for _asset in (
         Asset("psp-ffhq", "psp_ffhq_encode.pt", (drive("1bMTNWkh5LArlaWSc_wa8VKyq2V42T2z0"),),
               "e4e-psp-checkpoint", "official pSp encoder + decoder, FFHQ inversion", licence="MIT (code); weights per the pSp authors"),
         *(
+            Asset(name, filename, (drive(file_id),), "e4e-psp-checkpoint", f"official {description} encoder + decoder",
+                  licence="MIT (code); weights per the ReStyle authors")
+            for name, filename, file_id, description in RESTYLE_FILES
+        ),
+        *(
             Asset(name, path.rsplit("/", 1)[1], (E4E_RAW + path,), "edit-direction", description,
                   sha256=digest, size=size, licence="MIT (encoder4editing)")
             for name, path, description, digest, size in E4E_EDITING_FILES
@@ -132,6 +157,9 @@ for _asset in (
         Asset("lpips-alex", "alexnet-owt-7be5be79.pth", ("https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",),
               "torchvision-alexnet", "torchvision AlexNet ImageNet weights, the LPIPS (alex) backbone",
               sha256_prefix="7be5be79", licence="BSD-3-Clause"),
+        Asset("resnet34-imagenet", "resnet34-333f7ec4.pth", ("https://download.pytorch.org/models/resnet34-333f7ec4.pth",),
+              "torchvision-resnet34", "torchvision ResNet-34 ImageNet weights, ReStyle's encoder initialisation beyond faces",
+              sha256_prefix="333f7ec4", licence="BSD-3-Clause"),
         Asset("lpips-vgg", "vgg16-397923af.pth", ("https://download.pytorch.org/models/vgg16-397923af.pth",),
               "torchvision-vgg16", "torchvision VGG16 ImageNet weights, the LPIPS (vgg) backbone used by the projectors",
               sha256_prefix="397923af", licence="BSD-3-Clause"),

@@ -1,15 +1,16 @@
-"""Official e4e/pSp checkpoints: {'state_dict': encoder.* + decoder.*, 'opts': dict, 'latent_avg'}.
+"""Official e4e/pSp/ReStyle checkpoints: {'state_dict': encoder.* + decoder.*, 'opts': dict, 'latent_avg'}.
 
-e4e and pSp encoders have identical keys, so the method comes from `opts['encoder_type']`
-(`Encoder4Editing` or `GradualStyleEncoder`). The architecture (styles, width, IR-SE depth,
-input channels) is read from the keys and shapes; encoders trained here are saved in the same layout.
+The encoder class comes from `opts['encoder_type']` (the official class names, `ENCODERS`): e4e
+and pSp encoders have identical keys, as have the two ReStyle variants. The architecture (styles,
+width, backbone depth and widths, input channels) is read from the keys and shapes; encoders
+trained here are saved in the same layout.
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -29,14 +30,46 @@ from encoders.e4e_encoder import Encoder4Editing
 from encoders.inverter import Inverter
 from encoders.ir_se import num_layers_from_units, stage_starts
 from encoders.psp_encoder import GradualStyleEncoder
+from encoders.resnet import stage_starts as resnet_stage_starts
+from encoders.restyle import ReStyleInverter
+from encoders.restyle_encoders import (
+    BackboneEncoder,
+    ProgressiveBackboneEncoder,
+    ResNetBackboneEncoder,
+    ResNetProgressiveBackboneEncoder,
+)
 
 log = logging.getLogger(__name__)
 
-ENCODER_TYPES = {"e4e": "Encoder4Editing", "psp": "GradualStyleEncoder"}
-ENCODER_CLASSES = {"e4e": Encoder4Editing, "psp": GradualStyleEncoder}
-OFFICIAL_LAYOUT = "an official e4e/pSp checkpoint ({'state_dict': encoder.* + decoder.*, 'opts', 'latent_avg'})"
+
+class EncoderType(NamedTuple):
+    method: str  # the registered method that runs it
+    encoder: type  # built as encoder(n_styles, style_dim, **encoder_config(state_dict))
+    inverter: type  # the wrapper that runs it: one pass (Inverter) or ReStyle's iteration
+
+
+# Official `encoder_type` -> what runs it. ReStyle's ResNet-34 classes serve every domain but faces.
+ENCODERS = {
+    "Encoder4Editing": EncoderType("e4e", Encoder4Editing, Inverter),
+    "GradualStyleEncoder": EncoderType("psp", GradualStyleEncoder, Inverter),
+    "BackboneEncoder": EncoderType("restyle_psp", BackboneEncoder, ReStyleInverter),
+    "ResNetBackboneEncoder": EncoderType("restyle_psp", ResNetBackboneEncoder, ReStyleInverter),
+    "ProgressiveBackboneEncoder": EncoderType("restyle_e4e", ProgressiveBackboneEncoder, ReStyleInverter),
+    "ResNetProgressiveBackboneEncoder": EncoderType("restyle_e4e", ResNetProgressiveBackboneEncoder, ReStyleInverter),
+}
+OFFICIAL_LAYOUT = ("an official e4e/pSp/ReStyle checkpoint ({'state_dict': encoder.* + decoder.*, 'opts', "
+                   "'latent_avg'})")
 # Samples the official wrapper averages when a checkpoint asks for latent_avg but has none.
 MEAN_LATENT_SAMPLES = 10_000
+
+
+def encoder_type_for(method: str, resnet: bool) -> str:
+    """The official class name of `method`'s encoder; `resnet` picks ReStyle's ResNet-34 backbone."""
+    matches = [name for name, entry in ENCODERS.items() if entry.method == method
+               and (name.startswith("ResNet") == resnet or entry.inverter is Inverter)]
+    if not matches:
+        raise ValueError(f"no encoder for method {method!r}")
+    return matches[0]
 
 
 def checkpoint_opts(ckpt: dict) -> dict[str, Any]:
@@ -45,33 +78,44 @@ def checkpoint_opts(ckpt: dict) -> dict[str, Any]:
     return vars(opts) if isinstance(opts, argparse.Namespace) else dict(opts)
 
 
-def checkpoint_method(ckpt: dict, path: str | os.PathLike, requested: str | None = None) -> str:
-    """'e4e' or 'psp', from opts['encoder_type']; `requested` (from --method) must agree with it."""
+def checkpoint_encoder_type(ckpt: dict, state_dict: dict, path: str | os.PathLike, requested: str | None = None) -> str:
+    """The official encoder class of a checkpoint, from opts['encoder_type'] (or, without it, from
+    `requested` and the keys); `requested` (from --method) must agree with it."""
     encoder_type = checkpoint_opts(ckpt).get("encoder_type")
     if encoder_type is None:
         if requested is None:
-            raise E4EBenchError(f"{path} has no opts['encoder_type']; pass --method e4e or --method psp")
-        return requested
-    method = next((m for m, t in ENCODER_TYPES.items() if t == encoder_type), None)
-    if method is None:
-        raise E4EBenchError(f"{path} holds a {encoder_type!r} encoder; only Encoder4Editing (e4e) and "
-                            "GradualStyleEncoder (pSp) checkpoints are supported")
+            methods = sorted({entry.method for entry in ENCODERS.values()})
+            raise E4EBenchError(f"{path} has no opts['encoder_type']; pass --method {', '.join(methods[:-1])} "
+                                f"or {methods[-1]}")
+        try:
+            return encoder_type_for(requested, resnet="conv1.weight" in state_dict)
+        except ValueError:
+            raise E4EBenchError(f"{path} cannot be read as a {requested} checkpoint") from None
+    if encoder_type not in ENCODERS:
+        raise E4EBenchError(f"{path} holds a {encoder_type!r} encoder; supported: {', '.join(ENCODERS)}")
+    method = ENCODERS[encoder_type].method
     if requested is not None and requested != method:
         raise E4EBenchError(f"{path} is a {method} checkpoint (opts['encoder_type'] = {encoder_type!r}), "
                             f"not {requested}; use --method {method}")
-    return method
+    return encoder_type
 
 
-def encoder_config(state_dict: dict[str, torch.Tensor]) -> dict[str, int]:
-    """Constructor arguments of the encoder that owns `state_dict` (its keys without `encoder.`)."""
+def encoder_config(state_dict: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Constructor arguments besides (n_styles, style_dim) of the encoder that owns `state_dict`
+    (its keys without `encoder.`): an IR-SE or a ResNet-34 backbone."""
+    if "conv1.weight" in state_dict:
+        try:
+            return dict(input_nc=state_dict["conv1.weight"].shape[1],
+                        stage_depths=tuple(state_dict[f"body.{block}.conv2.weight"].shape[0]
+                                           for block in resnet_stage_starts()))
+        except KeyError as err:
+            raise ValueError(f"missing {err.args[0]!r}") from None
     n_units = len(key_indices(state_dict, r"body\.(\d+)\.res_layer\.1\.weight"))
     num_layers = num_layers_from_units(n_units)
     if num_layers is None:
         raise ValueError(f"an IR-SE body of {n_units} units is not IR-SE 50, 100 or 152")
     try:
         return dict(
-            n_styles=len(key_indices(state_dict, r"styles\.(\d+)\.linear\.weight")),
-            style_dim=state_dict["styles.0.linear.weight"].shape[0],
             num_layers=num_layers,
             input_nc=state_dict["input_layer.0.weight"].shape[1],
             stage_depths=tuple(state_dict[f"body.{unit}.res_layer.1.weight"].shape[0]
@@ -81,67 +125,86 @@ def encoder_config(state_dict: dict[str, torch.Tensor]) -> dict[str, int]:
         raise ValueError(f"missing {err.args[0]!r}") from None
 
 
-def encoder_from_state_dict(method: str, state_dict: dict[str, torch.Tensor], source: str | os.PathLike):
-    """The e4e or pSp encoder `state_dict` describes, loaded strictly: every key, every shape."""
+def head_config(state_dict: dict[str, torch.Tensor]) -> dict[str, int]:
+    """(n_styles, style_dim) of the encoder's map2style heads."""
     try:
-        config = encoder_config(state_dict)
+        return dict(n_styles=len(key_indices(state_dict, r"styles\.(\d+)\.linear\.weight")),
+                    style_dim=state_dict["styles.0.linear.weight"].shape[0])
+    except KeyError as err:
+        raise ValueError(f"missing {err.args[0]!r}") from None
+
+
+def encoder_from_state_dict(encoder_type: str, state_dict: dict[str, torch.Tensor], source: str | os.PathLike):
+    """The `encoder_type` encoder `state_dict` describes, loaded strictly: every key, every shape."""
+    method = ENCODERS[encoder_type].method
+    try:
+        config = head_config(state_dict) | encoder_config(state_dict)
         # Built without memory, then given the file's tensors: no random init of ~250M weights.
         with torch.device("meta"):
-            encoder = ENCODER_CLASSES[method](**config)
+            encoder = ENCODERS[encoder_type].encoder(**config)
         missing, unexpected = encoder.load_state_dict(state_dict, strict=False, assign=True)
-    except (ValueError, RuntimeError) as err:
-        raise E4EBenchError(f"{source}: the weights do not fit the {method} encoder ({load_error_detail(err)})") from None
+    except (ValueError, RuntimeError, TypeError) as err:
+        raise E4EBenchError(f"{source}: the weights do not fit the {method} encoder {encoder_type} "
+                            f"({load_error_detail(err)})") from None
     if missing or unexpected:
         found = [f"{name} keys {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
                  for name, keys in (("missing", missing), ("unexpected", unexpected)) if keys]
-        raise E4EBenchError(f"{source}: the weights do not fit the {method} encoder ({'; '.join(found)})")
+        raise E4EBenchError(f"{source}: the weights do not fit the {method} encoder {encoder_type} ({'; '.join(found)})")
     check_finite(state_dict, source)
     return encoder
 
 
-def stored_latent_avg(ckpt: dict, decoder, path: str | os.PathLike) -> torch.Tensor | None:
-    """The latent_avg the official wrapper adds: none if opts['start_from_latent_avg'] is false, else
-    the stored tensor or, as the official loader does, the mean of mapped samples (seeded here)."""
+def mean_latent(decoder, path: str | os.PathLike) -> torch.Tensor:
+    """What the official code uses for a missing latent_avg: the mean of mapped samples (seeded here)."""
+    log.warning("%s stores no latent_avg; using the mean of %d mapped samples (seed 0)", path, MEAN_LATENT_SAMPLES)
+    return decoder.mean_latent(MEAN_LATENT_SAMPLES, rng=torch.Generator().manual_seed(0))
+
+
+def stored_latent_avg(ckpt: dict, decoder, path: str | os.PathLike, required: bool = False) -> torch.Tensor | None:
+    """The latent_avg the official wrapper adds: none if opts['start_from_latent_avg'] is false (and not
+    `required`, as ReStyle's first step is), else the stored tensor or the mean of mapped samples."""
     opts = checkpoint_opts(ckpt)
     latent_avg = ckpt.get("latent_avg")
-    if not opts.get("start_from_latent_avg", latent_avg is not None):
+    if not (required or opts.get("start_from_latent_avg", latent_avg is not None)):
         return None
     if latent_avg is None:
-        log.warning("%s asks for latent_avg but stores none; using the mean of %d mapped samples (seed 0)",
-                    path, MEAN_LATENT_SAMPLES)
-        return decoder.mean_latent(MEAN_LATENT_SAMPLES, rng=torch.Generator().manual_seed(0))
+        return mean_latent(decoder, path)
     if not torch.is_tensor(latent_avg) or latent_avg.ndim not in (1, 2):
         raise E4EBenchError(f"{path}: latent_avg must be a [D], [1, D] or [n, D] tensor")
     return latent_avg
 
 
 def inverter_from_checkpoint(ckpt: dict, path: str | os.PathLike, method: str | None = None) -> tuple[Inverter, str]:
-    """(Inverter, 'e4e' | 'psp') from a checkpoint dict already read from `path`."""
+    """(Inverter or ReStyleInverter, its method) from a checkpoint dict already read from `path`."""
     kind = checkpoint_kind(ckpt)
     if kind == "generator":
-        raise E4EBenchError(f"{path} is a generator checkpoint; pass it as --generator and an e4e/pSp file as --checkpoint")
+        raise E4EBenchError(f"{path} is a generator checkpoint; pass it as --generator and an encoder file as --checkpoint")
     if kind != "encoder":
-        raise E4EBenchError(f"{path} is not an e4e/pSp checkpoint (keys: {describe_keys(ckpt)}); expected {OFFICIAL_LAYOUT}")
-    method = checkpoint_method(ckpt, path, method)
+        raise E4EBenchError(f"{path} is not an encoder checkpoint (keys: {describe_keys(ckpt)}); expected {OFFICIAL_LAYOUT}")
     state = ckpt["state_dict"]
-    encoder = encoder_from_state_dict(method, strip_prefix(state, "encoder"), path)
+    encoder_state = strip_prefix(state, "encoder")
+    encoder_type = checkpoint_encoder_type(ckpt, encoder_state, path, method)
+    entry = ENCODERS[encoder_type]
+    encoder = encoder_from_state_dict(encoder_type, encoder_state, path)
     decoder = generator_from_state_dict(strip_prefix(state, "decoder"), path)
+    latent_avg = stored_latent_avg(ckpt, decoder, path, required=entry.inverter is ReStyleInverter)
     try:
-        inverter = Inverter(encoder, decoder, stored_latent_avg(ckpt, decoder, path))
+        inverter = entry.inverter(encoder, decoder, latent_avg)
     except ValueError as err:
         raise E4EBenchError(f"{path}: encoder and decoder do not fit together ({err})") from None
-    return inverter.eval().requires_grad_(False), method
+    return inverter.eval().requires_grad_(False), entry.method
 
 
 def load_inverter(path: str | os.PathLike, method: str | None = None) -> tuple[Inverter, str]:
-    """(Inverter on the CPU in eval mode, 'e4e' | 'psp') from an official-layout checkpoint file."""
+    """(Inverter on the CPU in eval mode, its method) from an official-layout checkpoint file."""
     return inverter_from_checkpoint(read_checkpoint(path), path, method)
 
 
-def official_checkpoint(inverter: Inverter, method: str, opts: dict[str, Any] | None = None) -> dict:
+def official_checkpoint(inverter: Inverter, opts: dict[str, Any] | None = None) -> dict:
     """The official layout; `opts` gets the fields the official loaders need (plain values only)."""
     opts = dict(opts or {}) | dict(
-        encoder_type=ENCODER_TYPES[method],
+        encoder_type=type(inverter.encoder).__name__,
+        input_nc=inverter.encoder_input_channels,
         stylegan_size=inverter.decoder.size,
         output_size=inverter.decoder.size,
         start_from_latent_avg=inverter.latent_avg is not None,
@@ -152,6 +215,6 @@ def official_checkpoint(inverter: Inverter, method: str, opts: dict[str, Any] | 
     return ckpt
 
 
-def save_inverter(inverter: Inverter, method: str, path: str | os.PathLike, opts: dict[str, Any] | None = None) -> None:
+def save_inverter(inverter: Inverter, path: str | os.PathLike, opts: dict[str, Any] | None = None) -> None:
     """Write `official_checkpoint(...)` atomically to `path`."""
-    save_checkpoint(official_checkpoint(inverter, method, opts), path)
+    save_checkpoint(official_checkpoint(inverter, opts), path)

@@ -1,4 +1,5 @@
-"""The registry entries of `e4e` and `psp` (read by `e4e_bench.methods` on first use)."""
+"""The registry entries of `e4e`, `psp`, `restyle_psp` and `restyle_e4e` (read by `e4e_bench.methods` on
+first use)."""
 
 from e4e_bench.methods.contract import Dial, MethodEntry
 
@@ -14,6 +15,17 @@ def scales(_options) -> tuple[float, ...]:
 
 def unit_scale(_options) -> float:
     return 1.0
+
+
+def every_iteration(options) -> tuple[float, ...]:
+    return tuple(range(1, options.iterations + 1))
+
+
+def all_iterations(options) -> float:
+    return options.iterations
+
+
+ITERATIONS = Dial("iterations", every_iteration, all_iterations)  # the points of one refinement loop
 
 
 ENTRIES = (
@@ -39,5 +51,28 @@ ENTRIES = (
         trainer=TRAINER,
         train_options=TRAIN_OPTIONS,
         dial=Dial("spread scale", scales, unit_scale),  # 0: the mean of its rows for every layer; 1: its codes
+    ),
+    MethodEntry(
+        name="restyle_psp",
+        factory="encoders.restyle_method:build_restyle_psp",
+        options="encoders.restyle_method:ReStyleOptions",
+        summary="ReStyle-pSp (Alaluf et al. 2021): an encoder that refines its own codes over a few steps",
+        checkpoint_formats=CHECKPOINT_FORMATS,
+        checkpoint_assets={"faces": "restyle-psp-ffhq", "cars": "restyle-psp-cars", "church": "restyle-psp-church"},
+        trainer=TRAINER,
+        train_options=TRAIN_OPTIONS,
+        dial=ITERATIONS,
+    ),
+    MethodEntry(
+        name="restyle_e4e",
+        factory="encoders.restyle_method:build_restyle_e4e",
+        options="encoders.restyle_method:ReStyleOptions",
+        summary="ReStyle-e4e: ReStyle's refinement with e4e's encoder (codes kept near W)",
+        checkpoint_formats=CHECKPOINT_FORMATS,
+        checkpoint_assets={"faces": "restyle-e4e-ffhq", "cars": "restyle-e4e-cars", "church": "restyle-e4e-church",
+                           "horse": "restyle-e4e-horse"},
+        trainer=TRAINER,
+        train_options=TRAIN_OPTIONS,
+        dial=ITERATIONS,
     ),
 )

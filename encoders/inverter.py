@@ -5,7 +5,6 @@ import torch
 from torch import Tensor, nn
 
 from e4e_bench.networks.generator import Generator, NoiseSpec
-from encoders.psp_encoder import GradualStyleEncoder
 
 
 def latent_avg_rows(latent_avg: Tensor, n_latent: int) -> Tensor:
@@ -27,7 +26,7 @@ class Inverter(nn.Module):
 
     def __init__(
         self,
-        encoder: GradualStyleEncoder,  # pSp or e4e encoder: images -> [B, n_styles, style_dim] offsets
+        encoder: nn.Module,            # images -> [B, n_styles, style_dim] offsets, with n_styles and style_dim
         decoder: Generator,            # the generator the codes belong to
         latent_avg: Tensor | None,     # [D], [1, D] or [n, D]; None when the encoder predicts absolute codes
     ):
@@ -46,6 +45,11 @@ class Inverter(nn.Module):
     @property
     def n_latent(self) -> int:
         return self.decoder.n_latent
+
+    @property
+    def encoder_input_channels(self) -> int:
+        """Channels the encoder reads (the official `opts['input_nc']`)."""
+        return self.encoder.input_nc
 
     def codes(self, images: Tensor) -> Tensor:
         """[B, 3, H, W] in [-1, 1] -> [B, n_latent, style_dim], the codes fed to the generator."""

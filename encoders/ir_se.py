@@ -125,6 +125,7 @@ class IRSEBackbone(nn.Module):
     ):
         super().__init__()
         self.num_layers = num_layers
+        self.input_nc = input_nc
         self.stage_depths = tuple(stage_depths)
         self.input_layer = nn.Sequential(
             nn.Conv2d(input_nc, stage_depths[0], kernel_size=3, stride=1, padding=1, bias=False),
@@ -135,6 +136,10 @@ class IRSEBackbone(nn.Module):
         stage_ends = [end - 1 for end in itertools.accumulate(UNITS_PER_STAGE[num_layers])]
         # For IR-SE-50 these are units 6, 20 and 23, where the official encoders tap c1, c2, c3.
         self.tap_units = tuple(stage_ends[1:])
+
+    def features(self, x: Tensor) -> Tensor:
+        """[B,input_nc,H,W] -> the body's last map [B,512,H/16,W/16] (official widths)."""
+        return self.body(self.input_layer(x))
 
     def pyramid(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """[B,input_nc,H,W] -> (c1 [B,128,H/4,W/4], c2 [B,256,H/8,W/8], c3 [B,512,H/16,W/16]) (official widths)."""
@@ -177,5 +182,4 @@ class ArcFaceIRSE(IRSEBackbone):
 
     def forward(self, x: Tensor) -> Tensor:
         """[B,3,input_size,input_size] in [-1,1] -> [B,512] unit vectors."""
-        x = self.body(self.input_layer(x))
-        return F.normalize(self.output_layer(x), dim=1, eps=0.0)
+        return F.normalize(self.output_layer(self.features(x)), dim=1, eps=0.0)

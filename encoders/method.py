@@ -1,4 +1,4 @@
-"""`e4e` and `psp` behind the `InversionMethod` interface: one encoder pass per batch."""
+"""`e4e` and `psp` behind the `InversionMethod` interface (one encoder pass per batch), and the\nloading every encoder method shares."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -16,7 +16,7 @@ from e4e_bench.networks.generator import Generator
 from e4e_bench.methods import METHODS, Inversion, WeightSource
 from e4e_bench.methods.decoding import decode_with_noise
 from e4e_bench.seeding import seeded_initialisation
-from encoders.checkpoint import ENCODER_CLASSES, MEAN_LATENT_SAMPLES, load_inverter
+from encoders.checkpoint import ENCODERS, MEAN_LATENT_SAMPLES, encoder_type_for, load_inverter
 from encoders.inverter import Inverter
 
 
@@ -84,39 +84,44 @@ def build_psp(**keywords) -> EncoderMethod:
     return build_encoder_method("psp", **keywords)
 
 
-def build_encoder_method(method: str, *, domain: Domain, checkpoint: Path | None, generator: Path | None,
-                         device: torch.device, options: EncoderOptions, random_weights: bool,
-                         seed: int) -> EncoderMethod:
-    """The method from `checkpoint` (default: the domain's pretrained file); `generator` replaces its decoder.
+def build_encoder_method(method: str, *, domain: Domain, options: EncoderOptions, **weights) -> EncoderMethod:
+    inverter, source = encoder_inverter(method, domain, **weights)
+    return EncoderMethod(method, inverter, domain.encoder_input, source, options)
+
+
+def encoder_inverter(method: str, domain: Domain, *, checkpoint: Path | None, generator: Path | None,
+                     device: torch.device, random_weights: bool, seed: int) -> tuple[Inverter, WeightSource]:
+    """`method`'s inverter from `checkpoint` (default: the domain's pretrained file), in eval mode on
+    `device`; `generator` replaces its decoder.
 
     `random_weights`: an official-size encoder with weights drawn from `seed` (throughput runs, no
     files needed), decoding with `generator` or a random generator of the domain's resolution.
     """
     if random_weights:
         inverter = random_inverter(method, domain, generator, seed)
-        source = WeightSource(generator=generator, random_seed=seed)
-        return EncoderMethod(method, inverter.to(device).eval().requires_grad_(False), domain.encoder_input,
-                             source, options)
+        return inverter.to(device).eval().requires_grad_(False), WeightSource(generator=generator, random_seed=seed)
     path = checkpoint if checkpoint is not None else default_checkpoint(method, domain)
     inverter, _ = load_inverter(path, method)
     if generator is not None:
         decoder, _ = load_generator(generator)
         try:
-            inverter = Inverter(inverter.encoder, decoder, inverter.latent_avg)
+            inverter = type(inverter)(inverter.encoder, decoder, inverter.latent_avg)
         except ValueError as err:
             raise E4EBenchError(f"--generator {generator} does not fit the encoder of {path} ({err})") from None
     if inverter.decoder.size != domain.resolution:
         raise E4EBenchError(f"{path} decodes {inverter.decoder.size} px images but domain {domain.name!r} needs "
                             f"{domain.resolution} px; pass the --domain the checkpoint was trained for")
-    return EncoderMethod(method, inverter.to(device).eval(), domain.encoder_input,
-                         WeightSource(checkpoint=path, generator=generator), options)
+    return inverter.to(device).eval(), WeightSource(checkpoint=path, generator=generator)
 
 
 def random_inverter(method: str, domain: Domain, generator: Path | None, seed: int = 0) -> Inverter:
+    """The official architecture of `method` on `domain` (ReStyle: IR-SE-50 for faces, else ResNet-34)."""
+    entry = ENCODERS[encoder_type_for(method, resnet=domain.name != "faces")]
     with seeded_initialisation(seed):
         decoder = load_generator(generator)[0] if generator is not None else Generator(**domain.generator_kwargs)
-        encoder = ENCODER_CLASSES[method](decoder.n_latent, decoder.style_dim)
-    return Inverter(encoder, decoder, decoder.mean_latent(MEAN_LATENT_SAMPLES, rng=torch.Generator().manual_seed(seed)))
+        encoder = entry.encoder(decoder.n_latent, decoder.style_dim)
+    return entry.inverter(encoder, decoder,
+                          decoder.mean_latent(MEAN_LATENT_SAMPLES, rng=torch.Generator().manual_seed(seed)))
 
 
 def default_checkpoint(method: str, domain: Domain) -> Path:

@@ -62,7 +62,7 @@ def test_method_contradicting_the_file_is_one_line(generator):
 def test_missing_encoder_type_needs_the_method(generator):
     ckpt = official_checkpoint_dict("e4e", generator)
     del ckpt["opts"]["encoder_type"]
-    with pytest.raises(E4EBenchError, match="--method e4e or --method psp"):
+    with pytest.raises(E4EBenchError, match="--method e4e, psp, restyle_e4e or restyle_psp"):
         load(ckpt)
     assert isinstance(load(ckpt, "e4e")[0].encoder, Encoder4Editing)
 
@@ -76,7 +76,7 @@ def test_other_official_encoder_types_are_rejected(generator):
 def test_generator_file_as_checkpoint_is_explained(generator):
     with pytest.raises(E4EBenchError, match="generator checkpoint; pass it as --generator"):
         load(rosinality_checkpoint(generator))
-    with pytest.raises(E4EBenchError, match="not an e4e/pSp checkpoint"):
+    with pytest.raises(E4EBenchError, match="not an encoder checkpoint"):
         load({"state_dict": {"weight": torch.zeros(1)}})
 
 
@@ -157,7 +157,7 @@ def test_opts_as_namespace(generator):
 def test_file_round_trip_in_the_official_layout(tmp_path, generator, images, method):
     source = write_official_checkpoint(tmp_path / "official.pt", method, generator)
     inverter, found = load_inverter(source)
-    save_inverter(inverter, found, tmp_path / "ours.pt", opts={"dataset_type": "cars_encode"})
+    save_inverter(inverter, tmp_path / "ours.pt", opts={"dataset_type": "cars_encode"})
     saved = load_file(tmp_path / "ours.pt")  # weights_only
     assert set(saved) == {"state_dict", "opts", "latent_avg"}
     assert saved["opts"]["encoder_type"] == official_checkpoint_dict(method, generator)["opts"]["encoder_type"]
@@ -171,8 +171,8 @@ def test_file_round_trip_in_the_official_layout(tmp_path, generator, images, met
 
 def test_official_checkpoint_keeps_caller_opts_but_sets_the_loader_fields(generator):
     inverter, _ = load(official_checkpoint_dict("psp", generator, start_from_latent_avg=False))
-    opts = official_checkpoint(inverter, "psp", {"encoder_type": "Encoder4Editing", "lr": 1e-4})["opts"]
-    assert opts == {"encoder_type": "GradualStyleEncoder", "lr": 1e-4, "stylegan_size": 32, "output_size": 32,
+    opts = official_checkpoint(inverter, {"encoder_type": "Encoder4Editing", "lr": 1e-4})["opts"]
+    assert opts == {"encoder_type": "GradualStyleEncoder", "input_nc": 3, "lr": 1e-4, "stylegan_size": 32, "output_size": 32,
                     "start_from_latent_avg": False}
 
 

@@ -20,6 +20,11 @@ from e4e_bench.errors import E4EBenchError
 from e4e_bench.networks.generator import Generator
 
 
+# A `state` entry `[B, T, n_latent, style_dim]`: the codes after each of T steps of a method that refines
+# its codes step by step (the last equal to `codes`); `run` scores each step's reconstruction.
+TRAJECTORY = "trajectory"
+
+
 @dataclass
 class Inversion:
     """Codes `[B, n_latent, style_dim]` (latent_avg included) and per-image decoder state: each

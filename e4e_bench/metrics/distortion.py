@@ -19,6 +19,7 @@ def mean_squared_error(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     title="L2",
     unit="MSE of [-1, 1] RGB",
     in_run=True,
+    per_step=True,
     protocol="per-pixel MSE of [-1,1] RGB images (4x the [0,1] MSE, as e4e/pSp report it)",
 )
 def build_l2(context: MetricContext):

@@ -118,6 +118,8 @@ class MetricSpec:
     # measures the run's edit (LEC), built with `factor=` to measure it at another strength
     on_edits: bool = False
     stands_for: Callable[[Domain], str | None] | None = None  # in `run`: the metric this name is in a domain
+    # paired metrics: `run` also scores each step of a method that refines step by step (column `<name>_step<t>`)
+    per_step: bool = False
 
     def build(self, context: MetricContext, **options: Any) -> Any:
         return self.factory(context, **options)
@@ -140,7 +142,7 @@ METRICS: Registry[MetricSpec] = Registry("metric")
 def register_metric(name: str, *, kind: str, protocol: str, higher_is_better: bool = False,
                     assets: tuple[str, ...] = (), title: str = "", unit: str = "", in_run: bool = False,
                     on_edits: bool = False,
-                    stands_for: Callable[[Domain], str | None] | None = None):
+                    stands_for: Callable[[Domain], str | None] | None = None, per_step: bool = False):
     """Decorator registering a metric factory under ``name``; malformed or duplicate names raise."""
     METRICS.check_new_name(name)
     if kind not in KINDS:
@@ -149,10 +151,12 @@ def register_metric(name: str, *, kind: str, protocol: str, higher_is_better: bo
         raise ValueError(f"metric {name!r} needs a protocol string")
     if on_edits and kind not in ("set", "method"):
         raise ValueError(f"metric {name!r}: only set and method metrics are scored on edits")
+    if per_step and kind != "paired":
+        raise ValueError(f"metric {name!r}: only paired metrics are scored on each refinement step")
 
     def decorate(factory: Callable[..., Any]) -> Callable[..., Any]:
         METRICS.register(name, MetricSpec(name, kind, protocol, factory, higher_is_better, assets, title, unit, in_run,
-                                          on_edits, stands_for))
+                                          on_edits, stands_for, per_step))
         return factory
 
     return decorate

@@ -29,7 +29,7 @@ from e4e_bench.metrics.registry import MetricContext
 from e4e_bench.pipeline.fingerprint import check_fingerprint, file_identity, method_fingerprint
 from e4e_bench.pipeline.inversion import invert_folder, write_inversion
 from e4e_bench.pipeline.plan import TOY_IMAGES, UNCOMPARED, RunSettings, plan_run
-from e4e_bench.pipeline.scoring import BatchWork, MethodScores, Scorer
+from e4e_bench.pipeline.scoring import STEPS_DIR, BatchWork, MethodScores, Scorer
 from e4e_bench.pipeline.sweep import Sweep, sweep_summary
 from e4e_bench.io import write_text
 from e4e_bench.reporting.report import build_report, method_dir
@@ -200,7 +200,7 @@ class Benchmark:
             check_fingerprint(stored["fingerprint"], fingerprint, done, AFRESH)
             log.info("%s: finished in an earlier session, kept", name)
             return method, fingerprint, MethodScores.from_json(stored["scores"])
-        work = self.scorer.batch_work(method, folder / "edits")
+        work = self.scorer.batch_work(method, folder / "edits", steps=folder / STEPS_DIR)
         if self.group.distributed and not self._share_inversion(method, folder, work):
             return None
         inverted = invert_folder(method, self.domain, self.inputs, folder, self.settings.batch_size,

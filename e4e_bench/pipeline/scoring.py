@@ -22,6 +22,7 @@ from e4e_bench.domains import Domain
 from e4e_bench.editing.directions import parse_direction
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.methods import Inversion, InversionMethod
+from e4e_bench.methods.contract import TRAJECTORY
 from e4e_bench.metrics import METRICS
 from e4e_bench.metrics.evaluate import Evaluation, EvaluationSummary, MetricSummary, evaluate_folders
 from e4e_bench.metrics.registry import MethodMetric, MetricContext, MetricSpec
@@ -31,6 +32,8 @@ from e4e_bench.reporting.results_files import json_safe
 from e4e_bench.reporting.run_results import MetricInfo, Value, value_from_json
 
 log = logging.getLogger(__name__)
+
+STEPS_DIR = "steps"  # a method's reconstruction after each refinement step, `steps/<t>/<stem>.png`
 
 TIMING_PROTOCOL = ("synchronised wall time of the inversion per image, {batch} images per batch, on {device}: "
                    "median ± median absolute deviation over the {timed} timed batches, the first batch left out as "
@@ -77,15 +80,18 @@ class MethodScores:
 class BatchWork:
     """What a run does with each batch of a method's inversion while its decoder state is in memory:
     the edited reconstructions `edits/<stem>.png` (the domain's edit at `factor`, decoded with each
-    image's own state) and the per-image values of the method metrics (LEC), kept with the batch.
-    `relooker` re-inverts the edited images for the method metrics (default: the method itself)."""
+    image's own state), for a method that refines its codes step by step and a `steps` folder the
+    reconstruction of each step `steps/<t>/<stem>.png` (t from 1), and the per-image values of the
+    method metrics (LEC), kept with the batch. `relooker` re-inverts the edited images for the method
+    metrics (default: the method itself)."""
 
     def __init__(self, method: InversionMethod, domain: Domain, edits: Path, metrics: dict[str, MethodMetric],
-                 factor: float | None = None, relooker: InversionMethod | None = None):
+                 factor: float | None = None, relooker: InversionMethod | None = None, steps: Path | None = None):
         self.method = method
         self.relooker = relooker or method
         self.domain = domain
         self.edits = edits
+        self.steps = steps
         self.metrics = metrics
         self.factor = domain.default_edit_factor if factor is None else factor
         self.direction = None if domain.default_edit is None else parse_direction(domain.default_edit, method.generator)
@@ -96,6 +102,11 @@ class BatchWork:
                 codes = self.direction.add(inversion.codes, self.factor)
                 frames = self.domain.crop(self.method.decode(inversion, codes))
             save_images(frames, [self.edits / f"{stem}.png" for stem in stems])
+        trajectory = inversion.state.get(TRAJECTORY) if self.steps is not None else None
+        for step in range(trajectory.shape[1] if trajectory is not None else 0):
+            with torch.inference_mode():
+                frames = self.domain.crop(self.method.decode(inversion, trajectory[:, step]))
+            save_images(frames, [self.steps / str(step + 1) / f"{stem}.png" for stem in stems])
         return {name: metric.per_image(self.relooker, inversion) for name, metric in self.metrics.items()}
 
 
@@ -133,13 +144,14 @@ class Scorer:
         return {spec.name: name for name, spec in self.plan.metrics.items()}  # e.g. id_moco -> id
 
     def batch_work(self, method: InversionMethod, edits: Path, factor: float | None = None,
-                   relooker: InversionMethod | None = None) -> BatchWork:
-        """The run's edit and method metrics for each batch; with `factor`, the edit at that strength and
-        only the method metrics that measure the edit (LEC), built for that strength."""
+                   relooker: InversionMethod | None = None, steps: Path | None = None) -> BatchWork:
+        """The run's edit and method metrics for each batch (and each refinement step's reconstruction into
+        `steps`); with `factor`, the edit at that strength and only the method metrics that measure the
+        edit (LEC), built for that strength."""
         specs = self.plan.of_kind("method")
         metrics = ({name: spec.build(self.context) for name, spec in specs.items()} if factor is None else
                    {name: spec.build(self.context, factor=factor) for name, spec in specs.items() if spec.on_edits})
-        return BatchWork(method, self.domain, edits, metrics, factor, relooker)
+        return BatchWork(method, self.domain, edits, metrics, factor, relooker, steps)
 
     def edit_keys(self) -> list[str]:
         """The values that depend on the edit's strength: `<name>_edit` of the set metrics scored on the
@@ -157,6 +169,11 @@ class Scorer:
             scores.take(summary, inverted.names, self.run_names)
             for file_name, row in rows.items():
                 scores.per_image[Path(file_name).stem].update({self.run_names.get(k, k): v for k, v in row.items()})
+        per_step = [spec for spec in images if spec.per_step]
+        for step in sorted((folder / STEPS_DIR).glob("[0-9]*"), key=lambda path: int(path.name)) if per_step else ():
+            summary, _, _ = evaluate_folders(per_step, self.inputs, step, self.context, batch_size=self.batch_size)
+            scores.take(summary, inverted.names, self.run_names, f"_step{step.name}",
+                        f"; the reconstruction after refinement step {step.name}")
         self.score_edits(scores, inverted, work)
         latent = [spec for spec in METRICS.values() if spec.kind == "latent"]  # need only the codes: always scored
         evaluation = Evaluation(latent, self.context)

@@ -15,14 +15,17 @@ from dataclasses import dataclass, field, fields
 
 from e4e_bench.domains import DOMAINS
 from e4e_bench.errors import E4EBenchError
-from encoders.checkpoint import ENCODER_TYPES
+from encoders.checkpoint import ENCODERS, encoder_type_for
 from encoders.ir_se import valid_stage_depths
 from encoders.training.progressive import progressive_steps
 
-TRAINED_ENCODERS = ("e4e", "psp")  # the methods this trainer trains
+TRAINED_ENCODERS = ("e4e", "psp", "restyle_psp", "restyle_e4e")  # the methods this trainer trains
+PROGRESSIVE = ("e4e", "restyle_e4e")  # the methods with e4e's progressive offsets and latent discriminator
+ITERATIVE = ("restyle_psp", "restyle_e4e")  # ReStyle: several refinement steps per batch
+TOY_RESTYLE_STEPS = 2500
 OPTIMIZERS = ("ranger", "adam")
 LPIPS_TYPES = ("alex", "vgg")
-ENCODER_INITS = ("ir_se50", "random")
+ENCODER_INITS = ("ir_se50", "resnet34", "random")
 
 
 def cores_per_process() -> int:
@@ -42,7 +45,8 @@ class TrainOptions:
     exp_dir: str = _opt("", "output folder (set by --out)", flag="--out")
     dataset_type: str = _opt("ffhq_encode", "official dataset name; derived from --domain")
     encoder_type: str = _opt("Encoder4Editing", "official encoder class name; derived from --method")
-    input_nc: int = _opt(3, "pSp: encoder input channels; RGB encoding only, kept for the official loaders")
+    input_nc: int = _opt(3, "encoder input channels: 3 (RGB) for e4e/pSp, 6 (RGB + reconstruction) for ReStyle; "
+                            "set from --method")
     label_nc: int = _opt(0, "pSp: label channels; 0 for encoding, kept for the official loaders")
     learn_in_w: bool = _opt(False, "pSp: one code for all rows; W+ encoding only, kept for the official loaders")
     batch_size: int = _opt(4, "training images per step and per process (effective batch = this x processes)")
@@ -83,6 +87,7 @@ class TrainOptions:
     board_interval: int = _opt(50, "log the training losses every this many steps")
     val_interval: int = _opt(1000, "evaluate on the held-out images every this many steps")
     save_interval: int | None = _opt(None, "save iteration_N.pt every this many steps (default: at the end)")
+    n_iters_per_batch: int = _opt(5, "ReStyle: refinement steps per batch, each with its own losses and backward")
     snapshot_minutes: float = _opt(
         10.0, "also save a resumable iteration_N.pt after this many minutes without a save, replacing the previous "
               "such snapshot (0: never); Ctrl-C or SIGTERM always saves one before stopping", ours=True)
@@ -90,7 +95,7 @@ class TrainOptions:
     progressive_start: int | None = _opt(None, "e4e: step of the first offset; one more every --progressive-step-every")
     progressive_step_every: int = _opt(2000, "e4e: steps between two offsets")
     # -- ours ----------------------------------------------------------------------------------
-    method: str = _opt("e4e", "e4e or psp", ours=True)
+    method: str = _opt("e4e", ", ".join(TRAINED_ENCODERS), ours=True)
     domain: str = _opt("faces", "domain: fixes the resolution, crop, input size and similarity network", ours=True)
     data: str = _opt("", "folder of training images", ours=True)
     test_data: str | None = _opt(None, "folder of held-out images (default: split off --data)", ours=True)
@@ -104,7 +109,8 @@ class TrainOptions:
     encoder_stage_depths: tuple[int, ...] | None = _opt(
         None, "IR-SE widths of the encoder's stem and 4 stages (default: the official 64 128 256 512; narrower ones "
               "are for tests and start from random weights)", ours=True)
-    encoder_init: str = _opt("ir_se50", "encoder backbone start: ir_se50 (ArcFace weights, official) or random",
+    encoder_init: str = _opt("ir_se50", "encoder backbone start: ir_se50 (ArcFace weights, official for IR-SE "
+                                        "backbones), resnet34 (ImageNet, official for ReStyle's ResNet-34) or random",
                              ours=True)
     flip: bool = _opt(True, "random horizontal flips of the training images, as the official transforms", ours=True)
     grid_images: int = _opt(4, "images per input|reconstruction grid", ours=True)
@@ -113,8 +119,13 @@ class TrainOptions:
         checks = [
             (self.method in TRAINED_ENCODERS, f"--method must be one of {', '.join(TRAINED_ENCODERS)}, got {self.method!r}"),
             (self.optim_name in OPTIMIZERS, f"--optim-name must be one of {', '.join(OPTIMIZERS)}"),
-            ((self.input_nc, self.label_nc, self.learn_in_w) == (3, 0, False),
-             "only RGB-to-W+ encoding is trained here: input_nc 3, label_nc 0, learn_in_w off"),
+            ((self.input_nc, self.label_nc, self.learn_in_w) == (6 if self.method in ITERATIVE else 3, 0, False),
+             "only RGB-to-W+ encoding is trained here: input_nc 3 (ReStyle: 6), label_nc 0, learn_in_w off"),
+            (ENCODERS.get(self.encoder_type, ENCODERS["Encoder4Editing"]).method == self.method,
+             f"--encoder-type {self.encoder_type} is not an encoder of {self.method}"),
+            (self.encoder_init == "random" or (self.encoder_init == "resnet34") == self.encoder_type.startswith("ResNet"),
+             "--encoder-init ir_se50 starts IR-SE backbones, resnet34 ResNet-34 ones (ReStyle beyond faces)"),
+            (self.n_iters_per_batch >= 1, "--n-iters-per-batch must be at least 1"),
             (self.encoder_stage_depths is None or valid_stage_depths(self.encoder_stage_depths),
              "--encoder-stage-depths must be 4 increasing widths, the first at least 16"),
             (self.encoder_stage_depths is None or self.encoder_init == "random",
@@ -133,9 +144,10 @@ class TrainOptions:
             (self.progressive_steps is None or (len(self.progressive_steps) > 0 and self.progressive_steps[0] == 0
                                                 and list(self.progressive_steps) == sorted(self.progressive_steps)),
              "--progressive-steps must start at 0 and increase"),
-            (self.method == "e4e" or (self.progressive_steps is None and self.progressive_start is None
-                                       and self.w_discriminator_lambda == 0),
-             "progressive training and the latent discriminator are e4e options; drop them for --method psp"),
+            (self.method in PROGRESSIVE or (self.progressive_steps is None and self.progressive_start is None
+                                             and self.w_discriminator_lambda == 0),
+             "progressive training and the latent discriminator are e4e options; drop them for --method "
+             f"{self.method}"),
             (self.input_size is None or (len(self.input_size) == 2 and min(self.input_size) >= 16),
              "--input-size must be H,W with both at least 16"),
         ]
@@ -184,29 +196,43 @@ def recipe_defaults(method: str, domain: str) -> dict:
         raise E4EBenchError(f"--method must be one of {', '.join(TRAINED_ENCODERS)}, got {method!r}")
     faces = domain == "faces"
     # The official `dataset_type` (ffhq_encode, cars_encode, ...): what the official loaders key the cars crop on.
-    common = dict(method=method, domain=domain, encoder_type=ENCODER_TYPES[method], start_from_latent_avg=True,
-                  dataset_type="ffhq_encode" if faces else f"{domain}_encode", batch_size=8)
+    common = dict(method=method, domain=domain, encoder_type=encoder_type_for(method, resnet=not faces),
+                  start_from_latent_avg=True, dataset_type="ffhq_encode" if faces else f"{domain}_encode", batch_size=8)
+    if method in ITERATIVE:
+        common |= dict(input_nc=6, encoder_init="ir_se50" if faces else "resnet34")
     if domain == "toy":
         return common | toy_recipe(method)
     if method == "e4e":
         return common | dict(test_batch_size=4, use_w_pool=True, w_discriminator_lambda=0.1,
                              progressive_start=20_000, val_interval=10_000, id_lambda=0.1 if faces else 0.5,
                              max_steps=300_000 if faces else 200_000)
-    return common | dict(test_batch_size=8, val_interval=2500, save_interval=5000,
-                         id_lambda=0.1 if faces else 0.0, moco_lambda=0.0 if faces else 0.5)
+    similarity = dict(id_lambda=0.1 if faces else 0.0, moco_lambda=0.0 if faces else 0.5)
+    if method == "psp":
+        return common | similarity | dict(test_batch_size=8, val_interval=2500, save_interval=5000)
+    # ReStyle's README commands (faces; beyond faces MoCo x0.5 in place of the ID loss, as it says)
+    restyle = common | similarity | dict(test_batch_size=8, val_interval=5000, save_interval=10_000, n_iters_per_batch=5)
+    if method == "restyle_e4e":
+        return restyle | dict(use_w_pool=True, w_discriminator_lambda=0.1, progressive_start=20_000,
+                              progressive_step_every=2000, delta_norm_lambda=2e-4)
+    return restyle
 
 
 def toy_recipe(method: str) -> dict:
-    """How the shipped toy encoders were trained: the official recipes scaled to a CPU and 8,000 steps.
+    """How the shipped toy encoders were trained: the official recipes scaled to a CPU.
 
     Offline losses only (L2; e4e's latent discriminator with its pool and delta regulariser, pSp's plain L2);
-    a narrow IR-SE50 from random weights, Adam at 1e-3 (Ranger at 1e-4 barely moves a random backbone in so
-    few steps); e4e's progressive schedule compressed from 20k + 2k per offset to 500 + 300.
+    narrow backbones from random weights (IR-SE50 16, 32, 48, 64; ReStyle's ResNet-34 16, 24, 32, 48), Adam at
+    1e-3 (Ranger at 1e-4 barely moves a random backbone in so few steps); e4e's progressive schedule compressed
+    from 20k + 2k per offset to 500 + 300. e4e and pSp: 8,000 steps; ReStyle (5 refinement steps per batch):
+    see results/toy/README.md.
     """
     common = dict(encoder_init="random", encoder_stage_depths=(16, 32, 48, 64), lpips_lambda=0.0, id_lambda=0.0,
                   moco_lambda=0.0, optim_name="adam", learning_rate=1e-3, max_steps=8000, batch_size=8,
                   test_batch_size=16, val_interval=1000, image_interval=1000, board_interval=50, save_interval=1000)
-    if method == "e4e":
+    if method in ITERATIVE:
+        common |= dict(encoder_stage_depths=(16, 24, 32, 48), max_steps=TOY_RESTYLE_STEPS, val_interval=500,
+                       image_interval=500, save_interval=500)
+    if method in PROGRESSIVE:
         return common | dict(use_w_pool=True, w_discriminator_lambda=0.1, progressive_start=500, progressive_step_every=300)
     return common
 

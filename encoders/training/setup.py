@@ -19,9 +19,9 @@ from e4e_bench.errors import E4EBenchError
 from e4e_bench.networks.lpips_net import BACKBONE_ASSETS, build_lpips
 from e4e_bench.networks.moco import MOCO_ASSET, load_moco
 from e4e_bench.seeding import seeded_initialisation
-from encoders.checkpoint import ENCODER_CLASSES, MEAN_LATENT_SAMPLES, load_inverter
-from encoders.inverter import Inverter
+from encoders.checkpoint import ENCODERS, MEAN_LATENT_SAMPLES, load_inverter
 from encoders.ir_se import STAGE_DEPTHS, ArcFaceIRSE
+from encoders.resnet import torchvision_to_body
 from e4e_bench.distributed import ProcessGroup, start_process_group
 from encoders.training.losses import IR_SE50_ASSET, ArcFaceSimilarity, EncoderObjective, LossNetworks, similarity_networks
 from encoders.training.options import TrainOptions, recipe_defaults
@@ -38,6 +38,8 @@ from encoders.training.trainer import (
 # Largest encoder input side: the fine map2style heads bring a H/4 map to 1x1 with six stride-2 convs.
 MAX_INPUT_SIDE = 256
 SIMILARITY_ASSETS = {"arcface": IR_SE50_ASSET, "moco": MOCO_ASSET}
+RESNET34_ASSET = "resnet34-imagenet"
+BACKBONE_INITS = {"ir_se50": IR_SE50_ASSET, "resnet34": RESNET34_ASSET}  # --encoder-init -> its weights
 
 
 def resolve_options(method: str, domain: str, overrides: dict, resume: str | None) -> tuple[TrainOptions, dict | None]:
@@ -69,8 +71,8 @@ def required_assets(opts: TrainOptions, domain: Domain, resuming: bool) -> dict[
         if domain.generator_asset is None:
             raise E4EBenchError(f"domain {domain.name!r} has no default generator; pass --generator PATH")
         needs[domain.generator_asset] = "the generator"
-    if opts.encoder_init == "ir_se50" and not resuming and not opts.checkpoint_path:
-        needs[IR_SE50_ASSET] = "the encoder's IR-SE50 initialisation (or --encoder-init random)"
+    if opts.encoder_init in BACKBONE_INITS and not resuming and not opts.checkpoint_path:
+        needs[BACKBONE_INITS[opts.encoder_init]] = "the encoder's initialisation (or --encoder-init random)"
     if opts.random_weights:
         return needs
     if opts.lpips_lambda > 0 or opts.lpips_lambda_crop > 0:
@@ -122,16 +124,34 @@ def average_latent(decoder, stored: torch.Tensor | None, seed: int) -> torch.Ten
 
 
 def build_encoder(opts: TrainOptions, n_styles: int, style_dim: int, pretrained_backbone: bool) -> torch.nn.Module:
-    encoder = ENCODER_CLASSES[opts.method](n_styles, style_dim, stage_depths=opts.encoder_stage_depths or STAGE_DEPTHS)
+    encoder = ENCODERS[opts.encoder_type].encoder(n_styles, style_dim,
+                                                  stage_depths=opts.encoder_stage_depths or STAGE_DEPTHS)
     if pretrained_backbone:
-        # As the official load_weights: the ArcFace IR-SE50 weights for the stem and body only.
-        weights = read_checkpoint(asset_path(IR_SE50_ASSET))
-        backbone = {k: v for k, v in weights.items() if k.startswith(("input_layer.", "body."))}
-        missing, unexpected = encoder.load_state_dict(backbone, strict=False)
-        if unexpected or any(k.startswith(("input_layer.", "body.")) for k in missing):
-            raise E4EBenchError(f"{asset_path(IR_SE50_ASSET)} does not hold IR-SE50 weights; re-fetch it with "
-                                f"`python -m e4e_bench assets fetch {IR_SE50_ASSET}`")
+        path = asset_path(BACKBONE_INITS[opts.encoder_init])
+        weights = backbone_weights(opts.encoder_init, read_checkpoint(path), encoder.input_nc)
+        missing, unexpected = encoder.load_state_dict(weights, strict=False)
+        stem_and_body = ("input_layer.", "conv1.", "bn1.", "body.")
+        if unexpected or any(k.startswith(stem_and_body) for k in missing if k != "relu.weight"):
+            raise E4EBenchError(f"{path} does not hold {opts.encoder_init} weights; re-fetch it with "
+                                f"`python -m e4e_bench assets fetch {BACKBONE_INITS[opts.encoder_init]}`")
     return encoder
+
+
+def backbone_weights(init: str, weights: dict, input_nc: int) -> dict:
+    """The stem and body of ArcFace IR-SE50 or ImageNet ResNet-34 under the encoder's names, as the official
+    load_weights takes them: a wider input (ReStyle's 6 channels) keeps the RGB filters on its first three
+    channels and draws the others from N(0, 1)."""
+    if init == "resnet34":
+        weights = torchvision_to_body({k: v for k, v in weights.items() if not k.startswith("fc.")})
+    else:
+        weights = {k: v for k, v in weights.items() if k.startswith(("input_layer.", "body."))}
+    stem = "conv1.weight" if init == "resnet34" else "input_layer.0.weight"
+    rgb = weights[stem]
+    if input_nc != rgb.shape[1]:
+        widened = torch.randn(rgb.shape[0], input_nc, *rgb.shape[2:])
+        widened[:, : rgb.shape[1]] = rgb
+        weights[stem] = widened
+    return weights
 
 
 def starting_point(opts: TrainOptions, encoder: torch.nn.Module, latent_avg: torch.Tensor | None):
@@ -186,10 +206,11 @@ def prepare(opts: TrainOptions, group: ProcessGroup, resume_ckpt: dict | None) -
         latent_avg = average_latent(decoder, stored_avg, opts.seed) if opts.start_from_latent_avg else None
         fine_tune = resume_ckpt is None and opts.checkpoint_path is not None
         encoder = build_encoder(opts, decoder.n_latent, decoder.style_dim,
-                                pretrained_backbone=opts.encoder_init == "ir_se50" and resume_ckpt is None and not fine_tune)
+                                pretrained_backbone=opts.encoder_init in BACKBONE_INITS and resume_ckpt is None
+                                and not fine_tune)
         if fine_tune:
             encoder, latent_avg = starting_point(opts, encoder, latent_avg)
-        net = Inverter(encoder, decoder, latent_avg)
+        net = ENCODERS[opts.encoder_type].inverter(encoder, decoder, latent_avg)
         objective = EncoderObjective(opts, build_networks(opts, domain, group.device))
         run = make_run(opts, group, domain, net, objective)
     if resume_ckpt is not None:

@@ -29,6 +29,7 @@ import logging
 import os
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,7 +54,8 @@ from encoders.training.latent_discriminator import (
     r1_penalty,
 )
 from encoders.training.losses import EncoderObjective
-from encoders.training.options import TrainOptions
+from encoders.restyle import ReStyleInverter
+from encoders.training.options import PROGRESSIVE, TrainOptions
 from encoders.training.progressive import active_rows, stage_at
 from encoders.training.ranger import Ranger
 from encoders.training.stop_signals import StopRequests, ignore_stop_signals
@@ -97,15 +99,36 @@ class Run:
     discriminator_optimizer: torch.optim.Optimizer | None
     state: TrainingState
     out: Path
+    average_image: Tensor | None = None  # ReStyle: G(latent_avg) at the input size, the first step's companion
 
     def stage(self, step: int) -> int | None:
         steps = self.opts.progressive_steps
         return None if steps is None else stage_at(step, steps)
 
-    def reconstruct(self, images: Tensor, noise: str, rng: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """(reconstructions at the input size after the domain crop, the codes the decoder saw)."""
-        frames, codes = (self.net_ddp if noise == "random" else self.net)(images, noise, rng)
-        return self.domain.resize_frames(frames, self.opts.input_size), codes
+    def refresh_average_image(self) -> None:
+        """Decode G(latent_avg) once (ReStyle only): after building, and after a resume restores latent_avg."""
+        if isinstance(self.net, ReStyleInverter):
+            with torch.no_grad():
+                self.average_image = self.net.average_image(self.to_input)
+
+    def to_input(self, frames: Tensor) -> Tensor:
+        return self.domain.resize_frames(frames, self.opts.input_size)
+
+    def passes(self, images: Tensor, noise: str, rng: torch.Generator | None = None) -> Iterator[tuple[Tensor, Tensor]]:
+        """(reconstructions at the input size after the domain crop, the codes the decoder saw) of each pass:
+        one for e4e/pSp; for ReStyle one per refinement step, each fed the previous one's output detached,
+        as the official coach does (so each step's losses train the encoder on that step alone)."""
+        net = self.net_ddp if noise == "random" else self.net
+        if self.average_image is None:
+            frames, codes = net(images, noise, rng)
+            yield self.to_input(frames), codes
+            return
+        previous, codes = self.average_image.expand(images.shape[0], -1, -1, -1), None
+        for _ in range(self.opts.n_iters_per_batch):
+            frames, codes = net(images, previous, codes, noise, rng)
+            recon = self.to_input(frames)
+            yield recon, codes
+            previous, codes = recon.detach(), codes.detach()
 
 
 def build_optimizer(opts: TrainOptions, net: Inverter) -> torch.optim.Optimizer:
@@ -124,7 +147,7 @@ def make_run(opts: TrainOptions, group: ProcessGroup, domain: Domain, net: Inver
     net.decoder.requires_grad_(opts.train_decoder)
     # e4e leaves the heads of inactive offsets out of the graph, so DDP must look for unused ones.
     net_ddp = (DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None,
-                                       find_unused_parameters=opts.method == "e4e")
+                                       find_unused_parameters=opts.method in PROGRESSIVE)
                if group.distributed else net)
     discriminator = discriminator_optimizer = None
     if opts.w_discriminator_lambda > 0:
@@ -137,8 +160,10 @@ def make_run(opts: TrainOptions, group: ProcessGroup, domain: Domain, net: Inver
         pools={"real": LatentCodesPool(opts.w_pool_size if opts.use_w_pool else 0),
                "fake": LatentCodesPool(opts.w_pool_size if opts.use_w_pool else 0)},
     )
-    return Run(opts, group, domain, net, net_ddp, objective.to(device), build_optimizer(opts, net),
-               discriminator, discriminator_optimizer, state, Path(opts.exp_dir))
+    run = Run(opts, group, domain, net, net_ddp, objective.to(device), build_optimizer(opts, net),
+              discriminator, discriminator_optimizer, state, Path(opts.exp_dir))
+    run.refresh_average_image()
+    return run
 
 
 # -- one step ---------------------------------------------------------------------------------------
@@ -185,17 +210,20 @@ def set_stage(run: Run, stage: int | None) -> None:
 
 
 def train_step(run: Run, images: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor]:
-    """One discriminator step, then one encoder step; returns the loss terms, the (flipped) inputs and
-    their reconstructions."""
+    """One discriminator step, then one encoder step whose gradients add up over the passes (ReStyle's
+    refinement steps, each with its own losses and backward); returns the last pass's loss terms, the
+    (flipped) inputs and their last reconstructions."""
     step = run.state.global_step
     stage = run.stage(step)
     set_stage(run, stage)
     images = random_flip(images, run.state.rngs["flip"]) if run.opts.flip else images
-    recon, codes = run.reconstruct(images, "random", run.state.rngs["noise"])
-    parts = discriminator_step(run, codes.detach(), step) if run.discriminator is not None else {}
-    total, terms = run.objective(recon, images, codes, run.net.latent_avg, stage, run.discriminator)
     run.optimizer.zero_grad(set_to_none=True)
-    total.backward()
+    parts = {}
+    for index, (recon, codes) in enumerate(run.passes(images, "random", run.state.rngs["noise"])):
+        if index == 0 and run.discriminator is not None:
+            parts = discriminator_step(run, codes.detach(), step)
+        total, terms = run.objective(recon, images, codes, run.net.latent_avg, stage, run.discriminator)
+        total.backward()
     run.optimizer.step()
     run.state.global_step += 1
     return {"loss": total.detach(), **terms, **parts}, images, recon.detach()
@@ -215,7 +243,7 @@ def evaluate(run: Run, loader: DataLoader) -> tuple[dict[str, float], tuple[Tens
     first = None
     for images in loader:
         images = images.to(run.group.device)
-        recon, codes = run.reconstruct(images, "const")
+        *_, (recon, codes) = run.passes(images, "const")
         total, terms = run.objective(recon, images, codes, run.net.latent_avg,
                                      run.stage(run.state.global_step - 1), run.discriminator)
         for name, value in {"loss": total, **terms}.items():
@@ -287,7 +315,7 @@ def checkpoint_dict(run: Run, rng_states: list[dict] | None) -> dict:
     """The official layout (`state_dict`, `opts`, `latent_avg`, and with `--save_training_data` the
     optimiser and discriminator states), plus what an exact resume needs (pools, every rank's random
     streams); `rng_states` None leaves the training state out."""
-    ckpt = official_checkpoint(run.net, run.opts.method, run.opts.to_opts_dict())
+    ckpt = official_checkpoint(run.net, run.opts.to_opts_dict())
     ckpt |= {"global_step": run.state.global_step, "best_val_loss": run.state.best_val_loss}
     if rng_states is None:
         return ckpt
@@ -365,6 +393,7 @@ def restore(run: Run, ckpt: dict) -> None:
     run.net.load_state_dict(ckpt["state_dict"], strict=True)
     if ckpt.get("latent_avg") is not None:
         run.net.latent_avg = ckpt["latent_avg"].to(device)
+        run.refresh_average_image()
     run.optimizer.load_state_dict(ckpt["optimizer"])
     if run.discriminator is not None:
         run.discriminator.load_state_dict(ckpt["discriminator_state_dict"], strict=True)

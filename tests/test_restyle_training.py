@@ -1,0 +1,79 @@
+"""`train --method restyle_*` on a tiny generator: each refinement step's own backward, the schedule of
+the e4e variant, exact resume, and a checkpoint the loader reads as ReStyle."""
+from __future__ import annotations
+
+import copy
+import shutil
+
+import torch
+import torch.nn.functional as F
+
+from e4e_bench.checkpoints import read_checkpoint
+from e4e_bench.distributed import ProcessGroup
+from encoders.checkpoint import load_inverter
+from encoders.restyle import ReStyleInverter
+from encoders.training import trainer
+from encoders.training.setup import prepare, resolve_options, run_training
+from tests.test_training_loop import E4E_FULL, read_log, tiny_options
+
+
+def test_a_step_adds_the_gradients_of_each_refinement_step(tmp_path, tiny_domain, tiny_generator_ckpt,
+                                                           generated_images, monkeypatch):
+    overrides = tiny_options(tmp_path, tiny_generator_ckpt, generated_images, lpips_lambda=0.0, flip=False,
+                             n_iters_per_batch=3, max_steps=1)
+    opts, _ = resolve_options("restyle_psp", "tiny", overrides, None)
+    run, train_set, _ = prepare(opts, ProcessGroup(0, 1, torch.device("cpu")), None)
+    x = torch.stack([train_set[0], train_set[1]])
+    encoder, decoder, latent_avg = copy.deepcopy(run.net.encoder), run.net.decoder, run.net.latent_avg
+    noise = torch.Generator().set_state(run.state.rngs["noise"].get_state())
+    grads = {}
+    monkeypatch.setattr(run.optimizer, "step", lambda: grads.update(
+        {name: p.grad.clone() for name, p in run.net.encoder.named_parameters()}))
+    trainer.train_step(run, x)
+
+    # The official coach: step 0 reads [x, G(latent_avg)] from latent_avg; each later step reads the
+    # previous output and codes, both detached; every step's loss is backpropagated before one update.
+    previous = F.adaptive_avg_pool2d(decoder(latent_avg[None], noise="const"), (32, 32)).expand(2, -1, -1, -1)
+    codes = latent_avg
+    for _ in range(3):
+        codes = codes + encoder(torch.cat([x, previous], dim=1))
+        recon = F.adaptive_avg_pool2d(decoder(codes, noise="random", rng=noise), (32, 32))
+        F.mse_loss(recon, x).backward()
+        previous, codes = recon.detach(), codes.detach()
+    for name, param in encoder.named_parameters():
+        assert (grads[name] - param.grad).norm() <= 1e-4 * param.grad.norm(), name  # float32 summation order
+
+
+def test_the_e4e_variant_follows_the_schedule_and_saves_a_restyle_checkpoint(tmp_path, tiny_domain, tiny_generator_ckpt,
+                                                                              generated_images):
+    run_training("restyle_e4e", "tiny", tiny_options(tmp_path, tiny_generator_ckpt, generated_images, max_steps=4,
+                                                     n_iters_per_batch=2, **E4E_FULL))
+    train = [r for r in read_log(tmp_path / "out") if r["split"] == "train"]
+    assert [r["stage"] for r in train] == [0, 0, 1, 1]
+    assert all("discriminator_loss" in r and "adversarial" in r for r in train)
+    ckpt = read_checkpoint(tmp_path / "out" / "checkpoints" / "iteration_4.pt")
+    assert ckpt["opts"]["encoder_type"] == "ResNetProgressiveBackboneEncoder" and ckpt["opts"]["input_nc"] == 6
+    inverter, method = load_inverter(tmp_path / "out" / "checkpoints" / "iteration_4.pt")
+    assert method == "restyle_e4e" and isinstance(inverter, ReStyleInverter)
+
+
+def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, tiny_domain, tiny_generator_ckpt, generated_images):
+    data = tmp_path / "eight"  # 6 training images: 3 batches an epoch, so the interruption falls mid-epoch
+    data.mkdir()
+    for copy_index in range(2):
+        for path in sorted(generated_images.iterdir()):
+            shutil.copy(path, data / f"{copy_index}_{path.name}")
+    settings = dict(n_iters_per_batch=2, **E4E_FULL)
+    straight = tiny_options(tmp_path, tiny_generator_ckpt, data, out="straight", max_steps=4, **settings)
+    run_training("restyle_e4e", "tiny", straight)
+    interrupted = tiny_options(tmp_path, tiny_generator_ckpt, data, out="resumed", max_steps=2, **settings)
+    run_training("restyle_e4e", "tiny", interrupted)
+    run_training("restyle_e4e", "tiny", interrupted | {"max_steps": 4}, resume="latest")
+
+    a = read_checkpoint(tmp_path / "straight" / "checkpoints" / "iteration_4.pt")
+    b = read_checkpoint(tmp_path / "resumed" / "checkpoints" / "iteration_4.pt")
+    for part in ("state_dict", "discriminator_state_dict"):
+        for key, value in a[part].items():
+            torch.testing.assert_close(b[part][key], value, rtol=0, atol=0, msg=f"{part}.{key} differs")
+    moments = [s["exp_avg"] for s in a["optimizer"]["state"].values()]
+    torch.testing.assert_close([s["exp_avg"] for s in b["optimizer"]["state"].values()], moments, rtol=0, atol=0)

@@ -35,9 +35,6 @@ def row_mean(codes: Tensor) -> Tensor:
     return codes.mean(dim=1, keepdim=True)
 
 
-DIAL_CENTRES = {"e4e": first_row, "psp": row_mean}
-
-
 @dataclass
 class EncoderMethod:
     """Inverts a batch with one forward pass of a trained e4e/pSp encoder (BatchNorm in eval mode).
@@ -51,6 +48,7 @@ class EncoderMethod:
     input_size: tuple[int, int]  # (H, W) the images are loaded at: the domain's encoder input
     source: WeightSource
     options: EncoderOptions = EncoderOptions()
+    dial_centre: Callable[[Tensor], Tensor] = first_row  # codes [B, n, D] -> the centre [B, 1, D] the dial scales from
 
     @property
     def generator(self) -> Generator:
@@ -68,7 +66,7 @@ class EncoderMethod:
     def invert_along(self, images: Tensor, values: Sequence[float],
                      on_point: Callable[[float, Inversion], None]) -> None:
         codes = self.invert(images).codes
-        centre = DIAL_CENTRES[self.name](codes).expand_as(codes)
+        centre = self.dial_centre(codes).expand_as(codes)
         for value in values:
             on_point(value, Inversion(torch.lerp(centre, codes, value)))  # exact at 0 and 1
 
@@ -77,16 +75,17 @@ class EncoderMethod:
 
 
 def build_e4e(**keywords) -> EncoderMethod:
-    return build_encoder_method("e4e", **keywords)
+    return build_encoder_method("e4e", first_row, **keywords)
 
 
 def build_psp(**keywords) -> EncoderMethod:
-    return build_encoder_method("psp", **keywords)
+    return build_encoder_method("psp", row_mean, **keywords)
 
 
-def build_encoder_method(method: str, *, domain: Domain, options: EncoderOptions, **weights) -> EncoderMethod:
+def build_encoder_method(method: str, dial_centre: Callable[[Tensor], Tensor], *, domain: Domain,
+                         options: EncoderOptions, **weights) -> EncoderMethod:
     inverter, source = encoder_inverter(method, domain, **weights)
-    return EncoderMethod(method, inverter, domain.encoder_input, source, options)
+    return EncoderMethod(method, inverter, domain.encoder_input, source, options, dial_centre)
 
 
 def encoder_inverter(method: str, domain: Domain, *, checkpoint: Path | None, generator: Path | None,

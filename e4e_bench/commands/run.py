@@ -116,5 +116,10 @@ def main(args: argparse.Namespace) -> int:
     if summary is None:  # another rank of a torchrun job; rank 0 reports
         return 0
     print(markdown_table([summary]))
+    results = list(summary.methods.values())
+    if settings.sweep:
+        from e4e_bench.reporting.sweep_results import SweepSummary
+
+        results += SweepSummary.load(settings.out).points.methods.values()
     print(f"results in {settings.out}: summary.json, per_image.csv, tables/, plots/" + (", sweep.json" if args.sweep else ""))
-    return 0 if all(result.status == "ok" for result in summary.methods.values()) else 1
+    return 0 if all(result.status == "ok" for result in results) else 1

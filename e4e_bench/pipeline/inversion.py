@@ -184,12 +184,7 @@ def invert_folder(
         images = loaded.images.to(method.generator.device)
         with Stopwatch(images.device) as watch:
             inversion = method.invert(images)
-        expected = (len(images), method.generator.n_latent, method.generator.style_dim)
-        if tuple(inversion.codes.shape) != expected:
-            raise E4EBenchError(f"{method.name} returned codes of shape {list(inversion.codes.shape)} for a batch of "
-                                f"{len(images)}; expected {list(expected)}")
-        if not torch.isfinite(inversion.codes).all():
-            raise E4EBenchError(f"{method.name} produced NaN codes for {', '.join(p.name for p in loaded.paths)}")
+        check_codes(method, inversion, loaded.paths)
         with torch.inference_mode():
             reconstructions = domain.crop(method.decode(inversion))
         stems = [p.stem for p in loaded.paths]
@@ -212,6 +207,16 @@ def invert_folder(
         joined = {key: torch.cat([batch[key] for batch in results]) for key in (results[0] if results else {})}
     return Inverted(names, torch.cat(codes) if codes else torch.empty(0), out / STATE, timings,
                     [p.name for p in paths], joined)
+
+
+def check_codes(method: InversionMethod, inversion: Inversion, paths: list[Path]) -> None:
+    """A method's codes for the images `paths` must have the generator's shape and be finite."""
+    expected = (len(paths), method.generator.n_latent, method.generator.style_dim)
+    if tuple(inversion.codes.shape) != expected:
+        raise E4EBenchError(f"{method.name} returned codes of shape {list(inversion.codes.shape)} for a batch of "
+                            f"{len(paths)}; expected {list(expected)}")
+    if not torch.isfinite(inversion.codes).all():
+        raise E4EBenchError(f"{method.name} produced NaN codes for {', '.join(p.name for p in paths)}")
 
 
 def inverted_batches(method: InversionMethod, paths: list[Path], batch_size: int,

@@ -136,7 +136,7 @@ class Benchmark:
         self.scorer = Scorer(self.plan, self.context, self.inputs, self.settings.batch_size, self.environment["device"])
         summary = RunSummary(domain=self.domain.name, label=self.settings.label or self.out.resolve().name)
         per_image: dict[tuple[str, str], dict[str, float]] = {}
-        finished: dict[str, tuple[InversionMethod, dict[str, str]]] = {}  # method -> (it, its fingerprint)
+        finished: dict[str, tuple[InversionMethod, dict[str, str], MethodScores]] = {}  # for the sweep
         for name in self.settings.methods:
             try:
                 done = self._method(name)
@@ -147,17 +147,18 @@ class Benchmark:
             self.group.barrier()
             if done is not None:
                 method, fingerprint, scores = done
-                finished[name] = method, fingerprint
+                finished[name] = done
                 summary.methods[name] = MethodResult(values=scores.values)
                 summary.metrics.update(scores.info)
                 per_image.update({(name, image): row for image, row in scores.per_image.items()})
         if not main:
             return None
-        if self.settings.sweep:
-            self._sweep(finished, summary.label)
         summary.save(self.out)
         write_per_image_csv(self.out / PER_IMAGE_FILE, per_image, first_columns=("method", "image"))
         build_report([self.out], self.out, self.settings.grid_images)
+        if self.settings.sweep:  # after the plain results are written: an interrupted sweep loses none of them
+            self._sweep(finished, summary.label)
+            build_report([self.out], self.out, self.settings.grid_images)
         return summary
 
     def _write_config(self) -> None:
@@ -175,17 +176,19 @@ class Benchmark:
         }
         write_text(self.out / CONFIG_FILE, json.dumps(json_safe(config), indent=2, default=str) + "\n")
 
-    def _sweep(self, methods: dict[str, tuple[InversionMethod, dict[str, str]]], label: str) -> None:
-        """Each finished method along its dial and at each edit strength: `sweep.json` and `sweep/`."""
+    def _sweep(self, methods: dict[str, tuple[InversionMethod, dict[str, str], MethodScores]], label: str) -> None:
+        """Each finished method along its dial and at each edit strength: `sweep.json` and `sweep/`; a
+        method whose sweep fails is a failed row with its reason."""
         strengths = self.settings.edit_strengths or self.domain.edit_strengths
         sweep = Sweep(self.scorer, self.out, strengths, self.resume, progress=self.group.progress)
-        swept = {}
-        for name, (method, fingerprint) in methods.items():
+        swept, failed = {}, {}
+        for name, (method, fingerprint, plain) in methods.items():
             try:
-                swept[name] = sweep.method(method, fingerprint)
+                swept[name] = sweep.method(method, fingerprint, plain)
             except E4EBenchError as err:
                 log.error("%s: its sweep failed: %s", name, err)
-        sweep_summary(swept, self.scorer.edit_keys(), self.domain.name, label).save(self.out)
+                failed[name] = str(err)
+        sweep_summary(swept, failed, self.scorer.edit_keys(), self.domain, label).save(self.out)
 
     def _method(self, name: str) -> tuple[InversionMethod, dict[str, str], MethodScores] | None:
         folder = method_dir(self.out, name)

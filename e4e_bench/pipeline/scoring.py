@@ -33,6 +33,7 @@ from e4e_bench.reporting.run_results import MetricInfo, Value, value_from_json
 
 log = logging.getLogger(__name__)
 
+TIME = "seconds_per_image"
 STEPS_DIR = "steps"  # a method's reconstruction after each refinement step, `steps/<t>/<stem>.png`
 
 TIMING_PROTOCOL = ("synchronised wall time of the inversion per image, {batch} images per batch, on {device}: "
@@ -182,12 +183,16 @@ class Scorer:
         for image, row in evaluation.per_image_table().items():
             scores.per_image[image].update(row)
 
+        scores.values[TIME], scores.info[TIME] = self.timing(inverted)
+        return scores
+
+    def timing(self, inverted: Inverted) -> tuple[Value, MetricInfo]:
+        """The inversion's seconds per image, with its protocol."""
         median, spread, timed = inverted.timing()
-        scores.values["seconds_per_image"] = Value(median, spread, len(inverted.names))
         words = TIMING_PROTOCOL if math.isfinite(median) else TOO_FEW_BATCHES
         protocol = words.format(batch=self.batch_size, device=self.device_words, timed=timed, needed=MIN_TIMED_BATCHES)
-        scores.info["seconds_per_image"] = MetricInfo(False, protocol, "s/img", "seconds per image", std_is_noise=True)
-        return scores
+        return (Value(median, spread, len(inverted.names)),
+                MetricInfo(False, protocol, "s/img", "seconds per image", std_is_noise=True))
 
     def score_edits(self, scores: MethodScores, inverted: Inverted, work: BatchWork, suffix: str = "") -> None:
         """The set metrics of the edited reconstructions (`<name>_edit<suffix>`) and the method metrics

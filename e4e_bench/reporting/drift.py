@@ -5,7 +5,8 @@ it was measured under, plus tolerances (`"default"` and per metric). A value may
 `atol + rtol * |baseline|`; a move beyond that in the metric's bad direction is DRIFT, in its good
 direction BETTER (reported, not a failure: `--update` records it). A protocol that differs is
 not drift but a different number, and is refused; so is a malformed baseline.
-Timings are machine-dependent and never part of a baseline.
+Timings are machine-dependent and never part of a baseline, nor are settings reported beside a
+value (the strength at which a sweep's best edit score was found).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def make_baseline(summary: RunSummary, tolerances: dict[str, dict[str, float]] |
         method: {
             key: {"value": value.mean, "protocol": summary.metrics[key].protocol}
             for key, value in result.values.items()
-            if key not in UNCHECKED and math.isfinite(value.mean)
+            if key not in UNCHECKED and not summary.metrics[key].setting and math.isfinite(value.mean)
         }
         for method, result in summary.methods.items()
         if result.status == "ok"

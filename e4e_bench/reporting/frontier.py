@@ -99,6 +99,9 @@ def quality_vs_time_plot(sweep: SweepSummary, stem: Path) -> list[Path]:
     if drawn:
         axes.set_xscale("log")
         axes.legend(fontsize="small")
+    else:
+        axes.text(0.5, 0.5, "no point was timed (fewer than two batches after the warm-up one)", ha="center",
+                  va="center", transform=axes.transAxes)
     axes.set_xlabel("seconds per image to reach the point (log) ↓")
     axes.set_ylabel(f"{headings.get(distortion, distortion)} (distortion) ↓")
     axes.set_title("Distortion against time per image")

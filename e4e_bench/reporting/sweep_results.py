@@ -80,5 +80,10 @@ class SweepSummary:
         return merged
 
 
+def value_text(value: float | None) -> str:
+    """A dial value as rows and folders name it: up to ten significant digits, `plain` for no dial."""
+    return "plain" if value is None else f"{value:.10g}"
+
+
 def point_row(method: str, value: float | None) -> str:
-    return f"{method}@{'plain' if value is None else f'{value:g}'}"
+    return f"{method}@{value_text(value)}"

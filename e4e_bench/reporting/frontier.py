@@ -67,45 +67,46 @@ def _curves(axes, sweep: SweepSummary, x_key: str, y_key: str) -> list[tuple[flo
     return drawn
 
 
-def frontier_plot(sweep: SweepSummary, edit: str | None, stem: Path) -> list[Path]:
-    distortion = distortion_key(sweep)
-    headings = titles([sweep.points])
+def _figure(sweep: SweepSummary, x_key: str, y_key: str, labels: tuple[str, str], title: str, note: str,
+            empty: str):
+    """A figure of every method's curve from `x_key` to `y_key`; (figure, axes, the points drawn)."""
     figure = Figure(figsize=(6, 4.5))
     axes = figure.add_subplot()
-    drawn = _curves(axes, sweep, distortion, EDITABILITY)
+    drawn = _curves(axes, sweep, x_key, y_key)
+    if not drawn:
+        axes.text(0.5, 0.5, empty, ha="center", va="center", transform=axes.transAxes)
+    axes.set_xlabel(labels[0])
+    axes.set_ylabel(labels[1])
+    axes.set_title(title)
+    axes.grid(alpha=0.3, which="both")
+    axes.annotate(f"labels: dial values; ringed: a plain run's point; {note}", (0, -0.14), xycoords="axes fraction",
+                  va="top", fontsize="small")
+    return figure, axes, drawn
+
+
+def frontier_plot(sweep: SweepSummary, edit: str | None, stem: Path) -> list[Path]:
+    distortion = distortion_key(sweep)
+    figure, axes, drawn = _figure(
+        sweep, distortion, EDITABILITY,
+        (f"{titles([sweep.points]).get(distortion, distortion)} (distortion) ↓", "LEC (editability) ↓"),
+        "Distortion–editability frontier: each method along its dial", f"LEC edit: {edit or 'not recorded'}",
+        f"no point has both {distortion} and LEC")
     if drawn:
         front = pareto_front(drawn)
         axes.step([x for x, _ in front], [y for _, y in front], where="post", color="black", alpha=0.5,
                   linestyle="--", linewidth=1, label="Pareto front")
         axes.legend(fontsize="small")
-    else:
-        axes.text(0.5, 0.5, f"no point has both {distortion} and LEC", ha="center", va="center",
-                  transform=axes.transAxes)
-    axes.set_xlabel(f"{headings.get(distortion, distortion)} (distortion) ↓")
-    axes.set_ylabel("LEC (editability) ↓")
-    axes.set_title("Distortion–editability frontier: each method along its dial")
-    axes.grid(alpha=0.3)
-    axes.annotate(f"labels: dial values; ringed: a plain run's point; LEC edit: {edit or 'not recorded'}", (0, -0.14),
-                  xycoords="axes fraction", va="top", fontsize="small")
     return save_figure(figure, stem)
 
 
 def quality_vs_time_plot(sweep: SweepSummary, stem: Path) -> list[Path]:
     distortion = distortion_key(sweep)
-    headings = titles([sweep.points])
-    figure = Figure(figsize=(6, 4.5))
-    axes = figure.add_subplot()
-    drawn = _curves(axes, sweep, TIME, distortion)
+    figure, axes, drawn = _figure(
+        sweep, TIME, distortion,
+        ("seconds per image to reach the point (log) ↓", f"{titles([sweep.points]).get(distortion, distortion)} (distortion) ↓"),
+        "Distortion against time per image", "time: median over the timed batches",
+        "no point was timed (fewer than two batches after the warm-up one)")
     if drawn:
         axes.set_xscale("log")
         axes.legend(fontsize="small")
-    else:
-        axes.text(0.5, 0.5, "no point was timed (fewer than two batches after the warm-up one)", ha="center",
-                  va="center", transform=axes.transAxes)
-    axes.set_xlabel("seconds per image to reach the point (log) ↓")
-    axes.set_ylabel(f"{headings.get(distortion, distortion)} (distortion) ↓")
-    axes.set_title("Distortion against time per image")
-    axes.grid(alpha=0.3, which="both")
-    axes.annotate("labels: dial values; ringed: a plain run's point; time: median over the timed batches",
-                  (0, -0.14), xycoords="axes fraction", va="top", fontsize="small")
     return save_figure(figure, stem)

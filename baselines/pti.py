@@ -102,8 +102,8 @@ class PTIMethod:
                                 f"got {', '.join(f'{v:g}' for v in values)}")
         codes = self.invert_codes(images)
 
-        def point(value: float) -> Callable[[Weights], None]:
-            return lambda weights: on_point(value, self._tuned(codes, weights))
+        def point(value: float) -> Callable[[Weights], None]:  # no kept state: the sweep saves none
+            return lambda weights: on_point(value, Inversion(codes, transient=weights))
 
         tune(self.decoder, codes, images, self.options.recipe, self.domain, self.lpips, progress=True,
              on_steps={int(value): point(value) for value in values})

@@ -145,3 +145,15 @@ def test_a_run_killed_during_tuning_resumes_to_the_same_summary(tmp_path, monkey
     values = comparable(tmp_path / "whole")
     assert values["layer_spread"]["mean"] == pytest.approx(0, abs=1e-5)  # its codes are W
     assert len(list((tmp_path / "whole" / "methods" / "pti" / "edits").glob("*.png"))) == 16
+
+
+def test_the_sweep_points_keep_no_generator_differences():
+    """`invert_along` (run --sweep) saves no state, so even with keep_generators its points carry none."""
+    images = from_uint8(toy_photos(2, TOY.resolution, split="test"))
+    pti = build_method("pti", domain=TOY, device=torch.device("cpu"),
+                       options={"steps": 2, "tune_steps": 2, "keep_generators": True})
+    points = []
+    pti.invert_along(images, (0, 2), lambda value, inversion: points.append((value, inversion)))
+    assert [value for value, _ in points] == [0, 2]
+    assert all(inversion.state == {} and inversion.transient for _, inversion in points)
+    assert set(pti.invert(images).state)  # a plain inversion keeps them

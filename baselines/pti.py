@@ -24,7 +24,7 @@ from baselines.method import ProjectionOptions, build_projection
 from baselines.tuning import PerImageGenerator, TuningRecipe, Weights, tune, tuned_names
 from e4e_bench.domains import Domain
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.methods import Inversion, InversionMethod, WeightSource, build_method
+from e4e_bench.methods import METHODS, Inversion, InversionMethod, WeightSource, build_method
 from e4e_bench.methods.options import option
 from e4e_bench.networks.generator import Generator
 from e4e_bench.networks.lpips_net import build_lpips
@@ -59,14 +59,28 @@ class PTIOptions(ProjectionOptions):
                 raise E4EBenchError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.tune_steps and self.tune_mse_weight == 0.0 and self.tune_lpips_weight == 0.0:
             raise E4EBenchError("tune_mse_weight and tune_lpips_weight are both 0: set one above 0, or tune_steps=0")
+        if self.pivot != "opt_w" and self.pivot not in pivot_encoders():
+            raise E4EBenchError(f"pivot {self.pivot!r} is neither opt_w nor an encoder; choose from "
+                                f"{', '.join(('opt_w', *pivot_encoders()))}")
 
     @property
     def recipe(self) -> TuningRecipe:
         return TuningRecipe(self.tune_steps, self.tune_lr, self.tune_mse_weight, self.tune_lpips_weight, self.stop_lpips)
 
-    def required_assets(self) -> tuple[str, ...]:
-        pivot = super().required_assets() if self.pivot == "opt_w" else ()
+    def required_assets(self, domain: Domain | None = None) -> tuple[str, ...]:
+        """The pivot's files (opt_w: its LPIPS backbone; an encoder: its checkpoint for `domain`) and the tuning's."""
+        if self.pivot == "opt_w":
+            pivot = super().required_assets()
+        else:
+            asset = METHODS[self.pivot].checkpoint_assets.get(domain.name) if domain is not None else None
+            pivot = (asset,) if asset is not None else ()  # none registered: building the pivot says how to get one
         return pivot + (("lpips-alex",) if self.tune_lpips_weight > 0 and self.lpips_pretrained else ())
+
+
+def pivot_encoders() -> list[str]:
+    """The registered methods a pivot may come from besides opt_w: the encoders (those that take a checkpoint).
+    The registry is read here, when an option names one, not when the options are imported."""
+    return [name for name, entry in METHODS.items() if entry.takes_checkpoint]
 
 
 @dataclass
@@ -138,8 +152,6 @@ def build_pti(*, domain: Domain, checkpoint: Path | None, generator: Path | None
     if options.pivot == "opt_w":
         pivots = build_projection("pti", "w", domain=domain, checkpoint=None, generator=generator, device=device,
                                   options=options, random_weights=random_weights, seed=seed)
-    elif options.pivot == "pti":
-        raise E4EBenchError("pti cannot take its pivot from itself: use pivot=opt_w or an encoder")
     else:
         pivots = build_method(options.pivot, domain=domain, checkpoint=checkpoint, generator=generator, device=device,
                               random_weights=random_weights, seed=seed)

@@ -16,7 +16,8 @@ from baselines.tuning import PerImageGenerator, TuningRecipe, tune
 from e4e_bench.cli import main
 from e4e_bench.data import from_uint8
 from e4e_bench.domains import get_domain
-from e4e_bench.methods import build_method
+from e4e_bench.errors import E4EBenchError
+from e4e_bench.methods import METHODS, build_method, method_options
 from e4e_bench.networks.lpips_net import build_lpips
 from e4e_bench.toy.render import toy_photos
 from tests.conftest import make_tiny_generator, write_images
@@ -157,3 +158,18 @@ def test_the_sweep_points_keep_no_generator_differences():
     assert [value for value, _ in points] == [0, 2]
     assert all(inversion.state == {} and inversion.transient for _, inversion in points)
     assert set(pti.invert(images).state)  # a plain inversion keeps them
+
+
+@pytest.mark.parametrize("pivot", ["pti", "opt_wplus", "e5e"])
+def test_a_pivot_is_opt_w_or_an_encoder(pivot):
+    with pytest.raises(E4EBenchError, match=r"^pti: pivot .* choose from opt_w, e4e, psp, restyle_psp, restyle_e4e$"):
+        method_options(METHODS["pti"], TOY, {"pivot": pivot})
+    assert method_options(METHODS["pti"], TOY, {"pivot": "e4e"}).pivot == "e4e"
+
+
+def test_the_preflight_names_the_pivot_encoders_checkpoint(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("E4E_BENCH_HOME", str(tmp_path / "no_assets"))
+    (tmp_path / "data").mkdir()
+    assert main(["run", "--domain", "cars", "--methods", "pti", "--option", "pti.pivot=e4e", "--data",
+                 str(tmp_path / "data"), "--out", str(tmp_path / "run")]) == 2
+    assert "pti needs e4e-cars, lpips-alex" in capsys.readouterr().err

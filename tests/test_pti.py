@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from baselines.target_lpips import TargetLPIPS
-from baselines.tuning import PerImageGenerator, TuningRecipe, tune
+from baselines.tuning import Locality, LocalityRecipe, PerImageGenerator, TuningRecipe, tune
 from e4e_bench.cli import main
 from e4e_bench.data import from_uint8
 from e4e_bench.domains import get_domain
@@ -52,9 +52,11 @@ def test_the_pivot_is_opt_ws_code_and_tuning_reconstructs_better():
     assert tuned.state == {} and set(tuned.transient) >= {"conv1.conv.weight", "to_rgbs.0.bias"}
 
 
-def test_batched_tuning_equals_tuning_each_image_alone():
+@pytest.mark.parametrize("regularised", [False, True])
+def test_batched_tuning_equals_tuning_each_image_alone(regularised):
     """Three images, LPIPS on, and a threshold that one image meets at the start: it keeps the
-    original weights while the others go on, in the batch as alone (Adam's momentum must not leak)."""
+    original weights while the others go on, in the batch as alone (Adam's momentum must not leak);
+    with the locality regulariser each image draws its own samples, in the batch as alone."""
     generator = make_tiny_generator().requires_grad_(False)
     decoder = PerImageGenerator(generator)
     domain = get_domain("toy")
@@ -67,16 +69,54 @@ def test_batched_tuning_equals_tuning_each_image_alone():
         start = TargetLPIPS(lpips, targets)(domain.crop(generator(codes, noise="const")))
     assert start[0] < start[1:].min()
     recipe = TuningRecipe(steps=6, lr=1e-2, mse_weight=1.0, lpips_weight=1.0, stop_lpips=float(start[0]) + 1e-6)
-    batched = tune(decoder, codes, targets, recipe, domain, lpips)
+    seeds = [11, 12, 13]
+
+    def locality(rows):
+        if not regularised:
+            return None
+        return Locality(LocalityRecipe(alpha=3.0, l2_weight=1.0, lpips_weight=1.0, interval=2),
+                        generator.mean_latent(1000, torch.Generator().manual_seed(0)), [seeds[row] for row in rows])
+
+    batched = tune(decoder, codes, targets, recipe, domain, lpips, locality=locality(range(3)))
     for image in range(3):
-        alone = tune(decoder, codes[image : image + 1], targets[image : image + 1], recipe, domain, lpips)
+        alone = tune(decoder, codes[image : image + 1], targets[image : image + 1], recipe, domain, lpips,
+                     locality=locality([image]))
         for name, value in alone.items():
             # Adam divides by the root of the squared gradient, so float noise in a near-zero gradient
-            # moves a weight by up to a step: 1e-4 against the 6 x 1e-2 that the tuning may move it.
-            torch.testing.assert_close(batched[name][image : image + 1], value, rtol=1e-3, atol=1e-4)
+            # moves a weight by up to a step: 1e-4 against the 6 x 1e-2 that the tuning may move it
+            # (1e-3 with the regulariser, whose original frames a batched convolution rounds differently).
+            torch.testing.assert_close(batched[name][image : image + 1], value, rtol=1e-3,
+                                       atol=1e-3 if regularised else 1e-4)
     original = dict(generator.named_parameters())
     assert all(torch.equal(batched[name][0], original[name]) for name in batched)  # stopped before its first step
     assert any(not torch.equal(batched[name][1], original[name]) for name in batched)
+
+
+def test_the_locality_regulariser_keeps_the_tuned_generator_near_the_original():
+    """Tuned toward far targets, the generator decodes a random code near the pivot (not one the
+    regulariser saw) closer to the original's picture of it with the regulariser than without."""
+    generator = make_tiny_generator().requires_grad_(False)
+    decoder = PerImageGenerator(generator)
+    draw = torch.Generator().manual_seed(3)
+    codes = generator.to_wplus(generator.mapping(torch.randn(2, generator.style_dim, generator=draw)))
+    with torch.no_grad():
+        targets = TOY.crop(generator(codes + 1.0 * torch.randn(codes.shape, generator=draw), noise="const"))
+    recipe = TuningRecipe(steps=20, lr=2e-3, mse_weight=1.0, lpips_weight=0.0, stop_lpips=0.0)
+    center = generator.mean_latent(1000, torch.Generator().manual_seed(0))
+    regulariser = Locality(LocalityRecipe(alpha=3.0, l2_weight=10.0, lpips_weight=0.0, interval=1), center, [1, 2])
+    with torch.no_grad():  # a code of the kind the regulariser draws, from a sample of its own
+        w = generator.truncate(generator.mapping(torch.randn(2, generator.style_dim, generator=draw)), 0.5, center)
+        direction = generator.to_wplus(w) - codes
+        elsewhere = codes + 3.0 * direction / direction.flatten(1).norm(dim=1).view(-1, 1, 1)
+        original = TOY.crop(generator(elsewhere, noise="none"))
+
+    def drift(weights):
+        with torch.no_grad():
+            return (TOY.crop(decoder(weights, elsewhere, noise="none")) - original).square().mean(dim=(1, 2, 3))
+
+    free, held = (drift(tune(decoder, codes, targets, recipe, TOY, None, locality=locality))
+                  for locality in (None, regulariser))
+    assert (held < 0.5 * free).all(), (held, free)
 
 
 def test_the_points_along_a_tuning_are_the_shorter_tunings():

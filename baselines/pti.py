@@ -6,9 +6,9 @@ Adam was built with), repeated to the generator's own number of W+ rows (the off
 hard-codes 18), or another registered method's codes (`pivot=e4e`, the official `first_inv_type`).
 Then every synthesis parameter is tuned per image (`baselines/tuning.py`) with MSE + LPIPS-AlexNet,
 constant noise, stopping at LPIPS 0.06, with the official locality regulariser on request (off by
-default, as official; `baselines/tuning.py` `Locality`). The codes are the pivots; each image's decoder state is its
-tuned weights, held in memory only (`Inversion.transient`) unless `keep_generators`, which keeps
-their float16 differences to the original weights on disk.
+default, as official: `Locality`). The codes are the pivots; each image's decoder state is its tuned
+weights, held in memory only (`Inversion.transient`) unless `keep_generators`, which keeps their
+float16 differences to the original weights on disk.
 """
 
 from __future__ import annotations
@@ -100,7 +100,8 @@ class PTIOptions(ProjectionOptions):
         return self.tune_lpips_weight > 0 or (self.locality_regularize and self.locality_lpips_weight > 0)
 
     def required_assets(self, domain: Domain | None = None) -> tuple[str, ...]:
-        """The pivot's files (opt_w: its LPIPS backbone; an encoder: its checkpoint for `domain`) and the tuning's."""
+        """The pivot's files (opt_w: its LPIPS backbone; an encoder: its checkpoint for `domain`), then
+        the tuning's."""
         if self.pivot == "opt_w":
             pivot = super().required_assets()
         else:

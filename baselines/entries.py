@@ -4,7 +4,9 @@ from e4e_bench.methods.contract import Dial, MethodEntry
 
 TOY_OPTIONS = {"lpips_weight": 0.0, "mse_weight": 1.0, "steps": 200}  # the toy's 24x32 pictures: pixel loss, offline
 # PTI on the toy: the toy projector's pivot (so that it equals opt_w's codes), its w_avg_samples, and pixel-loss tuning
-TOY_PTI_OPTIONS = TOY_OPTIONS | {"lr": 0.1, "w_avg_samples": 10_000, "tune_lpips_weight": 0.0, "tune_steps": 100}
+# (the locality regulariser, if turned on, too: AlexNet's pooling leaves nothing of a 24x32 picture)
+TOY_PTI_OPTIONS = TOY_OPTIONS | {"lr": 0.1, "w_avg_samples": 10_000, "tune_lpips_weight": 0.0, "tune_steps": 100,
+                                 "locality_lpips_weight": 0.0}
 
 
 

@@ -5,9 +5,10 @@ samples for the mean, a peak learning rate of 0.01, which is what its loop sets 
 Adam was built with), repeated to the generator's own number of W+ rows (the official code
 hard-codes 18), or another registered method's codes (`pivot=e4e`, the official `first_inv_type`).
 Then every synthesis parameter is tuned per image (`baselines/tuning.py`) with MSE + LPIPS-AlexNet,
-constant noise, stopping at LPIPS 0.06. The codes are the pivots; each image's decoder state is its
-tuned weights, held in memory only (`Inversion.transient`) unless `keep_generators`, which keeps
-their float16 differences to the original weights on disk.
+constant noise, stopping at LPIPS 0.06, with the official locality regulariser on request (off by
+default, as official: `Locality`). The codes are the pivots; each image's decoder state is its tuned
+weights, held in memory only (`Inversion.transient`) unless `keep_generators`, which keeps their
+float16 differences to the original weights on disk.
 """
 
 from __future__ import annotations
@@ -20,16 +21,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from baselines.method import ProjectionOptions, build_projection
-from baselines.tuning import PerImageGenerator, TuningRecipe, Weights, tune, tuned_names
+from baselines.method import ProjectionOptions, build_projection, image_seeds
+from baselines.projector import latent_statistics
+from baselines.tuning import (Locality, LocalityRecipe, PerImageGenerator, TuningRecipe, Weights, tune,
+                              tuned_names)
 from e4e_bench.domains import Domain
 from e4e_bench.errors import E4EBenchError
-from e4e_bench.methods import Inversion, InversionMethod, WeightSource, build_method
+from e4e_bench.methods import METHODS, Inversion, InversionMethod, WeightSource, build_method
 from e4e_bench.methods.options import option
 from e4e_bench.networks.generator import Generator
 from e4e_bench.networks.lpips_net import build_lpips
 
 DIFFERENCE = "difference."  # state key prefix: a tuned parameter's float16 difference to the original
+LOCALITY_STREAM = 0x10CA1  # mixed into the base seed, so the regulariser's samples are not the projector's draws
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,14 @@ class PTIOptions(ProjectionOptions):
     tune_lpips_weight: float = option(1.0, "weight of LPIPS-AlexNet in the tuning loss; its backbone comes from "
                                       "`python -m e4e_bench assets fetch lpips-alex`; 0 runs offline without it")
     stop_lpips: float = option(0.06, "an image stops tuning once its LPIPS is at or below this (with LPIPS on)")
+    locality_regularize: bool = option(False, "the official locality regulariser (official: off): the tuned generator "
+                                       "must decode a code near the pivot as the original does")
+    locality_alpha: float = option(30.0, "the regulariser's code: this far from the pivot toward a sample at "
+                                   "truncation 0.5 (official: 30)")
+    locality_l2_weight: float = option(0.1, "weight of the regulariser's pixel MSE (official: 0.1)")
+    locality_lpips_weight: float = option(0.1, "weight of the regulariser's LPIPS-AlexNet (official: 0.1; the "
+                                          "tuning's network)")
+    locality_interval: int = option(1, "the regulariser runs every this many tuning steps (official: 1)")
     keep_generators: bool = option(False, "keep each image's tuned weights on disk as float16 differences to the "
                                    "original (generate/edit --inversion need them); off: only the pivots are kept")
 
@@ -59,14 +71,49 @@ class PTIOptions(ProjectionOptions):
                 raise E4EBenchError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.tune_steps and self.tune_mse_weight == 0.0 and self.tune_lpips_weight == 0.0:
             raise E4EBenchError("tune_mse_weight and tune_lpips_weight are both 0: set one above 0, or tune_steps=0")
+        for name in ("locality_alpha", "locality_l2_weight", "locality_lpips_weight"):
+            if not getattr(self, name) >= 0.0:
+                raise E4EBenchError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.locality_interval < 1:
+            raise E4EBenchError(f"locality_interval must be >= 1, got {self.locality_interval}")
+        if self.locality_regularize and self.locality_l2_weight == 0.0 and self.locality_lpips_weight == 0.0:
+            raise E4EBenchError("locality_l2_weight and locality_lpips_weight are both 0: set one above 0, or turn "
+                                "locality_regularize off")
+        if self.pivot != "opt_w" and self.pivot not in pivot_encoders():
+            raise E4EBenchError(f"pivot {self.pivot!r} is neither opt_w nor an encoder; choose from "
+                                f"{', '.join(('opt_w', *pivot_encoders()))}")
 
     @property
     def recipe(self) -> TuningRecipe:
         return TuningRecipe(self.tune_steps, self.tune_lr, self.tune_mse_weight, self.tune_lpips_weight, self.stop_lpips)
 
-    def required_assets(self) -> tuple[str, ...]:
-        pivot = super().required_assets() if self.pivot == "opt_w" else ()
-        return pivot + (("lpips-alex",) if self.tune_lpips_weight > 0 and self.lpips_pretrained else ())
+    @property
+    def locality(self) -> LocalityRecipe | None:
+        if not self.locality_regularize:
+            return None
+        return LocalityRecipe(self.locality_alpha, self.locality_l2_weight, self.locality_lpips_weight,
+                              self.locality_interval)
+
+    @property
+    def uses_lpips(self) -> bool:
+        """Whether the tuning needs LPIPS-AlexNet: for its own loss or for the regulariser's."""
+        return self.tune_lpips_weight > 0 or (self.locality_regularize and self.locality_lpips_weight > 0)
+
+    def required_assets(self, domain: Domain | None = None) -> tuple[str, ...]:
+        """The pivot's files (opt_w: its LPIPS backbone; an encoder: its checkpoint for `domain`), then
+        the tuning's."""
+        if self.pivot == "opt_w":
+            pivot = super().required_assets()
+        else:
+            asset = METHODS[self.pivot].checkpoint_assets.get(domain.name) if domain is not None else None
+            pivot = (asset,) if asset is not None else ()  # none registered: building the pivot says how to get one
+        return pivot + (("lpips-alex",) if self.uses_lpips and self.lpips_pretrained else ())
+
+
+def pivot_encoders() -> list[str]:
+    """The registered methods a pivot may come from besides opt_w: the encoders (those that take a checkpoint).
+    The registry is read here, when an option names one, not when the options are imported."""
+    return [name for name, entry in METHODS.items() if entry.takes_checkpoint]
 
 
 @dataclass
@@ -80,6 +127,7 @@ class PTIMethod:
     decoder: PerImageGenerator
     lpips: torch.nn.Module | None
     source: WeightSource
+    center: Tensor | None  # the locality regulariser's truncation centre (None: the regulariser is off)
     resizes_inputs: bool = False
 
     def invert_codes(self, images: Tensor) -> Tensor:
@@ -90,8 +138,7 @@ class PTIMethod:
 
     def invert(self, images: Tensor) -> Inversion:
         codes = self.invert_codes(images)
-        return self._tuned(codes, tune(self.decoder, codes, images, self.options.recipe, self.domain, self.lpips,
-                                       progress=True))
+        return self._tuned(codes, self._tune(codes, images))
 
     def invert_along(self, images: Tensor, values: Sequence[float],
                      on_point: Callable[[float, Inversion], None]) -> None:
@@ -102,11 +149,19 @@ class PTIMethod:
                                 f"got {', '.join(f'{v:g}' for v in values)}")
         codes = self.invert_codes(images)
 
-        def point(value: float) -> Callable[[Weights], None]:
-            return lambda weights: on_point(value, self._tuned(codes, weights))
+        def point(value: float) -> Callable[[Weights], None]:  # no kept state: the sweep saves none
+            return lambda weights: on_point(value, Inversion(codes, transient=weights))
 
-        tune(self.decoder, codes, images, self.options.recipe, self.domain, self.lpips, progress=True,
-             on_steps={int(value): point(value) for value in values})
+        self._tune(codes, images, on_steps={int(value): point(value) for value in values})
+
+    def _tune(self, codes: Tensor, images: Tensor, on_steps: dict[int, Callable[[Weights], None]] | None = None
+              ) -> Weights:
+        locality = None
+        if self.options.locality is not None:  # each image's samples from its own seed, as the projector's
+            seeds = image_seeds(images, self.options.seed ^ LOCALITY_STREAM)
+            locality = Locality(self.options.locality, self.center, seeds)
+        return tune(self.decoder, codes, images, self.options.recipe, self.domain, self.lpips, progress=True,
+                    on_steps=on_steps, locality=locality)
 
     def _tuned(self, codes: Tensor, weights: Weights) -> Inversion:
         state = self._differences(weights) if self.options.keep_generators else {}
@@ -138,15 +193,14 @@ def build_pti(*, domain: Domain, checkpoint: Path | None, generator: Path | None
     if options.pivot == "opt_w":
         pivots = build_projection("pti", "w", domain=domain, checkpoint=None, generator=generator, device=device,
                                   options=options, random_weights=random_weights, seed=seed)
-    elif options.pivot == "pti":
-        raise E4EBenchError("pti cannot take its pivot from itself: use pivot=opt_w or an encoder")
     else:
         pivots = build_method(options.pivot, domain=domain, checkpoint=checkpoint, generator=generator, device=device,
                               random_weights=random_weights, seed=seed)
     decoder = pivots.generator
     lpips = None
-    if options.tune_lpips_weight > 0:
+    if options.uses_lpips:
         lpips = build_lpips("alex", pretrained=options.lpips_pretrained and not random_weights, device=device)
+    center = latent_statistics(decoder, options.w_avg_samples).mean[None] if options.locality_regularize else None
     return PTIMethod("pti", decoder, domain.frame_size, options, domain, pivots, PerImageGenerator(decoder), lpips,
-                     pivots.source)
+                     pivots.source, center)
 

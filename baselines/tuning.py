@@ -5,13 +5,14 @@ dimension and run with `torch.func.vmap` over `functional_call`: one batched com
 loop over images. The mapping network is left as it is (the codes are given in W+, so it never
 runs). Adam is elementwise and the loss a sum of per-image losses, so every image is tuned as if
 alone; an image that reaches the LPIPS threshold keeps the weights it had at that step (the
-official loop checks before each step and stops), while the others go on.
+official loop checks before each step and stops), while the others go on. The official optional
+locality regulariser (`Locality`) draws each image's samples from that image's own random stream.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -37,6 +38,45 @@ class TuningRecipe:
     stop_lpips: float  # an image stops once its LPIPS is at or below this (only with lpips_weight > 0)
 
 
+@dataclass(frozen=True)
+class LocalityRecipe:
+    alpha: float  # how far the regulariser's code lies from the pivot, toward the sampled code
+    l2_weight: float
+    lpips_weight: float
+    interval: int  # the regulariser runs at steps 0, interval, 2 * interval, ...
+
+
+LOCALITY_PSI = 0.5  # the truncation of the regulariser's samples (official)
+
+
+class Locality:
+    """PTI's optional locality regulariser (`criteria/localitly_regulizer.py`): each image draws one z
+    from its own stream (`seeds`), maps it to w at truncation 0.5 toward `center` (`[1, D]`), and takes
+    the code `pivot + alpha * (w - pivot) / ||w - pivot||`, the norm over the whole W+ code (as the
+    official one takes it over its `[18, 512]`); its tuned generator must decode that code as the
+    original does: `l2_weight * MSE + lpips_weight * LPIPS` between the two frames, noise off (official)."""
+
+    def __init__(self, recipe: LocalityRecipe, center: Tensor, seeds: Sequence[int]):
+        self.recipe, self.center = recipe, center
+        self.rngs = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
+
+    def loss(self, decoder: PerImageGenerator, weights: Weights, pivots: Tensor, domain: Domain,
+             lpips: nn.Module | None) -> Tensor:
+        """`[B]`: each image's regulariser term at this step (one fresh sample per image)."""
+        generator = decoder.generator
+        with torch.no_grad():
+            z = torch.stack([torch.randn(generator.style_dim, generator=rng) for rng in self.rngs]).to(pivots)
+            w = generator.truncate(generator.mapping(z), LOCALITY_PSI, self.center.to(pivots))
+            direction = generator.to_wplus(w) - pivots
+            codes = pivots + self.recipe.alpha * direction / direction.flatten(1).norm(dim=1).view(-1, 1, 1)
+            original = domain.crop(generator(codes, noise="none"))
+        tuned = domain.crop(decoder(weights, codes, noise="none"))
+        loss = self.recipe.l2_weight * F.mse_loss(tuned, original, reduction="none").mean(dim=(1, 2, 3))
+        if self.recipe.lpips_weight > 0:
+            loss = loss + self.recipe.lpips_weight * TargetLPIPS(lpips, original)(tuned)
+        return loss
+
+
 def tuned_names(generator: Generator) -> list[str]:
     """The parameters that are tuned: the synthesis network's, all of them."""
     return [name for name, _ in generator.named_parameters() if not name.startswith("style.")]
@@ -55,12 +95,12 @@ class PerImageGenerator:
         return {name: parameters[name].detach().expand(batch, *parameters[name].shape).clone()
                 for name in tuned_names(self.generator)}
 
-    def __call__(self, weights: Weights, codes: Tensor) -> Tensor:
-        """Frames `[B, 3, S, S]` of W+ codes `[B, n_latent, D]`, image b decoded with `weights[.][b]`.
-        Differentiable in `weights`; with none requiring grad no graph is kept."""
+    def __call__(self, weights: Weights, codes: Tensor, noise: str = "const") -> Tensor:
+        """Frames `[B, 3, S, S]` of W+ codes `[B, n_latent, D]`, image b decoded with `weights[.][b]`
+        (`noise`: "const" or "none"). Differentiable in `weights`; with none requiring grad no graph is kept."""
 
         def one(image_weights: Weights, code: Tensor) -> Tensor:
-            return functional_call(self.vmapped, image_weights, (code[None],), {"noise": "const"})[0]
+            return functional_call(self.vmapped, image_weights, (code[None],), {"noise": noise})[0]
 
         # The in-place inference paths of the generator have no vmap rule: run in grad mode, which
         # records nothing when nothing requires grad.
@@ -70,15 +110,17 @@ class PerImageGenerator:
 
 def tune(decoder: PerImageGenerator, codes: Tensor, targets: Tensor, recipe: TuningRecipe, domain: Domain,
          lpips: nn.Module | None, progress: bool = False,
-         on_steps: Mapping[int, Callable[[Weights], None]] | None = None) -> Weights:
+         on_steps: Mapping[int, Callable[[Weights], None]] | None = None, locality: Locality | None = None) -> Weights:
     """Weights `[B, ...]` tuned so that `codes` (`[B, n_latent, D]`, held fixed) reconstruct `targets`
-    (`[B, 3, H, W]` in [-1, 1], the domain's cropped frame): MSE + LPIPS, Adam, `recipe.steps` at most.
-    `on_steps[k](weights)` is called with the weights after `k` steps (an image that stopped earlier:
-    its weights then), and the tuning stops at the largest `k`."""
+    (`[B, 3, H, W]` in [-1, 1], the domain's cropped frame): MSE + LPIPS (+ `locality`'s term), Adam,
+    `recipe.steps` at most. `on_steps[k](weights)` is called with the weights after `k` steps (an image
+    that stopped earlier: its weights then), and the tuning stops at the largest `k`."""
     on_steps = on_steps or {}
     last = max(on_steps, default=recipe.steps)
     if not 0 <= last <= recipe.steps:
         raise ValueError(f"step {last} is outside the tuning's 0..{recipe.steps}")
+    if locality is not None and len(locality.rngs) != len(codes):
+        raise ValueError(f"{len(locality.rngs)} locality seeds for {len(codes)} images")
     with torch.inference_mode(False), torch.enable_grad():
         codes, targets = codes.detach().clone(), targets.detach().clone()
         weights = {name: value.requires_grad_(True) for name, value in decoder.initial_weights(len(codes)).items()}
@@ -103,6 +145,8 @@ def tune(decoder: PerImageGenerator, codes: Tensor, targets: Tensor, recipe: Tun
                             on_steps[later](_reached(final, weights, active))
                         break
                 loss = loss + recipe.lpips_weight * perceptual
+            if locality is not None and step % locality.recipe.interval == 0:
+                loss = loss + locality.loss(decoder, weights, codes, domain, lpips)
             optimizer.zero_grad(set_to_none=True)
             (loss * active).sum().backward()
             optimizer.step()

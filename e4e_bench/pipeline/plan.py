@@ -4,6 +4,7 @@ with one error that lists each missing thing and how to get it."""
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -152,7 +153,9 @@ def check_method(entry: MethodEntry, settings: RunSettings, domain: Domain, file
     else:
         files[f"{name} generator"] = get_asset(domain.generator_asset).path
         problems += [f"generator {asset}: {fetch_command([asset])}" for asset in missing_assets([domain.generator_asset])]
-    needed = getattr(options, "required_assets", lambda: ())()
+    required = getattr(options, "required_assets", lambda: ())
+    # Options whose files depend on the domain (PTI's pivot encoder: its checkpoint) take it as `domain`.
+    needed = required(domain=domain) if "domain" in inspect.signature(required).parameters else required()
     absent = [] if settings.random_weights else missing_assets(needed)
     if absent:
         problems.append(f"{name} needs {', '.join(absent)}: {fetch_command(absent)} (or change its options, "

@@ -9,22 +9,21 @@ TOY_PTI_OPTIONS = TOY_OPTIONS | {"lr": 0.1, "w_avg_samples": 10_000, "tune_lpips
                                  "locality_lpips_weight": 0.0}
 
 
-
-def quarter_steps(options) -> tuple[float, ...]:
+def quarter_steps(options) -> tuple[int, ...]:
     """A projection's dial values by default: a quarter, half and all of its steps (one trajectory)."""
     return tuple(sorted({max(1, options.steps // 4), max(1, options.steps // 2), options.steps}))
 
 
-def all_steps(options) -> float:
+def all_steps(options) -> int:
     return options.steps
 
 
-def quarter_tune_steps(options) -> tuple[float, ...]:
+def quarter_tune_steps(options) -> tuple[int, ...]:
     """PTI's dial values by default: the pivot alone (0), then a quarter, half and all of the tuning."""
     return tuple(sorted({0, options.tune_steps // 4, options.tune_steps // 2, options.tune_steps}))
 
 
-def all_tune_steps(options) -> float:
+def all_tune_steps(options) -> int:
     return options.tune_steps
 
 

@@ -155,3 +155,19 @@ def test_the_pareto_front_keeps_the_points_nothing_beats_on_both_axes():
     # (2.5, 3) ties (2, 3) on LEC and loses on distortion; (3, 4) loses to (2, 3) on both
     points = [(3.0, 4.0), (1.0, 5.0), (2.5, 3.0), (4.0, 1.0), (2.0, 3.0)]
     assert pareto_front(points) == [(1.0, 5.0), (2.0, 3.0), (4.0, 1.0)]
+
+
+def test_pti_along_its_tuning_keeps_its_pivots_and_reconstructs_better_with_each_point(tmp_path):
+    out = tmp_path / "run"
+    assert main(["run", "--domain", "toy", "--methods", "pti", "--n-images", "16", "--batch-size", "8",
+                 "--option", "pti.steps=4", "--option", "pti.tune_steps=8", "--sweep", "--edit-strengths", "2",
+                 "--device", "cpu", "--out", str(out)]) == 0
+    sweep = SweepSummary.load(out)
+    assert list(sweep.points.methods) == ["pti@0", "pti@2", "pti@4", "pti@8"]
+    plain = np.load(out / "methods" / "pti" / "latents.npy")
+    for steps in (0, 2, 4, 8):  # the tuning moves the generator, never the pivots
+        assert np.array_equal(np.load(out / "sweep" / "pti" / f"{steps}" / "latents.npy"), plain)
+    l2 = [sweep.points.methods[f"pti@{steps}"].values["l2"].mean for steps in (0, 2, 4, 8)]
+    assert l2[0] > l2[1] > l2[2] > l2[3]
+    summary = json.loads((out / "summary.json").read_text())["methods"]["pti"]["values"]
+    assert l2[3] == summary["l2"]["mean"]

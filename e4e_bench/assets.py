@@ -83,6 +83,10 @@ TOY_FILES = (
      "907c335a458c6fba08304a848a495b7ae92487cfe3fc9e5ab801154bca9811e3", 10805737, "e4e-psp-checkpoint"),
     ("toy-psp", "toy_psp.pt", "toy pSp encoder + decoder (train --domain toy, 8,000 steps, best held-out loss)",
      "799ca00f366641e9d7fdc084497bd64c1f92dabc0703451058f83a98cbe1dcd2", 10805737, "e4e-psp-checkpoint"),
+    ("toy-restyle-psp", "toy_restyle_psp.pt", "toy ReStyle-pSp encoder + decoder (train --domain toy, 2,500 steps, best "
+     "held-out loss)", "6996edcc6647e38d048545fc6a5fae19cf058e8ebd3a07f108ab0218142fd75b", 7147033, "e4e-psp-checkpoint"),
+    ("toy-restyle-e4e", "toy_restyle_e4e.pt", "toy ReStyle-e4e encoder + decoder (train --domain toy, 3,500 steps, best "
+     "held-out loss)", "88e21eeb3b0712ff1f85751e9f87132a8a2af8b5f46719005fa76525dfcebf30", 7147097, "e4e-psp-checkpoint"),
 )
 
 # (name, file name, Drive id, description): ReStyle's released encoder + decoder files (RS README, commit 5e80276);

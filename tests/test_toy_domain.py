@@ -24,7 +24,7 @@ from e4e_bench.networks.generator import sample_w
 from e4e_bench.toy.render import toy_photos
 
 REPO = Path(__file__).resolve().parents[1]
-TOY_ASSETS = ("toy-generator", "toy-e4e", "toy-psp", "toy-ganspace")
+TOY_ASSETS = ("toy-generator", "toy-e4e", "toy-psp", "toy-ganspace", "toy-restyle-psp", "toy-restyle-e4e")
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_shipped_assets_verify_against_their_published_hashes(monkeypatch, tmp_p
     assert all(line.split()[1] == "verified" for line in out.splitlines() if line.split() and line.split()[0] in TOY_ASSETS)
 
 
-@pytest.mark.parametrize("method", ["e4e", "psp"])
+@pytest.mark.parametrize("method", ["e4e", "psp", "restyle_psp", "restyle_e4e"])
 def test_toy_encoders_reconstruct_far_better_than_the_mean_image(method, toy_test_images, tmp_path):
     """The trained encoders, not random ones: L2 below half that of predicting every picture by their mean."""
     assert main(["invert", "--method", method, "--domain", "toy", "--images", str(toy_test_images),
@@ -56,6 +56,15 @@ def test_toy_encoders_reconstruct_far_better_than_the_mean_image(method, toy_tes
     l2 = np.mean((real - fake) ** 2)
     mean_image = np.mean((real - real.mean(0, keepdims=True)) ** 2)
     assert l2 < 0.5 * mean_image, (l2, mean_image)
+
+
+def test_toy_restyle_refines_offline(tmp_path, monkeypatch):
+    """ReStyle's last refinement step reconstructs the toy test images better than its first."""
+    monkeypatch.setenv("E4E_BENCH_HOME", str(tmp_path / "empty_cache"))
+    assert main(["run", "--domain", "toy", "--methods", "restyle_psp,restyle_e4e", "--n-images", "16", "--metrics", "l2",
+                 "--device", "cpu", "--out", str(tmp_path / "run")]) == 0
+    for method, values in summary_values(tmp_path / "run").items():
+        assert values["l2_step5"] < values["l2_step1"], (method, values)
 
 
 def car_pixels(pictures: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,10 @@
-"""The e4e/pSp training loop: steps, evaluation, grids, logs and resumable official-layout checkpoints.
+"""The e4e/pSp/ReStyle training loop: steps, evaluation, grids, logs and resumable official-layout checkpoints.
+
+A ReStyle step is `n_iters_per_batch` passes, each with its own losses and backward and one optimiser
+step at the end, as the official coaches do; its evaluation scores the last pass. ReStyle-e4e's
+discriminator step takes the first pass's codes as e4e's takes its step's: the codes the decoder
+sees, latent_avg included (the official ReStyle-e4e coach feeds it the encoder's raw output on
+[image, average image], without latent_avg, while its adversarial loss scores codes with it).
 
 One process per device (torchrun for several). Every random draw comes from an explicit
 torch.Generator whose state is saved with the checkpoint, so `--resume` continues the very

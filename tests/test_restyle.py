@@ -137,7 +137,7 @@ def reference_loop(ckpt: dict, x: torch.Tensor, iterations: int, top: int, botto
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_the_loop_matches_a_hand_written_reference(method, generator):
+def test_the_loop_matches_a_hand_written_reference(method):
     # The cars geometry on a 64 px generator: content rows 8:56, pooled 2x2 to the 24x32 input.
     big = make_tiny_generator(size=64)
     ckpt = official_checkpoint_dict(method, big)

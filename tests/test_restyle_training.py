@@ -7,13 +7,15 @@ import shutil
 
 import torch
 import torch.nn.functional as F
+from torchvision.models import resnet34
 
 from e4e_bench.checkpoints import read_checkpoint
 from e4e_bench.distributed import ProcessGroup
 from encoders.checkpoint import load_inverter
 from encoders.restyle import ReStyleInverter
+from encoders.restyle_encoders import ResNetBackboneEncoder
 from encoders.training import trainer
-from encoders.training.setup import prepare, resolve_options, run_training
+from encoders.training.setup import backbone_weights, prepare, resolve_options, run_training
 from tests.test_training_loop import E4E_FULL, read_log, tiny_options
 
 
@@ -77,3 +79,15 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, tiny_domain, tin
             torch.testing.assert_close(b[part][key], value, rtol=0, atol=0, msg=f"{part}.{key} differs")
     moments = [s["exp_avg"] for s in a["optimizer"]["state"].values()]
     torch.testing.assert_close([s["exp_avg"] for s in b["optimizer"]["state"].values()], moments, rtol=0, atol=0)
+
+
+def test_imagenet_resnet34_starts_the_stem_and_body_with_rgb_filters_on_three_of_six_channels():
+    torchvision_weights = resnet34().state_dict()
+    weights = backbone_weights("resnet34", dict(torchvision_weights), input_nc=6)
+    encoder = ResNetBackboneEncoder(16)
+    missing, unexpected = encoder.load_state_dict(weights, strict=False)
+    assert not unexpected and {k for k in missing if not k.startswith("styles.")} == {"relu.weight"}
+    torch.testing.assert_close(encoder.conv1.weight[:, :3], torchvision_weights["conv1.weight"], rtol=0, atol=0)
+    assert encoder.conv1.weight[:, 3:].std() > 0.5  # N(0, 1), as the official load_weights draws them
+    torch.testing.assert_close(encoder.body[7].downsample[0].weight, torchvision_weights["layer3.0.downsample.0.weight"],
+                               rtol=0, atol=0)

@@ -3,7 +3,6 @@ the e4e variant, exact resume, and a checkpoint the loader reads as ReStyle."""
 from __future__ import annotations
 
 import copy
-import shutil
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +15,7 @@ from encoders.restyle import ReStyleInverter
 from encoders.restyle_encoders import ResNetBackboneEncoder
 from encoders.training import trainer
 from encoders.training.setup import backbone_weights, prepare, resolve_options, run_training
-from tests.test_training_loop import E4E_FULL, read_log, tiny_options
+from tests.test_training_loop import E4E_FULL, assert_same_training_state, read_log, tiny_options, twice_each
 
 
 def test_a_step_adds_the_gradients_of_each_refinement_step(tmp_path, tiny_domain, tiny_generator_ckpt,
@@ -60,11 +59,7 @@ def test_the_e4e_variant_follows_the_schedule_and_saves_a_restyle_checkpoint(tmp
 
 
 def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, tiny_domain, tiny_generator_ckpt, generated_images):
-    data = tmp_path / "eight"  # 6 training images: 3 batches an epoch, so the interruption falls mid-epoch
-    data.mkdir()
-    for copy_index in range(2):
-        for path in sorted(generated_images.iterdir()):
-            shutil.copy(path, data / f"{copy_index}_{path.name}")
+    data = twice_each(generated_images, tmp_path / "eight")
     settings = dict(n_iters_per_batch=2, **E4E_FULL)
     straight = tiny_options(tmp_path, tiny_generator_ckpt, data, out="straight", max_steps=4, **settings)
     run_training("restyle_e4e", "tiny", straight)
@@ -74,11 +69,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, tiny_domain, tin
 
     a = read_checkpoint(tmp_path / "straight" / "checkpoints" / "iteration_4.pt")
     b = read_checkpoint(tmp_path / "resumed" / "checkpoints" / "iteration_4.pt")
-    for part in ("state_dict", "discriminator_state_dict"):
-        for key, value in a[part].items():
-            torch.testing.assert_close(b[part][key], value, rtol=0, atol=0, msg=f"{part}.{key} differs")
-    moments = [s["exp_avg"] for s in a["optimizer"]["state"].values()]
-    torch.testing.assert_close([s["exp_avg"] for s in b["optimizer"]["state"].values()], moments, rtol=0, atol=0)
+    assert_same_training_state(a, b)
 
 
 def test_imagenet_resnet34_starts_the_stem_and_body_with_rgb_filters_on_three_of_six_channels():

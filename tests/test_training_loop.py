@@ -75,12 +75,27 @@ def test_e4e_stages_discriminator_and_r1_follow_the_schedule(tmp_path, tiny_doma
     assert (out / "checkpoints" / "best_model.pt").is_file()
 
 
-def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, tiny_domain, tiny_generator_ckpt, generated_images):
-    data = tmp_path / "eight"  # 6 training images: 3 batches an epoch, so the interruption falls mid-epoch
+def twice_each(images: Path, data: Path) -> Path:
+    """`data` holding every image of `images` twice: 6 training images, 3 batches an epoch, so that an
+    interruption after step 2 falls mid-epoch."""
     data.mkdir()
     for copy in range(2):
-        for path in sorted(generated_images.iterdir()):
+        for path in sorted(images.iterdir()):
             shutil.copy(path, data / f"{copy}_{path.name}")
+    return data
+
+
+def assert_same_training_state(a: dict, b: dict) -> None:
+    """Two training checkpoints hold the same weights, discriminator and Adam moments, bit for bit."""
+    for part in ("state_dict", "discriminator_state_dict"):
+        for key, value in a[part].items():
+            torch.testing.assert_close(b[part][key], value, rtol=0, atol=0, msg=f"{part}.{key} differs")
+    moments = [s["exp_avg"] for s in a["optimizer"]["state"].values()]
+    torch.testing.assert_close([s["exp_avg"] for s in b["optimizer"]["state"].values()], moments, rtol=0, atol=0)
+
+
+def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, tiny_domain, tiny_generator_ckpt, generated_images):
+    data = twice_each(generated_images, tmp_path / "eight")
     straight = tiny_options(tmp_path, tiny_generator_ckpt, data, out="straight", max_steps=5, **E4E_FULL)
     run_training("e4e", "tiny", straight)
     interrupted = tiny_options(tmp_path, tiny_generator_ckpt, data, out="resumed", max_steps=2, **E4E_FULL)
@@ -89,12 +104,8 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, tiny_domain, tin
 
     a = read_checkpoint(tmp_path / "straight" / "checkpoints" / "iteration_5.pt")
     b = read_checkpoint(tmp_path / "resumed" / "checkpoints" / "iteration_5.pt")
-    for part in ("state_dict", "discriminator_state_dict"):
-        for key, value in a[part].items():
-            torch.testing.assert_close(b[part][key], value, rtol=0, atol=0, msg=f"{part}.{key} differs")
+    assert_same_training_state(a, b)
     torch.testing.assert_close(b["w_pools"]["real"]["codes"], a["w_pools"]["real"]["codes"], rtol=0, atol=0)
-    moments = [s["exp_avg"] for s in a["optimizer"]["state"].values()]
-    torch.testing.assert_close([s["exp_avg"] for s in b["optimizer"]["state"].values()], moments, rtol=0, atol=0)
     assert b["opts"]["checkpoint_path"].endswith("iteration_2.pt")
 
 

@@ -108,6 +108,23 @@ RESTYLE_FILES = (
      "ReStyle-e4e, AFHQ Wild (ResNet-34)"),
 )
 
+# (name, file name, Drive id, format, description): HyperStyle's released files (its README, commit a723c73),
+# each domain's hypernetwork + decoder and the W encoder it was trained with; no sizes or hashes published.
+HYPERSTYLE_FILES = (
+    ("hyperstyle-faces", "hyperstyle_ffhq.pt", "1C3dEIIH1y8w1-zQMCyx7rDF0ndswSXh4", "hyperstyle-checkpoint",
+     "HyperStyle hypernetwork + decoder, FFHQ"),
+    ("hyperstyle-cars", "hyperstyle_cars.pt", "1WZ7iNv5ENmxXFn6dzPeue1jQGNp6Nr9d", "hyperstyle-checkpoint",
+     "HyperStyle hypernetwork + decoder, Stanford Cars (LSUN car generator)"),
+    ("hyperstyle-afhq-wild", "hyperstyle_afhq_wild.pt", "1OMAKYRp3T6wzGr0s3887rQK-5XHlJ2gp", "hyperstyle-checkpoint",
+     "HyperStyle hypernetwork + decoder, AFHQ Wild"),
+    ("hyperstyle-w-encoder-faces", "faces_w_encoder.pt", "1M-hsL3W_cJKs77xM1mwq2e9-J0_m7rHP", "e4e-psp-checkpoint",
+     "HyperStyle's W encoder (WEncoder, trained as e4e into W), FFHQ"),
+    ("hyperstyle-w-encoder-cars", "cars_w_encoder.pt", "1GZke8pfXMSZM9mfT-AbP1Csyddf5fas7", "e4e-psp-checkpoint",
+     "HyperStyle's W encoder (WEncoder, trained as e4e into W), Stanford Cars"),
+    ("hyperstyle-w-encoder-afhq-wild", "afhq_wild_w_encoder.pt", "1MhEHGgkTpnTanIwuHYv46i6MJeet2Nlr",
+     "e4e-psp-checkpoint", "HyperStyle's W encoder (WEncoder, trained as e4e into W), AFHQ Wild"),
+)
+
 
 def _load_plugin_assets() -> None:
     from e4e_bench.plugins import ASSET_GROUP, load_plugins
@@ -145,6 +162,11 @@ for _asset in (
             Asset(name, filename, (drive(file_id),), "e4e-psp-checkpoint", f"official {description} encoder + decoder",
                   licence="MIT (code); weights per the ReStyle authors")
             for name, filename, file_id, description in RESTYLE_FILES
+        ),
+        *(
+            Asset(name, filename, (drive(file_id),), file_format, f"official {description}",
+                  licence="MIT (code); weights per the HyperStyle authors")
+            for name, filename, file_id, file_format, description in HYPERSTYLE_FILES
         ),
         *(
             Asset(name, path.rsplit("/", 1)[1], (E4E_RAW + path,), "edit-direction", description,

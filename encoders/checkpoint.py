@@ -38,6 +38,7 @@ from encoders.restyle_encoders import (
     ResNetBackboneEncoder,
     ResNetProgressiveBackboneEncoder,
 )
+from encoders.w_encoder import WEncoder
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ ENCODERS = {
     "ResNetBackboneEncoder": EncoderType("restyle_psp", ResNetBackboneEncoder, ReStyleInverter),
     "ProgressiveBackboneEncoder": EncoderType("restyle_e4e", ProgressiveBackboneEncoder, ReStyleInverter),
     "ResNetProgressiveBackboneEncoder": EncoderType("restyle_e4e", ResNetProgressiveBackboneEncoder, ReStyleInverter),
+    "WEncoder": EncoderType("e4e", WEncoder, Inverter),  # HyperStyle's W encoder, trained as an e4e into W
 }
 OFFICIAL_LAYOUT = ("an official e4e/pSp/ReStyle checkpoint ({'state_dict': encoder.* + decoder.*, 'opts', "
                    "'latent_avg'})")
@@ -125,8 +127,11 @@ def encoder_config(state_dict: dict[str, torch.Tensor]) -> dict[str, Any]:
         raise ValueError(f"missing {err.args[0]!r}") from None
 
 
-def head_config(state_dict: dict[str, torch.Tensor]) -> dict[str, int]:
-    """(n_styles, style_dim) of the encoder's map2style heads."""
+def head_config(state_dict: dict[str, torch.Tensor], n_latent: int) -> dict[str, int]:
+    """(n_styles, style_dim) of the encoder's map2style heads, or of a W encoder's one `linear` (as many
+    styles as the generator's `n_latent`)."""
+    if "linear.weight" in state_dict and "styles.0.linear.weight" not in state_dict:
+        return dict(n_styles=n_latent, style_dim=state_dict["linear.weight"].shape[0])
     try:
         return dict(n_styles=len(key_indices(state_dict, r"styles\.(\d+)\.linear\.weight")),
                     style_dim=state_dict["styles.0.linear.weight"].shape[0])
@@ -134,11 +139,12 @@ def head_config(state_dict: dict[str, torch.Tensor]) -> dict[str, int]:
         raise ValueError(f"missing {err.args[0]!r}") from None
 
 
-def encoder_from_state_dict(encoder_type: str, state_dict: dict[str, torch.Tensor], source: str | os.PathLike):
+def encoder_from_state_dict(encoder_type: str, state_dict: dict[str, torch.Tensor], source: str | os.PathLike,
+                            n_latent: int):
     """The `encoder_type` encoder `state_dict` describes, loaded strictly: every key, every shape."""
     method = ENCODERS[encoder_type].method
     try:
-        config = head_config(state_dict) | encoder_config(state_dict)
+        config = head_config(state_dict, n_latent) | encoder_config(state_dict)
         # Built without memory, then given the file's tensors: no random init of ~250M weights.
         with torch.device("meta"):
             encoder = ENCODERS[encoder_type].encoder(**config)
@@ -185,8 +191,8 @@ def inverter_from_checkpoint(ckpt: dict, path: str | os.PathLike, method: str | 
     encoder_state = strip_prefix(state, "encoder")
     encoder_type = checkpoint_encoder_type(ckpt, encoder_state, path, method)
     entry = ENCODERS[encoder_type]
-    encoder = encoder_from_state_dict(encoder_type, encoder_state, path)
     decoder = generator_from_state_dict(strip_prefix(state, "decoder"), path)
+    encoder = encoder_from_state_dict(encoder_type, encoder_state, path, decoder.n_latent)
     latent_avg = stored_latent_avg(ckpt, decoder, path, required=entry.inverter is ReStyleInverter)
     try:
         inverter = entry.inverter(encoder, decoder, latent_avg)

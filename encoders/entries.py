@@ -1,5 +1,5 @@
-"""The registry entries of `e4e`, `psp`, `restyle_psp` and `restyle_e4e` (read by `e4e_bench.methods` on
-first use)."""
+"""The registry entries of `e4e`, `psp`, `restyle_psp`, `restyle_e4e` and `hyperstyle` (read by
+`e4e_bench.methods` on first use)."""
 
 from e4e_bench.methods.contract import Dial, MethodEntry
 
@@ -26,6 +26,10 @@ def all_iterations(options) -> float:
 
 
 ITERATIONS = Dial("iterations", every_iteration, all_iterations)  # the points of one refinement loop
+
+
+def no_pass_then_every_pass(options) -> tuple[float, ...]:
+    return (0.0, *every_iteration(options))
 
 
 ENTRIES = (
@@ -75,5 +79,16 @@ ENTRIES = (
         trainer=TRAINER,
         train_options=TRAIN_OPTIONS,
         dial=ITERATIONS,
+    ),
+    MethodEntry(
+        name="hyperstyle",
+        factory="encoders.hyperstyle_method:build_hyperstyle",
+        options="encoders.hyperstyle_method:HyperStyleOptions",
+        summary="HyperStyle (Alaluf et al. 2022): a W encoder's codes, and per-image generator weight offsets "
+                "refined by a hypernetwork over a few passes",
+        checkpoint_formats=("hyperstyle-checkpoint",),
+        checkpoint_assets={"faces": "hyperstyle-faces", "cars": "hyperstyle-cars", "toy": "toy-hyperstyle"},
+        # 0: the W encoder alone; the codes never move, only the offsets
+        dial=Dial("hypernetwork passes", no_pass_then_every_pass, all_iterations, moves_codes=False),
     ),
 )

@@ -221,7 +221,7 @@ def test_cpu_inference_decodes_a_large_batch_image_by_image_with_the_same_result
         noise = generator.make_noise(3 if noise == "per-image maps" else 1, rng=torch.Generator().manual_seed(2))
     passes = []
     synthesize = generator._synthesize
-    monkeypatch.setattr(generator, "_synthesize", lambda latent, noises: passes.append(len(latent)) or synthesize(latent, noises))
+    monkeypatch.setattr(generator, "_synthesize", lambda latent, *rest: passes.append(len(latent)) or synthesize(latent, *rest))
     with torch.enable_grad():
         batched = generator(codes, noise=noise, rng=torch.Generator().manual_seed(1))
     with torch.inference_mode():

@@ -24,7 +24,7 @@ The official fallback ops are replaced by cheaper equivalents with the same math
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -186,8 +186,12 @@ class ModulatedConv2d(nn.Module):
             pad = (len(blur_taps) - factor) - (kernel_size - 1)
             self.blur = Blur(blur_taps, pad=((pad + 1) // 2 + factor - 1, pad // 2 + 1), upsample_factor=factor)
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, gain: float = 1.0, bias: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, w: torch.Tensor, gain: float = 1.0, bias: torch.Tensor | None = None,
+                offset: torch.Tensor | None = None) -> torch.Tensor:
+        """`offset` `[B, out, in, k, k]`: image b convolves with `weight * (1 + offset[b])` (HyperStyle)."""
         styles = self.modulation(w).to(self.weight.dtype)  # [B, in]
+        if offset is not None:
+            return self._per_image(x, styles, offset, gain, bias)
         weight = self.weight[0]  # [out, in, k, k], unscaled
         out_scale = torch.full_like(styles[:, :1], gain)  # [B, 1] or [B, out]
         if self.demodulate:
@@ -199,6 +203,26 @@ class ModulatedConv2d(nn.Module):
             return self._conv(x, weight * (out_scale[0, :, None, None, None] * styles[0, None, :, None, None]), bias)
         x = self._conv(x * styles[:, :, None, None].to(x.dtype), weight, None)
         return multiply_add(x, out_scale[:, :, None, None], None if bias is None else bias[None, :, None, None])
+
+    def _per_image(self, x: torch.Tensor, styles: torch.Tensor, offset: torch.Tensor, gain: float,
+                   bias: torch.Tensor | None) -> torch.Tensor:
+        """Each image's own kernel, style and demodulation folded in, as one grouped convolution."""
+        batch = x.shape[0]
+        if offset.shape != (batch, *self.weight.shape[1:]):
+            raise ValueError(f"weight offsets must be {[batch, *self.weight.shape[1:]]}, got {list(offset.shape)}")
+        weight = self.scale * (self.weight * (1 + offset.to(self.weight.dtype)) * styles[:, None, :, None, None])
+        if self.demodulate:
+            weight = weight * torch.rsqrt(weight.square().sum(dim=(2, 3, 4), keepdim=True) + 1e-8)
+        weight = weight * gain
+        grouped = x.reshape(1, batch * self.in_channels, *x.shape[2:])
+        bias = None if bias is None else bias.repeat(batch)
+        if self.upsample:
+            kernels = weight.transpose(1, 2).reshape(batch * self.in_channels, self.out_channels, *weight.shape[3:])
+            out = self.blur(F.conv_transpose2d(grouped, kernels.to(x.dtype), stride=2, groups=batch), bias)
+        else:
+            kernels = weight.reshape(batch * self.out_channels, self.in_channels, *weight.shape[3:])
+            out = F.conv2d(grouped, kernels.to(x.dtype), bias, padding=self.kernel_size // 2, groups=batch)
+        return out.reshape(batch, self.out_channels, *out.shape[2:])
 
     def _conv(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         if self.upsample:
@@ -250,8 +274,9 @@ class StyledConv(nn.Module):
         self.noise = NoiseInjection()
         self.activate = FusedLeakyReLU(out_channels)
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
-        out = self.conv(x, w, gain=SQRT2, bias=self.activate.bias * SQRT2)
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None,
+                offset: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.conv(x, w, gain=SQRT2, bias=self.activate.bias * SQRT2, offset=offset)
         if noise is not None:
             out = add_product(out, noise, self.noise.weight * SQRT2)
         return F.leaky_relu(out, 0.2, inplace=True)
@@ -265,8 +290,9 @@ class ToRGB(nn.Module):
         self.conv = ModulatedConv2d(in_channels, 3, 1, style_dim, demodulate=False)
         self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
-        rgb = self.conv(x, w, bias=self.bias.view(3)).to(self.bias.dtype)  # the 1x1 conv in the autocast type, the sum in fp32
+    def forward(self, x: torch.Tensor, w: torch.Tensor, skip: torch.Tensor | None = None,
+                offset: torch.Tensor | None = None) -> torch.Tensor:
+        rgb = self.conv(x, w, bias=self.bias.view(3), offset=offset).to(self.bias.dtype)  # the 1x1 conv in the autocast type, the sum in fp32
         if skip is not None:
             with torch.autocast(x.device.type, enabled=False):
                 rgb = rgb + self.upsample(skip)
@@ -387,6 +413,15 @@ class Generator(nn.Module):
             raise ValueError(f"expected {self.num_layers} noise maps, got {len(noise)}")
         return list(noise)
 
+    def modulated_layers(self) -> dict[str, StyledConv | ToRGB]:
+        """Every layer with a modulated convolution, in synthesis order (conv1, to_rgb1, then two convs and a
+        to_rgb per resolution): the order of HyperStyle's outputs, and the names `offsets` are keyed by."""
+        layers = {"conv1": self.conv1, "to_rgb1": self.to_rgb1}
+        for k, to_rgb in enumerate(self.to_rgbs):
+            layers |= {f"convs.{2 * k}": self.convs[2 * k], f"convs.{2 * k + 1}": self.convs[2 * k + 1],
+                       f"to_rgbs.{k}": to_rgb}
+        return layers
+
     def modulation_weights(self) -> dict[str, torch.Tensor]:
         """Style-affine weights `[C_in, style_dim]` of every conv (not ToRGB), in W+ row order."""
         layers = {"conv1": self.conv1, **{f"convs.{i}": conv for i, conv in enumerate(self.convs)}}
@@ -398,33 +433,43 @@ class Generator(nn.Module):
         codes: torch.Tensor,
         noise: NoiseSpec = "const",
         rng: torch.Generator | None = None,
+        offsets: Mapping[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Decode W `[B, D]` or W+ `[B, n_latent, D]` codes to images `[B, 3, size, size]` (unclamped).
 
         noise: "const" (the stored buffers), "random" (drawn from `rng`), "none", or a list of
         `num_layers` maps `[B or 1, 1, H, H]`.
+        offsets: per-image weight offsets by layer name (`modulated_layers`), `[B, out, in, k, k]`:
+        image b's layer convolves with `weight * (1 + offsets[name][b])`; absent layers are unchanged.
         """
         latent = self.to_wplus(codes)
         batch = latent.shape[0]
         noises = self._resolve_noise(noise, batch, rng)
+        offsets = dict(offsets or {})
+        if unknown := set(offsets) - set(self.modulated_layers()):
+            raise ValueError(f"no modulated layers named {sorted(unknown)}")
         if batch > 1 and self.size >= CPU_PER_IMAGE_SIZE and latent.device.type == "cpu" and not torch.is_grad_enabled() \
                 and not torch.is_autocast_enabled("cpu"):
-            return torch.cat([self._synthesize(latent[i : i + 1], _image_noise(noises, i)) for i in range(batch)])
-        return self._synthesize(latent, noises)
+            return torch.cat([self._synthesize(latent[i : i + 1], _image_noise(noises, i),
+                                               {name: value[i : i + 1] for name, value in offsets.items()})
+                              for i in range(batch)])
+        return self._synthesize(latent, noises, offsets)
 
-    def _synthesize(self, latent: torch.Tensor, noises: list[torch.Tensor | None]) -> torch.Tensor:
+    def _synthesize(self, latent: torch.Tensor, noises: list[torch.Tensor | None],
+                    offsets: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+        offsets = offsets or {}
         batch = latent.shape[0]
         # channels_last lets the CPU (oneDNN) and cuDNN convolutions skip layout conversions.
         out = self.input(batch)
         if self.channels_last:
             out = out.contiguous(memory_format=torch.channels_last)
-        out = self.conv1(out, latent[:, 0], noises[0])
-        skip = self.to_rgb1(out, latent[:, 1])
+        out = self.conv1(out, latent[:, 0], noises[0], offsets.get("conv1"))
+        skip = self.to_rgb1(out, latent[:, 1], offset=offsets.get("to_rgb1"))
         row = 1
         for k, to_rgb in enumerate(self.to_rgbs):
-            out = self.convs[2 * k](out, latent[:, row], noises[2 * k + 1])
-            out = self.convs[2 * k + 1](out, latent[:, row + 1], noises[2 * k + 2])
-            skip = to_rgb(out, latent[:, row + 2], skip)
+            out = self.convs[2 * k](out, latent[:, row], noises[2 * k + 1], offsets.get(f"convs.{2 * k}"))
+            out = self.convs[2 * k + 1](out, latent[:, row + 1], noises[2 * k + 2], offsets.get(f"convs.{2 * k + 1}"))
+            skip = to_rgb(out, latent[:, row + 2], skip, offsets.get(f"to_rgbs.{k}"))
             row += 2
         return skip.contiguous()
 

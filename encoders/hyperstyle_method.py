@@ -112,9 +112,10 @@ class HyperStyleMethod:
 
     def decode(self, inversion: Inversion, codes: Tensor | None = None) -> Tensor:
         codes = inversion.codes if codes is None else codes
-        if HYPER_CODES not in inversion.state:
-            return self.model.decode(codes)
-        return self.model.decode(codes, inversion.state[HYPER_CODES].to(codes), inversion.state[PASSES].to(codes))
+        with torch.inference_mode():
+            if HYPER_CODES not in inversion.state:
+                return self.model.decode(codes)
+            return self.model.decode(codes, inversion.state[HYPER_CODES].to(codes), inversion.state[PASSES].to(codes))
 
 
 def build_hyperstyle(*, domain: Domain, checkpoint: Path | None, generator: Path | None, device: torch.device,
@@ -137,7 +138,7 @@ def build_hyperstyle(*, domain: Domain, checkpoint: Path | None, generator: Path
             raise E4EBenchError(f"{path} decodes {model.decoder.size} px images but domain {domain.name!r} needs "
                                 f"{domain.resolution} px; pass the --domain the checkpoint was trained for")
         source = WeightSource(checkpoint=path, generator=generator)
-    return HyperStyleMethod("hyperstyle", model.to(device).eval(), domain, source, options)
+    return HyperStyleMethod("hyperstyle", model.to(device).eval().requires_grad_(False), domain, source, options)
 
 
 def w_encoder_path(options: HyperStyleOptions, domain: Domain) -> Path:

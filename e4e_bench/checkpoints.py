@@ -84,8 +84,11 @@ def checkpoint_kind(ckpt: dict) -> str:
     if "g_ema" in ckpt:
         return "generator"
     state = ckpt.get("state_dict")
-    if isinstance(state, dict) and any(k.startswith("encoder.") for k in state) and any(k.startswith("decoder.") for k in state):
-        return "encoder"
+    if isinstance(state, dict) and any(k.startswith("decoder.") for k in state):
+        if any(k.startswith("encoder.") for k in state):
+            return "encoder"
+        if any(k.startswith("hypernet.") for k in state):
+            return "hyperstyle"
     return "unknown"
 
 
@@ -158,7 +161,7 @@ def generator_state(ckpt: dict, path: str | os.PathLike) -> tuple[dict[str, torc
     kind = checkpoint_kind(ckpt)
     if kind == "generator":
         return ckpt["g_ema"], ckpt.get("latent_avg")
-    if kind == "encoder":
+    if kind in ("encoder", "hyperstyle"):
         return strip_prefix(ckpt["state_dict"], "decoder"), ckpt.get("latent_avg")
     raise E4EBenchError(f"{path} is not a generator checkpoint (keys: {describe_keys(ckpt)}); expected {GENERATOR_FORMATS}")
 

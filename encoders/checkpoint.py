@@ -185,6 +185,8 @@ def inverter_from_checkpoint(ckpt: dict, path: str | os.PathLike, method: str | 
     kind = checkpoint_kind(ckpt)
     if kind == "generator":
         raise E4EBenchError(f"{path} is a generator checkpoint; pass it as --generator and an encoder file as --checkpoint")
+    if kind == "hyperstyle":
+        raise E4EBenchError(f"{path} is a HyperStyle checkpoint; use --method hyperstyle (with its --w-encoder)")
     if kind != "encoder":
         raise E4EBenchError(f"{path} is not an encoder checkpoint (keys: {describe_keys(ckpt)}); expected {OFFICIAL_LAYOUT}")
     state = ckpt["state_dict"]

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from e4e_bench.checkpoints import read_checkpoint, save_checkpoint
+from e4e_bench.checkpoints import load_generator, read_checkpoint, save_checkpoint
 from e4e_bench.cli import main
 from e4e_bench.data import list_images, load_images
 from e4e_bench.errors import E4EBenchError
 from e4e_bench.methods import WeightSource
 from e4e_bench.networks.generator import Generator
+from encoders.checkpoint import load_inverter
 from encoders.hypernetwork import SharedWeightsHyperNetResNet, layer_shapes
 from encoders.hyperstyle import HyperStyle
 from encoders.hyperstyle_checkpoint import load_hyperstyle, load_w_encoder, save_hyperstyle
@@ -22,6 +23,7 @@ from encoders.hyperstyle_method import HYPER_CODES, HyperStyleMethod, HyperStyle
 from encoders.w_encoder import WEncoder
 from tests.conftest import TINY_CARS, make_tiny_generator, write_images
 from tests.official_checkpoints import write_official_checkpoint
+from tests.test_latents import decoded_frames, reconstructions
 from tests.test_restyle import official_resnet_keys
 
 TINY_HYPERNET = dict(stage_depths=(8, 8, 16, 16), width=16, refinement_inner=8, shared_inner=8)
@@ -212,6 +214,9 @@ def test_official_layout_round_trips_strictly(tmp_path, model):
             load_hyperstyle(tmp_path / "broken.pt", w_path)
     with pytest.raises(E4EBenchError, match="w.pt is not a HyperStyle checkpoint"):
         load_hyperstyle(w_path, w_path)
+    with pytest.raises(E4EBenchError, match="hyperstyle.pt is a HyperStyle checkpoint; use --method hyperstyle"):
+        load_inverter(path)
+    assert torch.equal(load_generator(path)[0].state_dict()["input.input"], model.decoder.state_dict()["input.input"])
 
 
 def TINY_CARS_INPUT(frames: torch.Tensor) -> torch.Tensor:
@@ -297,6 +302,7 @@ def test_invert_command_writes_the_w_codes_and_the_offset_reconstructions(tmp_pa
     save_checkpoint({"state_dict": {f"encoder.{k}": v for k, v in model.w_encoder.state_dict().items()},
                      "opts": {"encoder_type": "WEncoder"}}, w_path)
     save_hyperstyle(model, tmp_path / "hyperstyle.pt")
+    save_checkpoint({"g_ema": model.decoder.state_dict()}, tmp_path / "g.pt")
     write_images(tmp_path / "images", images(3))
     assert main(["invert", "--method", "hyperstyle", "--checkpoint", str(tmp_path / "hyperstyle.pt"),
                  "--w-encoder", str(w_path), "--domain", TINY_CARS.name, "--images", str(tmp_path / "images"),
@@ -305,3 +311,13 @@ def test_invert_command_writes_the_w_codes_and_the_offset_reconstructions(tmp_pa
     written = torch.from_numpy(np.load(tmp_path / "out" / "latents.npy"))
     torch.testing.assert_close(written, model.w_codes(loaded))
     assert len(list_images(tmp_path / "out" / "images")) == 3
+    # generate and edit (strength 0) decode the kept state again: the offsets, not only the codes
+    expected = reconstructions(tmp_path / "out")
+    assert main(["generate", "--inversion", str(tmp_path / "out"), "--out", str(tmp_path / "gen")]) == 0
+    assert np.abs(decoded_frames(tmp_path / "gen", 3) - expected).max() == 0
+    assert main(["edit", "--inversion", str(tmp_path / "out"), "--direction", "sefa:0", "--strength", "0",
+                 "--out", str(tmp_path / "edit")]) == 0
+    assert np.abs(decoded_frames(tmp_path / "edit", 3) - expected).max() == 0
+    assert main(["generate", "--generator", str(tmp_path / "g.pt"), "--latents", str(tmp_path / "out" / "latents.npy"),
+                 "--out", str(tmp_path / "bare")]) == 0
+    assert np.abs(decoded_frames(tmp_path / "bare", 3) - expected).max() > 0

@@ -45,10 +45,11 @@ def write_codes(codes: torch.Tensor, path: Path) -> None:
 
 
 def write_state(folder: Path, names: list[str], state: dict[str, torch.Tensor]) -> None:
-    """Per-image decoder state as `folder/<name>.pt`, each `{"state": {key: [1, ...]}}`; nothing for an empty state."""
+    """Per-image decoder state as `folder/<name>.pt`, each `{"state": {key: [1, ...]}}`; nothing for an empty state.
+    Each row is copied out of the batch: a saved view would carry the whole batch's storage into every file."""
     for i, name in enumerate(names):
         if state:
-            save_checkpoint({"state": {key: value[i : i + 1].detach().cpu() for key, value in state.items()}},
+            save_checkpoint({"state": {key: value[i : i + 1].detach().cpu().clone() for key, value in state.items()}},
                             folder / f"{name}.pt")
 
 

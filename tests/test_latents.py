@@ -79,3 +79,14 @@ def test_an_inversion_state_that_does_not_fit_the_codes_is_one_line(tmp_path, pr
     (projection / "state" / "c.pt").unlink()
     assert main(argv) == 2
     assert capsys.readouterr().err.startswith(f"error: {projection / 'state' / 'c.pt'} does not exist")
+
+
+def test_each_state_file_holds_its_own_image_not_the_batch(tmp_path):
+    """A row sliced from a batch shares the batch's storage; saved as it is, every file would hold all 8."""
+    from e4e_bench.latents import read_state, write_state
+
+    state = {"trajectory": torch.randn(8, 5, 4, 64)}  # 5 kB per image, 40 kB for the batch
+    names = [f"{i:03d}" for i in range(8)]
+    write_state(tmp_path, names, state)
+    assert all((tmp_path / f"{name}.pt").stat().st_size < 5 * 4 * 64 * 4 + 2048 for name in names)
+    assert torch.equal(read_state(tmp_path, names)["trajectory"], state["trajectory"])

@@ -23,7 +23,7 @@ EXAMPLES = """examples:
   python -m e4e_bench train --method e4e --domain cars --data stanford_cars/train --out runs/e4e_cars --resume
   torchrun --nproc_per_node 4 -m e4e_bench train --method psp --domain faces --data ffhq --out runs/psp --batch-size 2"""
 # Derived from --method, --domain, --resume and the generator, or fixed by RGB encoding; not settable.
-DERIVED = {"method", "domain", "dataset_type", "encoder_type", "stylegan_size", "output_size", "input_nc", "label_nc",
+DERIVED = {"method", "domain", "dataset_type", "stylegan_size", "output_size", "input_nc", "label_nc",
            "learn_in_w"}
 
 

@@ -23,6 +23,7 @@ TRAINED_ENCODERS = ("e4e", "psp", "restyle_psp", "restyle_e4e")  # the methods t
 PROGRESSIVE = ("e4e", "restyle_e4e")  # the methods with e4e's progressive offsets and latent discriminator
 ITERATIVE = ("restyle_psp", "restyle_e4e")  # ReStyle: several refinement steps per batch
 TOY_RESTYLE_STEPS = {"restyle_psp": 2500, "restyle_e4e": 3500}  # the e4e variant's regularisers slow it down
+TOY_W_ENCODER_STEPS = 4500  # about 15 minutes on one thread (5 steps/s)
 OPTIMIZERS = ("ranger", "adam")
 LPIPS_TYPES = ("alex", "vgg")
 ENCODER_INITS = ("ir_se50", "resnet34", "random")
@@ -44,7 +45,8 @@ class TrainOptions:
     # -- official options ----------------------------------------------------------------------
     exp_dir: str = _opt("", "output folder (set by --out)", flag="--out")
     dataset_type: str = _opt("ffhq_encode", "official dataset name; derived from --domain")
-    encoder_type: str = _opt("Encoder4Editing", "official encoder class name; derived from --method")
+    encoder_type: str = _opt("Encoder4Editing", "official encoder class name (default: the method's; e4e also trains "
+                                                "HyperStyle's WEncoder, one code for every layer)")
     input_nc: int = _opt(3, "encoder input channels: 3 (RGB) for e4e/pSp, 6 (RGB + reconstruction) for ReStyle; "
                             "set from --method")
     label_nc: int = _opt(0, "pSp: label channels; 0 for encoding, kept for the official loaders")
@@ -121,8 +123,9 @@ class TrainOptions:
             (self.optim_name in OPTIMIZERS, f"--optim-name must be one of {', '.join(OPTIMIZERS)}"),
             ((self.input_nc, self.label_nc, self.learn_in_w) == (6 if self.method in ITERATIVE else 3, 0, False),
              "only RGB-to-W+ encoding is trained here: input_nc 3 (ReStyle: 6), label_nc 0, learn_in_w off"),
-            (ENCODERS.get(self.encoder_type, ENCODERS["Encoder4Editing"]).method == self.method,
-             f"--encoder-type {self.encoder_type} is not an encoder of {self.method}"),
+            (self.encoder_type in ENCODERS and ENCODERS[self.encoder_type].method == self.method,
+             f"--encoder-type {self.encoder_type} is not an encoder of {self.method}; its encoders: "
+             f"{', '.join(name for name, entry in ENCODERS.items() if entry.method == self.method)}"),
             (self.encoder_init == "random" or (self.encoder_init == "resnet34") == self.encoder_type.startswith("ResNet"),
              "--encoder-init ir_se50 starts IR-SE backbones, resnet34 ResNet-34 ones (ReStyle beyond faces)"),
             (self.n_iters_per_batch >= 1, "--n-iters-per-batch must be at least 1"),
@@ -184,8 +187,9 @@ class TrainOptions:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in opts.items() if k in known})
 
 
-def recipe_defaults(method: str, domain: str) -> dict:
-    """The authors' training commands for a method and domain, as option overrides.
+def recipe_defaults(method: str, domain: str, encoder_type: str | None = None) -> dict:
+    """The authors' training commands for a method and domain (and, for e4e, the encoder class: `WEncoder` for
+    HyperStyle's W encoder), as option overrides.
 
     e4e: README cars command (MoCo x0.5, w-pool, discriminator 0.1, progressive from 20k, 200k
     steps, batch 8/4); faces as issue #43 (ArcFace x0.1, 300k steps). Horse and church were not
@@ -196,12 +200,12 @@ def recipe_defaults(method: str, domain: str) -> dict:
         raise E4EBenchError(f"--method must be one of {', '.join(TRAINED_ENCODERS)}, got {method!r}")
     faces = domain == "faces"
     # The official `dataset_type` (ffhq_encode, cars_encode, ...): what the official loaders key the cars crop on.
-    common = dict(method=method, domain=domain, encoder_type=encoder_type_for(method, resnet=not faces),
+    common = dict(method=method, domain=domain, encoder_type=encoder_type or encoder_type_for(method, resnet=not faces),
                   start_from_latent_avg=True, dataset_type="ffhq_encode" if faces else f"{domain}_encode", batch_size=8)
     if method in ITERATIVE:
         common |= dict(input_nc=6, encoder_init="ir_se50" if faces else "resnet34")
     if domain == "toy":
-        return common | toy_recipe(method)
+        return common | toy_recipe(method, common["encoder_type"])
     if method == "e4e":
         return common | dict(test_batch_size=4, use_w_pool=True, w_discriminator_lambda=0.1,
                              progressive_start=20_000, val_interval=10_000, id_lambda=0.1 if faces else 0.5,
@@ -217,14 +221,15 @@ def recipe_defaults(method: str, domain: str) -> dict:
     return restyle
 
 
-def toy_recipe(method: str) -> dict:
+def toy_recipe(method: str, encoder_type: str) -> dict:
     """How the shipped toy encoders were trained: the official recipes scaled to a CPU.
 
     Offline losses only (L2; e4e's latent discriminator with its pool and delta regulariser, pSp's plain L2);
     narrow backbones from random weights, Adam at 1e-3 (Ranger at 1e-4 barely moves a random backbone in so
     few steps); e4e's progressive schedule compressed from 20k + 2k per offset to 500 + 300. e4e and pSp: an
     IR-SE50 of widths 16, 32, 48, 64, 8,000 steps; ReStyle (5 refinement steps per batch): a ResNet-34 of
-    widths 16, 24, 32, 48, 2,500 (pSp) and 3,500 (e4e) steps.
+    widths 16, 24, 32, 48, 2,500 (pSp) and 3,500 (e4e) steps. HyperStyle's W encoder (e4e's `WEncoder`): the e4e
+    recipe without the discriminator and the progressive offsets (no offsets to grow), TOY_W_ENCODER_STEPS steps.
     """
     common = dict(encoder_init="random", encoder_stage_depths=(16, 32, 48, 64), lpips_lambda=0.0, id_lambda=0.0,
                   moco_lambda=0.0, optim_name="adam", learning_rate=1e-3, max_steps=8000, batch_size=8,
@@ -232,6 +237,8 @@ def toy_recipe(method: str) -> dict:
     if method in ITERATIVE:
         common |= dict(encoder_stage_depths=(16, 24, 32, 48), max_steps=TOY_RESTYLE_STEPS[method], val_interval=500,
                        image_interval=500, save_interval=500)
+    if encoder_type == "WEncoder":
+        return common | dict(max_steps=TOY_W_ENCODER_STEPS)
     if method in PROGRESSIVE:
         return common | dict(use_w_pool=True, w_discriminator_lambda=0.1, progressive_start=500, progressive_step_every=300)
     return common

@@ -45,7 +45,7 @@ BACKBONE_INITS = {"ir_se50": IR_SE50_ASSET, "resnet34": RESNET34_ASSET}  # --enc
 def resolve_options(method: str, domain: str, overrides: dict, resume: str | None) -> tuple[TrainOptions, dict | None]:
     """Recipe defaults < command-line flags; on resume, the checkpoint's options < the few flags that
     may change (RESUMABLE_OVERRIDES). A flag that contradicts the checkpoint is an error."""
-    opts = TrainOptions(**(recipe_defaults(method, domain) | overrides))
+    opts = TrainOptions(**(recipe_defaults(method, domain, overrides.get("encoder_type")) | overrides))
     if resume is None:
         return opts, None
     path = latest_checkpoint(Path(opts.exp_dir)) if resume == "latest" else Path(resume)

@@ -28,6 +28,7 @@ from tests.official_checkpoints import TINY_STAGE_DEPTHS
 from tests.test_training_loop import assert_same_training_state, read_log, tiny_options, twice_each
 
 REPO = Path(__file__).resolve().parents[1]
+BATCHNORM_STATISTICS = ("running_mean", "running_var", "num_batches_tracked")  # move with every training step
 # Narrow heads; layers 0 and 2 share the head, the toRGB 1 has its own block.
 TINY_HYPERNET = dict(hypernet_width=8, hypernet_refinement_inner=8, hypernet_shared_inner=8, layers_to_tune="0,1,2",
                      lpips_lambda=0.0)
@@ -109,6 +110,19 @@ def test_the_checkpoint_has_the_official_layout_and_loads_as_hyperstyle(tmp_path
     assert model.hypernet.tuned == (0, 1, 2) and model.hypernet.width == 8
     train = [r for r in read_log(tmp_path / "out") if r["split"] == "train"]
     assert [r["step"] for r in train] == [1, 2] and all(set(r) == {"step", "split", "loss", "l2", "stage"} for r in train)
+
+
+def test_training_can_start_from_a_hyperstyle_checkpoint(tmp_path, tiny_domain, tiny_generator_ckpt, generated_images,
+                                                         w_encoder_ckpt):
+    opts = hyperstyle_options(tmp_path, tiny_generator_ckpt, generated_images, w_encoder_ckpt, max_steps=1,
+                              n_iters_per_batch=1)
+    run_training("hyperstyle", "tiny", opts)
+    first = tmp_path / "out" / "checkpoints" / "iteration_1.pt"
+    run_training("hyperstyle", "tiny", opts | dict(exp_dir=str(tmp_path / "tuned"), checkpoint_path=str(first),
+                                                   learning_rate=1e-12, seed=1))
+    start, tuned = (read_checkpoint(p)["state_dict"] for p in (first, tmp_path / "tuned/checkpoints/iteration_1.pt"))
+    for key in (k for k in start if k.startswith("hypernet.") and not k.endswith(BATCHNORM_STATISTICS)):
+        torch.testing.assert_close(tuned[key], start[key], rtol=0, atol=1e-6)
 
 
 def test_the_recipe_is_the_readme_command_and_the_w_encoder_is_required(tmp_path, tiny_domain, tiny_generator_ckpt,

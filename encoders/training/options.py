@@ -273,9 +273,8 @@ def toy_recipe(method: str, encoder_type: str) -> dict:
     IR-SE50 of widths 16, 32, 48, 64, 8,000 steps; ReStyle (5 refinement steps per batch): a ResNet-34 of
     widths 16, 24, 32, 48, 2,500 (pSp) and 3,500 (e4e) steps. HyperStyle's W encoder (e4e's `WEncoder`): the e4e
     recipe without the discriminator and the progressive offsets (no offsets to grow), an IR-SE50 of widths 16, 32,
-    40, 64, TOY_W_ENCODER_STEPS steps.
-    HyperStyle (5 passes per batch): a ResNet-34 of widths 16, 24, 32, 48, codes of 32 values, refinement blocks 32
-    (16 for the shared head's) wide, TOY_HYPERSTYLE_STEPS steps.
+    40, 64, TOY_W_ENCODER_STEPS steps. HyperStyle (5 passes per batch): a ResNet-34 of widths 16, 24, 32, 48, codes
+    of 32 values, refinement blocks 32 (16 for the shared head's) wide, TOY_HYPERSTYLE_STEPS steps.
     """
     common = dict(encoder_init="random", encoder_stage_depths=(16, 32, 48, 64), lpips_lambda=0.0, id_lambda=0.0,
                   moco_lambda=0.0, optim_name="adam", learning_rate=1e-3, max_steps=8000, batch_size=8,

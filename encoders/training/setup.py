@@ -24,7 +24,7 @@ from encoders.hypernetwork import SharedWeightsHyperNetResNet, layer_shapes
 from encoders.hyperstyle import HyperStyle
 from encoders.hyperstyle_checkpoint import load_hyperstyle, load_w_encoder
 from encoders.ir_se import STAGE_DEPTHS, ArcFaceIRSE
-from encoders.resnet import torchvision_to_body
+from encoders.resnet import STAGE_WIDTHS, torchvision_to_body
 from e4e_bench.distributed import ProcessGroup, start_process_group
 from encoders.training.losses import IR_SE50_ASSET, ArcFaceSimilarity, EncoderObjective, LossNetworks, similarity_networks
 from encoders.training.options import TrainOptions, recipe_defaults
@@ -139,7 +139,7 @@ def build_hypernet(opts: TrainOptions, decoder, pretrained_backbone: bool) -> Sh
     try:
         hypernet = SharedWeightsHyperNetResNet(
             layer_shapes(decoder), opts.tuned_layers(), input_nc=opts.input_nc,
-            stage_depths=opts.encoder_stage_depths or STAGE_DEPTHS, width=opts.hypernet_width,
+            stage_depths=opts.encoder_stage_depths or STAGE_WIDTHS, width=opts.hypernet_width,
             refinement_inner=opts.hypernet_refinement_inner, shared_inner=opts.hypernet_shared_inner)
     except ValueError as err:
         raise E4EBenchError(f"--layers-to-tune {opts.layers_to_tune}: {err} (the generator has "

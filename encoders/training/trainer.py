@@ -177,9 +177,12 @@ def make_run(opts: TrainOptions, group: ProcessGroup, domain: Domain, net: Inver
     device = group.device
     net = net.to(device)
     net.decoder.requires_grad_(opts.train_decoder)
-    # e4e leaves the heads of inactive offsets out of the graph, so DDP must look for unused ones.
+    # e4e leaves the heads of inactive offsets out of the graph, and a hypernetwork that tunes no shared layer its
+    # shared head, so DDP must look for unused ones.
+    unused = opts.method in PROGRESSIVE or (isinstance(net, HyperStyle)
+                                            and not set(net.hypernet.shared) & set(net.hypernet.tuned))
     net_ddp = (DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None,
-                                       find_unused_parameters=opts.method in PROGRESSIVE)
+                                       find_unused_parameters=unused)
                if group.distributed else net)
     discriminator = discriminator_optimizer = None
     if opts.w_discriminator_lambda > 0:

@@ -88,6 +88,8 @@ ENTRIES = (
                 "refined by a hypernetwork over a few passes",
         checkpoint_formats=("hyperstyle-checkpoint",),
         checkpoint_assets={"faces": "hyperstyle-faces", "cars": "hyperstyle-cars", "toy": "toy-hyperstyle"},
+        trainer=TRAINER,
+        train_options=TRAIN_OPTIONS,
         # 0: the W encoder alone; the codes never move, only the offsets
         dial=Dial("hypernetwork passes", no_pass_then_every_pass, all_iterations, moves_codes=False),
     ),

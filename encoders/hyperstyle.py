@@ -5,7 +5,10 @@ that a hypernetwork refines over a few passes (official `models/hyperstyle.py`,
 Pass 0 decodes the W encoder's codes with the original weights; pass t reads the image beside pass
 t-1's reconstruction (cropped to the domain's content and area-pooled to the encoder input, as the
 official cars crop and pool) and adds its offsets to the sum so far. The codes never change. Noise
-is the generator's stored maps, as the official inference's `randomize_noise=False`.
+is the generator's stored maps, as the official inference's `randomize_noise=False` (and its training).
+
+`forward` is one training pass (the official model's forward): its gradients reach this pass's codes only,
+as the official coach adds the new offsets to the previous ones detached.
 """
 from __future__ import annotations
 
@@ -43,6 +46,11 @@ class HyperStyle(nn.Module):
         """`hypernet.*` and `decoder.*`: what the official checkpoints hold (the W encoder is its own file)."""
         return {key: value for key, value in self.state_dict().items() if not key.startswith("w_encoder.")}
 
+    def load_official_state(self, state_dict: dict[str, Tensor]) -> None:
+        """Load `official_state()`'s keys strictly; the W encoder keeps its weights."""
+        own = {f"w_encoder.{key}": value for key, value in self.w_encoder.state_dict().items()}
+        self.load_state_dict(state_dict | own, strict=True)
+
     def train(self, mode: bool = True) -> "HyperStyle":
         super().train(mode)
         self.w_encoder.eval()  # frozen, BatchNorm included, whatever the hypernetwork does
@@ -61,6 +69,22 @@ class HyperStyle(nn.Module):
         """Frames [B, 3, S, S] of `codes` with the offsets of `count` passes summing to `hyper_codes` (None: none)."""
         offsets = None if hyper_codes is None else self.offsets(hyper_codes, count)
         return self.decoder(codes, noise="const", offsets=offsets)
+
+    def forward(self, images: Tensor, codes: Tensor, previous: Tensor, total: Tensor | None, done: int
+                ) -> tuple[Tensor, Tensor]:
+        """Training pass `done + 1`: (frames [B, 3, S, S], the hypernetwork codes summed over the passes so far).
+
+        `previous` is the last pass's reconstruction at the input size, `total` the codes of the `done` passes
+        before (None for the first); their offsets are held fixed, so the gradients are the official coach's.
+        """
+        step_codes = self.hypernet(torch.cat([images, previous], dim=1))
+        offsets = self.offsets(step_codes, 1)
+        if total is not None:
+            with torch.no_grad():
+                before = self.offsets(total, done)
+            offsets = {name: before[name] + value for name, value in offsets.items()}
+            step_codes = total.detach() + step_codes
+        return self.decoder(codes, noise="const", offsets=offsets), step_codes
 
     def iterate(self, images: Tensor, codes: Tensor, iterations: int, to_input: FrameToInput) -> Tensor:
         """The official inference loop, batched: the hypernetwork codes summed up to each pass,

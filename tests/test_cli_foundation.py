@@ -57,7 +57,7 @@ def test_train_help_shows_the_defaults_and_domain_is_a_fixed_list(capsys):
     # recipe trains offline, without similarity losses
     assert ("(defaults: e4e 0.1 (faces), 0.5 (cars, horse, church), 0 (toy); psp 0.1 (faces), 0 (cars, horse, church, "
             "toy); restyle_psp 0.1 (faces), 0 (cars, horse, church, toy); restyle_e4e 0.1 (faces), 0 (cars, horse, "
-            "church, toy))") in text
+            "church, toy); hyperstyle 0.1 (faces), 0 (cars, horse, church, toy))") in text
     assert "--batch-size BATCH_SIZE training images per step and per process" in text and "(default: 8)" in text
     assert "(default: 10)" in text and "--domain {cars,church,faces,horse,toy}" in text
     with pytest.raises(SystemExit) as exit_status:

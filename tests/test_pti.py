@@ -235,7 +235,7 @@ def test_the_sweep_points_keep_no_generator_differences():
 
 @pytest.mark.parametrize("pivot", ["pti", "opt_wplus", "e5e"])
 def test_a_pivot_is_opt_w_or_an_encoder(pivot):
-    with pytest.raises(E4EBenchError, match=r"^pti: pivot .* choose from opt_w, e4e, psp, restyle_psp, restyle_e4e$"):
+    with pytest.raises(E4EBenchError, match=r"^pti: pivot .* choose from opt_w, e4e, psp, restyle_psp, restyle_e4e, hyperstyle$"):
         method_options(METHODS["pti"], TOY, {"pivot": pivot})
     assert method_options(METHODS["pti"], TOY, {"pivot": "e4e"}).pivot == "e4e"
 

@@ -1,8 +1,8 @@
-"""`train`: train a method that has a trainer (e4e, pSp, plug-ins that declare one) on a folder of
-images (multi-GPU under torchrun).
+"""`train`: train a method that has a trainer (e4e, pSp, ReStyle, HyperStyle, plug-ins that declare one)
+on a folder of images (multi-GPU under torchrun).
 
-Every option of the method's trainer is a flag (`train --method M --help` lists them); for e4e and
-pSp these are the official training options under their own names in dash form, with the
+Every option of the method's trainer is a flag (`train --method M --help` lists them); for the
+built-in methods these are the official training options under their own names in dash form, with the
 authors' recipe for the method and domain as defaults. The effective batch size is --batch-size times the
 number of processes torchrun starts.
 """
@@ -21,9 +21,11 @@ from e4e_bench.io import check_output_folder
 EXAMPLES = """examples:
   python -m e4e_bench train --method e4e --domain cars --data stanford_cars/train --out runs/e4e_cars
   python -m e4e_bench train --method e4e --domain cars --data stanford_cars/train --out runs/e4e_cars --resume
-  torchrun --nproc_per_node 4 -m e4e_bench train --method psp --domain faces --data ffhq --out runs/psp --batch-size 2"""
+  torchrun --nproc_per_node 4 -m e4e_bench train --method psp --domain faces --data ffhq --out runs/psp --batch-size 2
+  python -m e4e_bench train --method e4e --encoder-type WEncoder --domain faces --data ffhq --out runs/w_encoder
+  python -m e4e_bench train --method hyperstyle --domain faces --data ffhq --out runs/hyperstyle --w-encoder hyperstyle-w-encoder-faces"""
 # Derived from --method, --domain, --resume and the generator, or fixed by RGB encoding; not settable.
-DERIVED = {"method", "domain", "dataset_type", "encoder_type", "stylegan_size", "output_size", "input_nc", "label_nc",
+DERIVED = {"method", "domain", "dataset_type", "stylegan_size", "output_size", "input_nc", "label_nc",
            "learn_in_w"}
 
 
@@ -56,7 +58,7 @@ def flag_arguments(option, options_class) -> dict:
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "train", help="train an encoder (e4e, pSp, or a plug-in's)", description=__doc__,
+        "train", help="train an encoder (e4e, pSp, ReStyle, HyperStyle, or a plug-in's)", description=__doc__,
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--method", required=True, help="a registered method that has a trainer (e4e, psp, ...)")
     parser.add_argument("--domain", required=True, choices=sorted(DOMAINS),

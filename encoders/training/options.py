@@ -11,18 +11,27 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field, fields
 
 from e4e_bench.domains import DOMAINS
 from e4e_bench.errors import E4EBenchError
 from encoders.checkpoint import ENCODERS, encoder_type_for
+from encoders.hyperstyle_checkpoint import HYPERNET_TYPE
 from encoders.ir_se import valid_stage_depths
 from encoders.training.progressive import progressive_steps
 
-TRAINED_ENCODERS = ("e4e", "psp", "restyle_psp", "restyle_e4e")  # the methods this trainer trains
+TRAINED_ENCODERS = ("e4e", "psp", "restyle_psp", "restyle_e4e", "hyperstyle")  # the methods this trainer trains
 PROGRESSIVE = ("e4e", "restyle_e4e")  # the methods with e4e's progressive offsets and latent discriminator
 ITERATIVE = ("restyle_psp", "restyle_e4e")  # ReStyle: several refinement steps per batch
+REFINING = (*ITERATIVE, "hyperstyle")  # several passes per batch, each reading the image beside the last output
 TOY_RESTYLE_STEPS = {"restyle_psp": 2500, "restyle_e4e": 3500}  # the e4e variant's regularisers slow it down
+TOY_W_ENCODER_STEPS = 8000  # about 15 minutes on one thread (10 steps/s alone, 6 beside another job)
+TOY_HYPERSTYLE_STEPS = 3000
+# The networks each method trains, by official class name: its encoders, or HyperStyle's hypernetwork.
+TRAINED_TYPES = {method: tuple(name for name, entry in ENCODERS.items() if entry.method == method)
+                 for method in TRAINED_ENCODERS} | {"hyperstyle": (HYPERNET_TYPE,)}
+LAYER_LIST = re.compile(r"(\d+(,\d+)*)?")  # --layers-to-tune: "" or comma-separated generator layer indices
 OPTIMIZERS = ("ranger", "adam")
 LPIPS_TYPES = ("alex", "vgg")
 ENCODER_INITS = ("ir_se50", "resnet34", "random")
@@ -44,9 +53,10 @@ class TrainOptions:
     # -- official options ----------------------------------------------------------------------
     exp_dir: str = _opt("", "output folder (set by --out)", flag="--out")
     dataset_type: str = _opt("ffhq_encode", "official dataset name; derived from --domain")
-    encoder_type: str = _opt("Encoder4Editing", "official encoder class name; derived from --method")
-    input_nc: int = _opt(3, "encoder input channels: 3 (RGB) for e4e/pSp, 6 (RGB + reconstruction) for ReStyle; "
-                            "set from --method")
+    encoder_type: str = _opt("Encoder4Editing", "official encoder class name (default: the method's; e4e also trains "
+                                                "HyperStyle's WEncoder, one code for every layer)")
+    input_nc: int = _opt(3, "encoder input channels: 3 (RGB) for e4e/pSp, 6 (RGB + reconstruction) for ReStyle and "
+                            "HyperStyle; set from --method")
     label_nc: int = _opt(0, "pSp: label channels; 0 for encoding, kept for the official loaders")
     learn_in_w: bool = _opt(False, "pSp: one code for all rows; W+ encoding only, kept for the official loaders")
     batch_size: int = _opt(4, "training images per step and per process (effective batch = this x processes)")
@@ -87,7 +97,13 @@ class TrainOptions:
     board_interval: int = _opt(50, "log the training losses every this many steps")
     val_interval: int = _opt(1000, "evaluate on the held-out images every this many steps")
     save_interval: int | None = _opt(None, "save iteration_N.pt every this many steps (default: at the end)")
-    n_iters_per_batch: int = _opt(5, "ReStyle: refinement steps per batch, each with its own losses and backward")
+    n_iters_per_batch: int = _opt(5, "ReStyle, HyperStyle: refinement passes per batch, each with its own losses and "
+                                     "backward")
+    w_encoder_checkpoint_path: str = _opt("", "HyperStyle: the frozen W encoder file that gives the codes (an e4e "
+                                              "layout file, e.g. from `train --method e4e --encoder-type WEncoder`)",
+                                          flag="--w-encoder")
+    layers_to_tune: str = _opt("", "HyperStyle: comma-separated generator layers the hypernetwork offsets (\"\": every "
+                                   "layer but the toRGBs)")
     snapshot_minutes: float = _opt(
         10.0, "also save a resumable iteration_N.pt after this many minutes without a save, replacing the previous "
               "such snapshot (0: never); Ctrl-C or SIGTERM always saves one before stopping", ours=True)
@@ -114,17 +130,24 @@ class TrainOptions:
                              ours=True)
     flip: bool = _opt(True, "random horizontal flips of the training images, as the official transforms", ours=True)
     grid_images: int = _opt(4, "images per input|reconstruction grid", ours=True)
+    hypernet_width: int = _opt(512, "HyperStyle: values of each layer's code (the official out_c 512); narrower "
+                                    "ones are for tests and the toy", ours=True)
+    hypernet_refinement_inner: int = _opt(256, "HyperStyle: inner width of a layer's own refinement block", ours=True)
+    hypernet_shared_inner: int = _opt(128, "HyperStyle: inner width of the refinement blocks of the shared head",
+                                      ours=True)
 
     def __post_init__(self):
         checks = [
             (self.method in TRAINED_ENCODERS, f"--method must be one of {', '.join(TRAINED_ENCODERS)}, got {self.method!r}"),
             (self.optim_name in OPTIMIZERS, f"--optim-name must be one of {', '.join(OPTIMIZERS)}"),
-            ((self.input_nc, self.label_nc, self.learn_in_w) == (6 if self.method in ITERATIVE else 3, 0, False),
-             "only RGB-to-W+ encoding is trained here: input_nc 3 (ReStyle: 6), label_nc 0, learn_in_w off"),
-            (ENCODERS.get(self.encoder_type, ENCODERS["Encoder4Editing"]).method == self.method,
-             f"--encoder-type {self.encoder_type} is not an encoder of {self.method}"),
-            (self.encoder_init == "random" or (self.encoder_init == "resnet34") == self.encoder_type.startswith("ResNet"),
-             "--encoder-init ir_se50 starts IR-SE backbones, resnet34 ResNet-34 ones (ReStyle beyond faces)"),
+            ((self.input_nc, self.label_nc, self.learn_in_w) == (6 if self.method in REFINING else 3, 0, False),
+             "only RGB-to-W+ encoding is trained here: input_nc 3 (ReStyle, HyperStyle: 6), label_nc 0, learn_in_w off"),
+            (self.encoder_type in TRAINED_TYPES.get(self.method, ()),
+             f"--encoder-type {self.encoder_type} is not an encoder of {self.method}; its encoders: "
+             f"{', '.join(TRAINED_TYPES.get(self.method, ()))}"),
+            (self.encoder_init == "random" or (self.encoder_init == "resnet34") == resnet_backbone(self.encoder_type),
+             "--encoder-init ir_se50 starts IR-SE backbones, resnet34 ResNet-34 ones (ReStyle beyond faces, "
+             "HyperStyle's hypernetwork)"),
             (self.n_iters_per_batch >= 1, "--n-iters-per-batch must be at least 1"),
             (self.encoder_stage_depths is None or valid_stage_depths(self.encoder_stage_depths),
              "--encoder-stage-depths must be 4 increasing widths, the first at least 16"),
@@ -150,10 +173,22 @@ class TrainOptions:
              f"{self.method}"),
             (self.input_size is None or (len(self.input_size) == 2 and min(self.input_size) >= 16),
              "--input-size must be H,W with both at least 16"),
+            (LAYER_LIST.fullmatch(self.layers_to_tune) is not None,
+             f"--layers-to-tune must be comma-separated layer indices such as 0,2,3, got {self.layers_to_tune!r}"),
+            (min(self.hypernet_width, self.hypernet_refinement_inner, self.hypernet_shared_inner) >= 1,
+             "--hypernet-* widths must be at least 1"),
+            (self.method == "hyperstyle" or (not self.w_encoder_checkpoint_path and not self.layers_to_tune),
+             f"--w-encoder and --layers-to-tune are HyperStyle options; drop them for --method {self.method}"),
+            (self.method != "hyperstyle" or self.start_from_latent_avg,
+             "HyperStyle adds latent_avg to the W encoder's codes; drop --no-start-from-latent-avg"),
         ]
         for ok, message in checks:
             if not ok:
                 raise E4EBenchError(message)
+
+    def tuned_layers(self) -> tuple[int, ...] | None:
+        """--layers-to-tune as indices; None for the default, every layer but the toRGBs."""
+        return tuple(int(index) for index in self.layers_to_tune.split(",")) if self.layers_to_tune else None
 
     def loss_weights(self) -> dict[str, float]:
         return {name: getattr(self, name) for name in (
@@ -184,24 +219,37 @@ class TrainOptions:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in opts.items() if k in known})
 
 
-def recipe_defaults(method: str, domain: str) -> dict:
-    """The authors' training commands for a method and domain, as option overrides.
+def resnet_backbone(encoder_type: str) -> bool:
+    """Whether the class is built on ResNet-34 (ReStyle's ResNet encoders, HyperStyle's hypernetwork), not IR-SE."""
+    return encoder_type.startswith("ResNet") or encoder_type == HYPERNET_TYPE
+
+
+def recipe_defaults(method: str, domain: str, encoder_type: str | None = None) -> dict:
+    """The authors' training commands for a method and domain (and, for e4e, the encoder class: `WEncoder` for
+    HyperStyle's W encoder), as option overrides.
 
     e4e: README cars command (MoCo x0.5, w-pool, discriminator 0.1, progressive from 20k, 200k
     steps, batch 8/4); faces as issue #43 (ArcFace x0.1, 300k steps). Horse and church were not
     published; they take the cars recipe. pSp: README encode command (ArcFace x0.1 for faces;
-    MoCo x0.5 and no ArcFace elsewhere, as the README recommends).
+    MoCo x0.5 and no ArcFace elsewhere, as the README recommends). ReStyle and HyperStyle: their README
+    commands (the same settings), MoCo x0.5 beyond faces as they say; HyperStyle's hypernetwork starts from
+    ImageNet ResNet-34 on every domain.
     """
     if method not in TRAINED_ENCODERS:
         raise E4EBenchError(f"--method must be one of {', '.join(TRAINED_ENCODERS)}, got {method!r}")
     faces = domain == "faces"
-    # The official `dataset_type` (ffhq_encode, cars_encode, ...): what the official loaders key the cars crop on.
-    common = dict(method=method, domain=domain, encoder_type=encoder_type_for(method, resnet=not faces),
-                  start_from_latent_avg=True, dataset_type="ffhq_encode" if faces else f"{domain}_encode", batch_size=8)
+    hyperstyle = method == "hyperstyle"
+    default_type = HYPERNET_TYPE if hyperstyle else encoder_type_for(method, resnet=not faces)
+    # The official `dataset_type` (ffhq_encode, cars_hypernet, ...): what the official loaders key the cars crop on.
+    dataset_type = ("ffhq" if faces else domain) + ("_hypernet" if hyperstyle else "_encode")
+    common = dict(method=method, domain=domain, encoder_type=encoder_type or default_type, start_from_latent_avg=True,
+                  dataset_type=dataset_type, batch_size=8)
     if method in ITERATIVE:
         common |= dict(input_nc=6, encoder_init="ir_se50" if faces else "resnet34")
+    if hyperstyle:
+        common |= dict(input_nc=6, encoder_init="resnet34")
     if domain == "toy":
-        return common | toy_recipe(method)
+        return common | toy_recipe(method, common["encoder_type"])
     if method == "e4e":
         return common | dict(test_batch_size=4, use_w_pool=True, w_discriminator_lambda=0.1,
                              progressive_start=20_000, val_interval=10_000, id_lambda=0.1 if faces else 0.5,
@@ -209,22 +257,24 @@ def recipe_defaults(method: str, domain: str) -> dict:
     similarity = dict(id_lambda=0.1 if faces else 0.0, moco_lambda=0.0 if faces else 0.5)
     if method == "psp":
         return common | similarity | dict(test_batch_size=8, val_interval=2500, save_interval=5000)
-    # ReStyle's README commands (faces; beyond faces MoCo x0.5 in place of the ID loss, as it says)
-    restyle = common | similarity | dict(test_batch_size=8, val_interval=5000, save_interval=10_000, n_iters_per_batch=5)
+    refining = common | similarity | dict(test_batch_size=8, val_interval=5000, save_interval=10_000, n_iters_per_batch=5)
     if method == "restyle_e4e":
-        return restyle | dict(use_w_pool=True, w_discriminator_lambda=0.1, progressive_start=20_000,
+        return refining | dict(use_w_pool=True, w_discriminator_lambda=0.1, progressive_start=20_000,
                               progressive_step_every=2000, delta_norm_lambda=2e-4)
-    return restyle
+    return refining
 
 
-def toy_recipe(method: str) -> dict:
+def toy_recipe(method: str, encoder_type: str) -> dict:
     """How the shipped toy encoders were trained: the official recipes scaled to a CPU.
 
     Offline losses only (L2; e4e's latent discriminator with its pool and delta regulariser, pSp's plain L2);
     narrow backbones from random weights, Adam at 1e-3 (Ranger at 1e-4 barely moves a random backbone in so
     few steps); e4e's progressive schedule compressed from 20k + 2k per offset to 500 + 300. e4e and pSp: an
     IR-SE50 of widths 16, 32, 48, 64, 8,000 steps; ReStyle (5 refinement steps per batch): a ResNet-34 of
-    widths 16, 24, 32, 48, 2,500 (pSp) and 3,500 (e4e) steps.
+    widths 16, 24, 32, 48, 2,500 (pSp) and 3,500 (e4e) steps. HyperStyle's W encoder (e4e's `WEncoder`): the e4e
+    recipe without the discriminator and the progressive offsets (no offsets to grow), an IR-SE50 of widths 16, 32,
+    40, 64, TOY_W_ENCODER_STEPS steps. HyperStyle (5 passes per batch): a ResNet-34 of widths 16, 24, 32, 48, codes
+    of 32 values, refinement blocks 32 (16 for the shared head's) wide, TOY_HYPERSTYLE_STEPS steps.
     """
     common = dict(encoder_init="random", encoder_stage_depths=(16, 32, 48, 64), lpips_lambda=0.0, id_lambda=0.0,
                   moco_lambda=0.0, optim_name="adam", learning_rate=1e-3, max_steps=8000, batch_size=8,
@@ -232,6 +282,12 @@ def toy_recipe(method: str) -> dict:
     if method in ITERATIVE:
         common |= dict(encoder_stage_depths=(16, 24, 32, 48), max_steps=TOY_RESTYLE_STEPS[method], val_interval=500,
                        image_interval=500, save_interval=500)
+    if method == "hyperstyle":
+        return common | dict(encoder_stage_depths=(16, 24, 32, 48), hypernet_width=32, hypernet_refinement_inner=32,
+                             hypernet_shared_inner=16, n_iters_per_batch=5, max_steps=TOY_HYPERSTYLE_STEPS,
+                             val_interval=500, image_interval=500, save_interval=500)
+    if encoder_type == "WEncoder":  # stage 3 at 40, not 48: the W encoder and hypernetwork files fit in 8 MB
+        return common | dict(encoder_stage_depths=(16, 32, 40, 64), max_steps=TOY_W_ENCODER_STEPS)
     if method in PROGRESSIVE:
         return common | dict(use_w_pool=True, w_discriminator_lambda=0.1, progressive_start=500, progressive_step_every=300)
     return common

@@ -20,8 +20,11 @@ from e4e_bench.networks.lpips_net import BACKBONE_ASSETS, build_lpips
 from e4e_bench.networks.moco import MOCO_ASSET, load_moco
 from e4e_bench.seeding import seeded_initialisation
 from encoders.checkpoint import ENCODERS, MEAN_LATENT_SAMPLES, load_inverter
+from encoders.hypernetwork import SharedWeightsHyperNetResNet, layer_shapes
+from encoders.hyperstyle import HyperStyle
+from encoders.hyperstyle_checkpoint import load_hyperstyle, load_w_encoder
 from encoders.ir_se import STAGE_DEPTHS, ArcFaceIRSE
-from encoders.resnet import torchvision_to_body
+from encoders.resnet import STAGE_WIDTHS, torchvision_to_body
 from e4e_bench.distributed import ProcessGroup, start_process_group
 from encoders.training.losses import IR_SE50_ASSET, ArcFaceSimilarity, EncoderObjective, LossNetworks, similarity_networks
 from encoders.training.options import TrainOptions, recipe_defaults
@@ -45,7 +48,7 @@ BACKBONE_INITS = {"ir_se50": IR_SE50_ASSET, "resnet34": RESNET34_ASSET}  # --enc
 def resolve_options(method: str, domain: str, overrides: dict, resume: str | None) -> tuple[TrainOptions, dict | None]:
     """Recipe defaults < command-line flags; on resume, the checkpoint's options < the few flags that
     may change (RESUMABLE_OVERRIDES). A flag that contradicts the checkpoint is an error."""
-    opts = TrainOptions(**(recipe_defaults(method, domain) | overrides))
+    opts = TrainOptions(**(recipe_defaults(method, domain, overrides.get("encoder_type")) | overrides))
     if resume is None:
         return opts, None
     path = latest_checkpoint(Path(opts.exp_dir)) if resume == "latest" else Path(resume)
@@ -127,14 +130,34 @@ def build_encoder(opts: TrainOptions, n_styles: int, style_dim: int, pretrained_
     encoder = ENCODERS[opts.encoder_type].encoder(n_styles, style_dim,
                                                   stage_depths=opts.encoder_stage_depths or STAGE_DEPTHS)
     if pretrained_backbone:
-        path = asset_path(BACKBONE_INITS[opts.encoder_init])
-        weights = backbone_weights(opts.encoder_init, read_checkpoint(path), encoder.input_nc)
-        missing, unexpected = encoder.load_state_dict(weights, strict=False)
-        stem_and_body = ("input_layer.", "conv1.", "bn1.", "body.")
-        if unexpected or any(k.startswith(stem_and_body) for k in missing if k != "relu.weight"):
-            raise E4EBenchError(f"{path} does not hold {opts.encoder_init} weights; re-fetch it with "
-                                f"`python -m e4e_bench assets fetch {BACKBONE_INITS[opts.encoder_init]}`")
+        load_backbone(opts, encoder)
     return encoder
+
+
+def build_hypernet(opts: TrainOptions, decoder, pretrained_backbone: bool) -> SharedWeightsHyperNetResNet:
+    """HyperStyle's hypernetwork for `decoder`'s layers, its ResNet-34 from ImageNet when `pretrained_backbone`."""
+    try:
+        hypernet = SharedWeightsHyperNetResNet(
+            layer_shapes(decoder), opts.tuned_layers(), input_nc=opts.input_nc,
+            stage_depths=opts.encoder_stage_depths or STAGE_WIDTHS, width=opts.hypernet_width,
+            refinement_inner=opts.hypernet_refinement_inner, shared_inner=opts.hypernet_shared_inner)
+    except ValueError as err:
+        raise E4EBenchError(f"--layers-to-tune {opts.layers_to_tune}: {err} (the generator has "
+                            f"{len(decoder.modulated_layers())} modulated layers)") from None
+    if pretrained_backbone:
+        load_backbone(opts, hypernet)
+    return hypernet
+
+
+def load_backbone(opts: TrainOptions, network: torch.nn.Module) -> None:
+    """Start the stem and body of `network` from --encoder-init's weights."""
+    path = asset_path(BACKBONE_INITS[opts.encoder_init])
+    weights = backbone_weights(opts.encoder_init, read_checkpoint(path), network.input_nc)
+    missing, unexpected = network.load_state_dict(weights, strict=False)
+    stem_and_body = ("input_layer.", "conv1.", "bn1.", "body.")
+    if unexpected or any(k.startswith(stem_and_body) for k in missing if k != "relu.weight"):
+        raise E4EBenchError(f"{path} does not hold {opts.encoder_init} weights; re-fetch it with "
+                            f"`python -m e4e_bench assets fetch {BACKBONE_INITS[opts.encoder_init]}`")
 
 
 def backbone_weights(init: str, weights: dict, input_nc: int) -> dict:
@@ -164,6 +187,31 @@ def starting_point(opts: TrainOptions, encoder: torch.nn.Module, latent_avg: tor
                             f"trained against ({start.encoder.n_styles} codes of {start.encoder.style_dim}); pass the "
                             "generator it was trained with") from None
     return encoder, start.latent_avg if opts.start_from_latent_avg else latent_avg
+
+
+def build_hyperstyle(opts: TrainOptions, decoder, latent_avg: torch.Tensor, pretrained_backbone: bool,
+                     fine_tune: bool) -> HyperStyle:
+    """The hypernetwork (--checkpoint-path's weights and latent_avg when fine-tuning), `decoder`, and the frozen
+    W encoder of --w-encoder."""
+    if not opts.w_encoder_checkpoint_path:
+        raise E4EBenchError("HyperStyle needs --w-encoder FILE, the frozen W encoder that gives its codes: a file of "
+                            "`train --method e4e --encoder-type WEncoder`, an e4e checkpoint, or an asset name such "
+                            "as hyperstyle-w-encoder-faces")
+    w_encoder_path = resolve_file(opts.w_encoder_checkpoint_path)
+    hypernet = build_hypernet(opts, decoder, pretrained_backbone)
+    if fine_tune:
+        start = load_hyperstyle(resolve_file(opts.checkpoint_path), w_encoder_path)
+        try:
+            hypernet.load_state_dict(start.hypernet.state_dict(), strict=True)
+        except RuntimeError:
+            raise E4EBenchError(f"--checkpoint-path {opts.checkpoint_path}: its hypernetwork differs from the one "
+                                "these options build (--layers-to-tune, --encoder-stage-depths, --hypernet-*)") from None
+        latent_avg = start.latent_avg
+    try:
+        return HyperStyle(hypernet, decoder, load_w_encoder(w_encoder_path, decoder.n_latent), latent_avg)
+    except ValueError as err:
+        raise E4EBenchError(f"--w-encoder {w_encoder_path} does not fit the generator being trained against ({err})"
+                            ) from None
 
 
 def build_networks(opts: TrainOptions, domain: Domain, device: torch.device) -> LossNetworks:
@@ -205,12 +253,14 @@ def prepare(opts: TrainOptions, group: ProcessGroup, resume_ckpt: dict | None) -
     with seeded_initialisation(opts.seed):
         latent_avg = average_latent(decoder, stored_avg, opts.seed) if opts.start_from_latent_avg else None
         fine_tune = resume_ckpt is None and opts.checkpoint_path is not None
-        encoder = build_encoder(opts, decoder.n_latent, decoder.style_dim,
-                                pretrained_backbone=opts.encoder_init in BACKBONE_INITS and resume_ckpt is None
-                                and not fine_tune)
-        if fine_tune:
-            encoder, latent_avg = starting_point(opts, encoder, latent_avg)
-        net = ENCODERS[opts.encoder_type].inverter(encoder, decoder, latent_avg)
+        pretrained = opts.encoder_init in BACKBONE_INITS and resume_ckpt is None and not fine_tune
+        if opts.method == "hyperstyle":
+            net = build_hyperstyle(opts, decoder, latent_avg, pretrained, fine_tune)
+        else:
+            encoder = build_encoder(opts, decoder.n_latent, decoder.style_dim, pretrained_backbone=pretrained)
+            if fine_tune:
+                encoder, latent_avg = starting_point(opts, encoder, latent_avg)
+            net = ENCODERS[opts.encoder_type].inverter(encoder, decoder, latent_avg)
         objective = EncoderObjective(opts, build_networks(opts, domain, group.device))
         run = make_run(opts, group, domain, net, objective)
     if resume_ckpt is not None:

@@ -1,10 +1,14 @@
-"""The e4e/pSp/ReStyle training loop: steps, evaluation, grids, logs and resumable official-layout checkpoints.
+"""The e4e/pSp/ReStyle/HyperStyle training loop: steps, evaluation, grids, logs and resumable official-layout
+checkpoints.
 
 A ReStyle step is `n_iters_per_batch` passes, each with its own losses and backward and one optimiser
 step at the end, as the official coaches do; its evaluation scores the last pass. ReStyle-e4e's
 discriminator step takes the first pass's codes as e4e's takes its step's: the codes the decoder
 sees, latent_avg included (the official ReStyle-e4e coach feeds it the encoder's raw output on
 [image, average image], without latent_avg, while its adversarial loss scores codes with it).
+A HyperStyle step is `n_iters_per_batch` passes of the hypernetwork in the same way, from the frozen
+W encoder's reconstruction, with the generator's stored noise (the official coach's
+`randomize_noise=False`); its checkpoints hold `hypernet.*` and `decoder.*`, the W encoder stays its own file.
 
 One process per device (torchrun for several). Every random draw comes from an explicit
 torch.Generator whose state is saved with the checkpoint, so `--resume` continues the very
@@ -50,6 +54,8 @@ from e4e_bench.data import ImageFolder, save_images
 from e4e_bench.domains import Domain
 from e4e_bench.errors import E4EBenchError
 from encoders.checkpoint import official_checkpoint
+from encoders.hyperstyle import HyperStyle
+from encoders.hyperstyle_checkpoint import official_checkpoint as hyperstyle_checkpoint
 from encoders.inverter import Inverter
 from e4e_bench.distributed import ProcessGroup
 from encoders.training.sampler import ResumableDistributedSampler
@@ -97,8 +103,8 @@ class Run:
     opts: TrainOptions
     group: ProcessGroup
     domain: Domain
-    net: Inverter
-    net_ddp: nn.Module  # the Inverter, wrapped in DistributedDataParallel under torchrun
+    net: Inverter | HyperStyle
+    net_ddp: nn.Module  # the net, wrapped in DistributedDataParallel under torchrun
     objective: EncoderObjective
     optimizer: torch.optim.Optimizer
     discriminator: LatentCodesDiscriminator | None
@@ -122,9 +128,13 @@ class Run:
 
     def passes(self, images: Tensor, noise: str, rng: torch.Generator | None = None) -> Iterator[tuple[Tensor, Tensor]]:
         """(reconstructions at the input size after the domain crop, the codes the decoder saw) of each pass:
-        one for e4e/pSp; for ReStyle one per refinement step, each fed the previous one's output detached,
-        as the official coach does (so each step's losses train the encoder on that step alone)."""
+        one for e4e/pSp; for ReStyle and HyperStyle one per refinement step, each fed the previous one's output
+        detached, as the official coaches do (so each step's losses train the network on that step alone).
+        `noise` "random" marks training (HyperStyle trains with the stored noise, as officially)."""
         net = self.net_ddp if noise == "random" else self.net
+        if isinstance(self.net, HyperStyle):
+            yield from self.hyperstyle_passes(net, images)
+            return
         if self.average_image is None:
             frames, codes = net(images, noise, rng)
             yield self.to_input(frames), codes
@@ -137,8 +147,24 @@ class Run:
             previous, codes = recon.detach(), codes.detach()
 
 
-def build_optimizer(opts: TrainOptions, net: Inverter) -> torch.optim.Optimizer:
-    params = list(net.encoder.parameters())
+    def hyperstyle_passes(self, net: nn.Module, images: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
+        codes = self.net.w_codes(images)
+        previous = self.to_input(self.net.decode(codes))
+        total = None
+        for done in range(self.opts.n_iters_per_batch):
+            frames, total = net(images, codes, previous, total, done)
+            recon = self.to_input(frames)
+            yield recon, codes
+            previous = recon.detach()
+
+
+def trained_network(net: Inverter | HyperStyle) -> nn.Module:
+    """What the optimiser trains (the decoder aside): the encoder, or HyperStyle's hypernetwork."""
+    return net.hypernet if isinstance(net, HyperStyle) else net.encoder
+
+
+def build_optimizer(opts: TrainOptions, net: Inverter | HyperStyle) -> torch.optim.Optimizer:
+    params = list(trained_network(net).parameters())
     if opts.train_decoder:
         params += list(net.decoder.parameters())
     if opts.optim_name == "adam":
@@ -146,14 +172,17 @@ def build_optimizer(opts: TrainOptions, net: Inverter) -> torch.optim.Optimizer:
     return Ranger(params, lr=opts.learning_rate)
 
 
-def make_run(opts: TrainOptions, group: ProcessGroup, domain: Domain, net: Inverter,
+def make_run(opts: TrainOptions, group: ProcessGroup, domain: Domain, net: Inverter | HyperStyle,
              objective: EncoderObjective) -> Run:
     device = group.device
     net = net.to(device)
     net.decoder.requires_grad_(opts.train_decoder)
-    # e4e leaves the heads of inactive offsets out of the graph, so DDP must look for unused ones.
+    # e4e leaves the heads of inactive offsets out of the graph, and a hypernetwork that tunes no shared layer its
+    # shared head, so DDP must look for unused ones.
+    unused = opts.method in PROGRESSIVE or (isinstance(net, HyperStyle)
+                                            and not set(net.hypernet.shared) & set(net.hypernet.tuned))
     net_ddp = (DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None,
-                                       find_unused_parameters=opts.method in PROGRESSIVE)
+                                       find_unused_parameters=unused)
                if group.distributed else net)
     discriminator = discriminator_optimizer = None
     if opts.w_discriminator_lambda > 0:
@@ -211,8 +240,9 @@ def discriminator_step(run: Run, codes: Tensor, step: int) -> dict[str, Tensor]:
 
 
 def set_stage(run: Run, stage: int | None) -> None:
-    if hasattr(run.net.encoder, "set_stage"):
-        run.net.encoder.set_stage(run.net.encoder.last_stage if stage is None else stage)
+    network = trained_network(run.net)
+    if hasattr(network, "set_stage"):
+        network.set_stage(network.last_stage if stage is None else stage)
 
 
 def train_step(run: Run, images: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor]:
@@ -321,8 +351,11 @@ def checkpoint_dict(run: Run, rng_states: list[dict] | None) -> dict:
     """The official layout (`state_dict`, `opts`, `latent_avg`, and with `--save_training_data` the
     optimiser and discriminator states), plus what an exact resume needs (pools, every rank's random
     streams); `rng_states` None leaves the training state out."""
-    ckpt = official_checkpoint(run.net, run.opts.to_opts_dict())
-    ckpt |= {"global_step": run.state.global_step, "best_val_loss": run.state.best_val_loss}
+    progress = {"global_step": run.state.global_step, "best_val_loss": run.state.best_val_loss}
+    if isinstance(run.net, HyperStyle):
+        ckpt = hyperstyle_checkpoint(run.net, run.opts.to_opts_dict(), **progress)
+    else:
+        ckpt = official_checkpoint(run.net, run.opts.to_opts_dict()) | progress
     if rng_states is None:
         return ckpt
     ckpt["optimizer"] = run.optimizer.state_dict()
@@ -396,7 +429,10 @@ def restore(run: Run, ckpt: dict) -> None:
     if len(rng_states) != run.group.world_size:
         raise E4EBenchError(f"the checkpoint was written by {len(rng_states)} processes but this run has "
                             f"{run.group.world_size}; resume with the same --nproc_per_node for an exact continuation")
-    run.net.load_state_dict(ckpt["state_dict"], strict=True)
+    if isinstance(run.net, HyperStyle):
+        run.net.load_official_state(ckpt["state_dict"])
+    else:
+        run.net.load_state_dict(ckpt["state_dict"], strict=True)
     if ckpt.get("latent_avg") is not None:
         run.net.latent_avg = ckpt["latent_avg"].to(device)
         run.refresh_average_image()
@@ -414,7 +450,7 @@ def restore(run: Run, ckpt: dict) -> None:
 
 def weights_fingerprint(run: Run) -> Tensor:
     """Per-tensor sums (float64) of the trained weights; equal on every rank when DDP kept them in step."""
-    modules = [run.net.encoder] + ([run.discriminator] if run.discriminator is not None else [])
+    modules = [trained_network(run.net)] + ([run.discriminator] if run.discriminator is not None else [])
     return torch.stack([p.detach().double().sum() for m in modules for p in m.parameters()]).cpu()
 
 

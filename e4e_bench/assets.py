@@ -87,6 +87,12 @@ TOY_FILES = (
      "held-out loss)", "6996edcc6647e38d048545fc6a5fae19cf058e8ebd3a07f108ab0218142fd75b", 7147033, "e4e-psp-checkpoint"),
     ("toy-restyle-e4e", "toy_restyle_e4e.pt", "toy ReStyle-e4e encoder + decoder (train --domain toy, 3,500 steps, best "
      "held-out loss)", "88e21eeb3b0712ff1f85751e9f87132a8a2af8b5f46719005fa76525dfcebf30", 7147097, "e4e-psp-checkpoint"),
+    ("toy-w-encoder", "toy_w_encoder.pt", "toy HyperStyle W encoder (WEncoder) + decoder (train --method e4e "
+     "--encoder-type WEncoder --domain toy, step 1,000: the one toy-hyperstyle was trained over)",
+     "da852733c5001ef97ef13050788c2f1c54da6ae9c736e223432abb31b67c4526", 4295845, "e4e-psp-checkpoint"),
+    ("toy-hyperstyle", "toy_hyperstyle.pt", "toy HyperStyle hypernetwork + decoder (train --method hyperstyle --domain "
+     "toy over toy-w-encoder, 3,000 steps, best held-out loss at 1,500)",
+     "feafa45da176714795e12c5697e1fcfd26ea2633af9021d813ddc125e9ff7a9d", 3483977, "hyperstyle-checkpoint"),
 )
 
 # (name, file name, Drive id, description): ReStyle's released encoder + decoder files (RS README, commit 5e80276);

@@ -11,20 +11,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from e4e_bench.assets import asset_path
 from e4e_bench.checkpoints import load_generator
 from e4e_bench.cli import main
-from e4e_bench.data import save_images
+from e4e_bench.data import list_images, load_images, save_images
 from e4e_bench.domains import get_domain
 from e4e_bench.editing.directions import parse_direction
 from e4e_bench.editing.ganspace import NAMED_EDITS
+from e4e_bench.methods import build_method
+from e4e_bench.metrics.msssim import ms_ssim_of_signed
 from e4e_bench.networks.generator import sample_w
 from e4e_bench.toy.render import toy_photos
 
 REPO = Path(__file__).resolve().parents[1]
-TOY_ASSETS = ("toy-generator", "toy-e4e", "toy-psp", "toy-ganspace", "toy-restyle-psp", "toy-restyle-e4e")
+TOY_ASSETS = ("toy-generator", "toy-e4e", "toy-psp", "toy-ganspace", "toy-restyle-psp", "toy-restyle-e4e", "toy-w-encoder",
+              "toy-hyperstyle")
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +50,7 @@ def test_shipped_assets_verify_against_their_published_hashes(monkeypatch, tmp_p
     assert all(line.split()[1] == "verified" for line in out.splitlines() if line.split() and line.split()[0] in TOY_ASSETS)
 
 
-@pytest.mark.parametrize("method", ["e4e", "psp", "restyle_psp", "restyle_e4e"])
+@pytest.mark.parametrize("method", ["e4e", "psp", "restyle_psp", "restyle_e4e", "hyperstyle"])
 def test_toy_encoders_reconstruct_far_better_than_the_mean_image(method, toy_test_images, tmp_path):
     """The trained encoders, not random ones: L2 below half that of predicting every picture by their mean."""
     assert main(["invert", "--method", method, "--domain", "toy", "--images", str(toy_test_images),
@@ -137,3 +141,21 @@ def test_invert_opt_w_on_the_toy_is_offline_and_gives_runs_codes(tmp_path, monke
                  str(tmp_path / "run" / "inputs"), "--out", str(tmp_path / "inv"), "--device", "cpu"]) == 0
     np.testing.assert_array_equal(np.load(tmp_path / "inv" / "latents.npy"),
                                   np.load(tmp_path / "run" / "methods" / "opt_w" / "latents.npy"))
+
+
+def test_toy_hyperstyle_reconstructs_better_than_its_w_encoder_with_the_same_codes(toy_test_images):
+    """The shipped pair: HyperStyle's 5 passes beat its W encoder alone (pass 0) in L2 and MS-SSIM, on the
+    very codes of the W encoder (one row repeated: as close to W as can be)."""
+    domain = get_domain("toy")
+    method = build_method("hyperstyle", domain=domain)
+    images = load_images(list_images(toy_test_images), domain.encoder_input).images
+    points = {}
+    method.invert_along(images, [0, 5], lambda value, inversion: points.setdefault(value, inversion))
+    codes = points[5].codes
+    assert torch.equal(codes, points[0].codes) and torch.equal(codes, codes[:, :1].expand_as(codes))
+    scores = {}
+    for passes, inversion in points.items():
+        fake = domain.crop(method.decode(inversion)).clamp(-1, 1)
+        upsampled = [F.interpolate(x, size=domain.eval_size, mode="bilinear") for x in (images, fake)]
+        scores[passes] = (F.mse_loss(fake, images).item(), ms_ssim_of_signed(*upsampled).mean().item())
+    assert scores[5][0] < scores[0][0] and scores[5][1] > scores[0][1], scores

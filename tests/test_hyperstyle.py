@@ -297,16 +297,20 @@ def test_the_dial_is_the_pass_count_from_one_loop(model):
         assert torch.equal(points[passes].codes, points[0].codes)
 
 
-def test_invert_command_writes_the_w_codes_and_the_offset_reconstructions(tmp_path, tiny_domain, model):
+def invert_command(tmp_path, model: HyperStyle, n_images: int) -> list[str]:
+    """The files of `model` and `n_images` images under `tmp_path`, and the `invert` arguments that read them."""
     w_path = tmp_path / "w.pt"
     save_checkpoint({"state_dict": {f"encoder.{k}": v for k, v in model.w_encoder.state_dict().items()},
                      "opts": {"encoder_type": "WEncoder"}}, w_path)
     save_hyperstyle(model, tmp_path / "hyperstyle.pt")
     save_checkpoint({"g_ema": model.decoder.state_dict()}, tmp_path / "g.pt")
-    write_images(tmp_path / "images", images(3))
-    assert main(["invert", "--method", "hyperstyle", "--checkpoint", str(tmp_path / "hyperstyle.pt"),
-                 "--w-encoder", str(w_path), "--domain", TINY_CARS.name, "--images", str(tmp_path / "images"),
-                 "--out", str(tmp_path / "out")]) == 0
+    write_images(tmp_path / "images", images(n_images))
+    return ["invert", "--method", "hyperstyle", "--checkpoint", str(tmp_path / "hyperstyle.pt"), "--w-encoder",
+            str(w_path), "--domain", TINY_CARS.name, "--images", str(tmp_path / "images")]
+
+
+def test_invert_command_writes_the_w_codes_and_the_offset_reconstructions(tmp_path, tiny_domain, model):
+    assert main([*invert_command(tmp_path, model, 3), "--out", str(tmp_path / "out")]) == 0
     loaded = load_images(list_images(tmp_path / "images"), TINY_CARS.encoder_input).images
     written = torch.from_numpy(np.load(tmp_path / "out" / "latents.npy"))
     torch.testing.assert_close(written, model.w_codes(loaded))
@@ -321,3 +325,26 @@ def test_invert_command_writes_the_w_codes_and_the_offset_reconstructions(tmp_pa
     assert main(["generate", "--generator", str(tmp_path / "g.pt"), "--latents", str(tmp_path / "out" / "latents.npy"),
                  "--out", str(tmp_path / "bare")]) == 0
     assert np.abs(decoded_frames(tmp_path / "bare", 3) - expected).max() > 0
+
+
+def test_an_interrupted_inversion_resumes_to_the_same_state_and_images(tmp_path, tiny_domain, model, monkeypatch):
+    command = [*invert_command(tmp_path, model, 4), "--batch-size", "2"]
+    assert main([*command, "--out", str(tmp_path / "whole")]) == 0
+    real, calls = HyperStyleMethod.invert, []
+
+    def interrupted(self, batch):
+        calls.append(len(batch))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, batch)
+
+    monkeypatch.setattr(HyperStyleMethod, "invert", interrupted)
+    assert main([*command, "--out", str(tmp_path / "cut")]) != 0
+    monkeypatch.setattr(HyperStyleMethod, "invert", real)
+    assert main([*command, "--out", str(tmp_path / "cut"), "--resume"]) == 0
+    assert np.array_equal(np.load(tmp_path / "cut" / "latents.npy"), np.load(tmp_path / "whole" / "latents.npy"))
+    assert np.array_equal(reconstructions(tmp_path / "cut"), reconstructions(tmp_path / "whole"))
+    for name in (tmp_path / "whole" / "names.txt").read_text().split():
+        kept, whole = (read_checkpoint(tmp_path / run / "state" / f"{name}.pt")["state"] for run in ("cut", "whole"))
+        assert kept.keys() == whole.keys() and all(torch.equal(kept[k], whole[k]) for k in kept)
+

@@ -65,6 +65,11 @@ def head_convs(in_channels: int, inner: int, width: int, first_stride: int, coun
     return nn.Sequential(*layers)
 
 
+def as_counts(count: Tensor | float, codes: Tensor) -> Tensor:
+    """A pass count for each row of `codes` (a number, or `[B]`), as `[B or 1, 1]`."""
+    return torch.as_tensor(count, dtype=codes.dtype, device=codes.device).reshape(-1, 1)
+
+
 def one_by_one(x: Tensor) -> Tensor:
     if x.shape[2:] != (1, 1):
         raise E4EBenchError(f"a HyperStyle refinement block left a {tuple(x.shape[2:])} map, expected 1x1: load "
@@ -87,7 +92,7 @@ class SharedWeightsHypernet(nn.Module):
 
     def forward(self, z: Tensor, count: Tensor | float = 1.0) -> Tensor:
         """The kernels of `count` passes whose codes sum to `z` (`count` a number or `[B]`)."""
-        count = torch.as_tensor(count, dtype=z.dtype, device=z.device).reshape(-1, 1)
+        count = as_counts(count, z)
         hidden = (z @ self.w2 + count * self.b2).view(len(z), self.channels, self.z_dim)
         kernels = hidden @ self.w1 + count[:, :, None] * self.b1
         # The official view: the [in, out*k*k] product read as [out, in, k, k].
@@ -123,6 +128,8 @@ class RefinementBlock(nn.Module):
         self.convs = head_convs(in_channels, inner, width, first_stride=2, count=pools + 1)
         values = shape.in_channels * shape.out_channels
         conv = nn.Conv2d(width, values, kernel_size=1)
+        # Never called as a whole (`code` pools, `offsets` applies the conv as a matrix to summed codes); the
+        # Sequential gives the official key names, `output.0` or `output.1`.
         self.output = nn.Sequential(conv) if shape.to_rgb else nn.Sequential(nn.AdaptiveAvgPool2d(1), conv)
 
     def code(self, features: Tensor) -> Tensor:
@@ -131,8 +138,7 @@ class RefinementBlock(nn.Module):
 
     def offsets(self, code: Tensor, count: Tensor | float = 1.0) -> Tensor:
         conv = self.output[-1]
-        count = torch.as_tensor(count, dtype=code.dtype, device=code.device).reshape(-1, 1)
-        values = code @ conv.weight.flatten(1).t() + count * conv.bias
+        values = code @ conv.weight.flatten(1).t() + as_counts(count, code) * conv.bias
         shape = self.shape
         if shape.to_rgb:
             return values.view(-1, shape.out_channels, shape.in_channels, shape.kernel, shape.kernel)
@@ -153,9 +159,12 @@ class SharedWeightsHyperNetResNet(ResNet34Backbone):
                  refinement_inner: int = REFINEMENT_INNER, shared_inner: int = SHARED_INNER):
         super().__init__(input_nc, stage_depths)
         self.layers = tuple(layers)
-        self.tuned = tuple(sorted(set(default_tuned(layers) if tuned is None else tuned)))
-        if not self.tuned or not all(0 <= index < len(layers) for index in self.tuned):
-            raise ValueError(f"layers to tune must be among 0..{len(layers) - 1}, got {list(self.tuned)}")
+        # Indices past the generator's layers are ignored, as officially: its default list names 23 and 24,
+        # which a 512 px generator (23 layers) does not have.
+        requested = sorted(set(default_tuned(layers) if tuned is None else tuned))
+        self.tuned = tuple(index for index in requested if index < len(layers))
+        if not self.tuned or requested[0] < 0:
+            raise ValueError(f"layers to tune must be among 0..{len(layers) - 1}, got {requested}")
         self.width = width
         shared_shape = layers[SHARED_LAYERS[0]]
         self.shared = tuple(i for i in SHARED_LAYERS if i < len(layers) and layers[i] == shared_shape)
@@ -181,7 +190,7 @@ class SharedWeightsHyperNetResNet(ResNet34Backbone):
         return f"tuned={list(self.tuned)}, shared={list(self.shared)}, width={self.width}"
 
 
-def head_config(state_dict: dict[str, Tensor]) -> dict:
+def hypernet_config(state_dict: dict[str, Tensor]) -> dict:
     """The tuned layers (those with a block) and the heads' widths of the hypernetwork that owns `state_dict`
     (keys without `hypernet.`); the backbone's are read as a ResNet-34 encoder's."""
     tuned = sorted({int(key.split(".")[1]) for key in state_dict if key.startswith("refinement_blocks.")})

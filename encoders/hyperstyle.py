@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from e4e_bench.networks.generator import Generator
-from encoders.hypernetwork import SharedWeightsHyperNetResNet
+from encoders.hypernetwork import SharedWeightsHyperNetResNet, layer_shapes
 from encoders.inverter import latent_avg_rows
 
 FrameToInput = Callable[[Tensor], Tensor]  # generator frames [B,3,S,S] -> encoder input [B,3,H,W]
@@ -31,20 +31,23 @@ class HyperStyle(nn.Module):
     def __init__(self, hypernet: SharedWeightsHyperNetResNet, decoder: Generator, w_encoder: nn.Module,
                  latent_avg: Tensor):
         super().__init__()
-        if len(hypernet.layers) != len(decoder.modulated_layers()):
-            raise ValueError(f"the hypernetwork predicts {len(hypernet.layers)} layers, the generator has "
-                             f"{len(decoder.modulated_layers())}")
+        if hypernet.layers != tuple(layer_shapes(decoder)):
+            raise ValueError(f"the hypernetwork predicts offsets for {len(hypernet.layers)} layers of other shapes "
+                             f"than this {decoder.size} px generator's {len(decoder.modulated_layers())}")
         if w_encoder.style_dim != decoder.style_dim:
             raise ValueError(f"W encoder style_dim {w_encoder.style_dim} != generator style_dim {decoder.style_dim}")
+        if w_encoder.n_styles < decoder.n_latent:
+            raise ValueError(f"the W encoder gives {w_encoder.n_styles} codes, the generator needs {decoder.n_latent}")
         self.hypernet = hypernet
         self.decoder = decoder
         self.w_encoder = w_encoder.eval().requires_grad_(False)
         self.register_buffer("latent_avg", latent_avg_rows(latent_avg.float(), decoder.n_latent), persistent=False)
         self.layer_names = list(decoder.modulated_layers())
 
-    def official_state(self) -> dict[str, Tensor]:
+    def official_state(self, keep_vars: bool = False) -> dict[str, Tensor]:
         """`hypernet.*` and `decoder.*`: what the official checkpoints hold (the W encoder is its own file)."""
-        return {key: value for key, value in self.state_dict().items() if not key.startswith("w_encoder.")}
+        return {key: value for key, value in self.state_dict(keep_vars=keep_vars).items()
+                if not key.startswith("w_encoder.")}
 
     def load_official_state(self, state_dict: dict[str, Tensor]) -> None:
         """Load `official_state()`'s keys strictly; the W encoder keeps its weights."""

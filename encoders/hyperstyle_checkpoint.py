@@ -25,7 +25,7 @@ from e4e_bench.checkpoints import (
 from e4e_bench.errors import E4EBenchError
 from encoders.checkpoint import checkpoint_opts, encoder_config, encoder_from_state_dict, stored_latent_avg
 from encoders.hyperstyle import HyperStyle
-from encoders.hypernetwork import SharedWeightsHyperNetResNet, head_config, layer_shapes
+from encoders.hypernetwork import SharedWeightsHyperNetResNet, hypernet_config, layer_shapes
 
 LAYOUT = "an official HyperStyle checkpoint ({'state_dict': hypernet.* + decoder.*, 'latent_avg', 'opts'})"
 HYPERNET_TYPE = "SharedWeightsHyperNetResNet"
@@ -61,7 +61,7 @@ def hypernet_from_state_dict(state_dict: dict[str, torch.Tensor], decoder, path:
                              ) -> SharedWeightsHyperNetResNet:
     """The hypernetwork `state_dict` (keys without `hypernet.`) describes for `decoder`, loaded strictly."""
     try:
-        config = head_config(state_dict) | encoder_config(state_dict)
+        config = hypernet_config(state_dict) | encoder_config(state_dict)
         with torch.device("meta"):  # ~300M weights at official size: no random init before the file's
             hypernet = SharedWeightsHyperNetResNet(layer_shapes(decoder), **config)
         missing, unexpected = hypernet.load_state_dict(state_dict, strict=False, assign=True)
@@ -92,17 +92,22 @@ def load_hyperstyle(path: str | os.PathLike, w_encoder: str | os.PathLike) -> Hy
     return model.eval().requires_grad_(False)
 
 
-def official_checkpoint(model: HyperStyle, opts: dict[str, Any] | None = None, **extra) -> dict:
-    """The official layout; `opts` gets the fields the official loaders need (plain values only)."""
+def official_hyperstyle_checkpoint(model: HyperStyle, opts: dict[str, Any] | None = None, **extra) -> dict:
+    """The official layout; `opts` gets the fields the official loaders need (plain values only).
+
+    The shared head is one tensor under ten names: it is copied to the CPU once, so that the file stores
+    it once (a copy per name would add 4.5 GB at the official size when training on a GPU)."""
     opts = dict(opts or {}) | dict(
         encoder_type=HYPERNET_TYPE,
         input_nc=model.hypernet.input_nc,
         output_size=model.decoder.size,
         layers_to_tune=",".join(map(str, model.hypernet.tuned)),
     )
-    state = {key: value.detach().cpu() for key, value in model.official_state().items()}
+    copies: dict[int, torch.Tensor] = {}
+    state = {key: copies.setdefault(id(value), value.detach().cpu())
+             for key, value in model.official_state(keep_vars=True).items()}
     return {"state_dict": state, "opts": opts, "latent_avg": model.latent_avg.detach().cpu(), **extra}
 
 
 def save_hyperstyle(model: HyperStyle, path: str | os.PathLike, opts: dict[str, Any] | None = None, **extra) -> None:
-    save_checkpoint(official_checkpoint(model, opts, **extra), path)
+    save_checkpoint(official_hyperstyle_checkpoint(model, opts, **extra), path)

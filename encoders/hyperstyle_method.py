@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from e4e_bench.assets import asset_path
+from e4e_bench.assets import asset_path, resolve_file
 from e4e_bench.checkpoints import load_generator
 from e4e_bench.domains import Domain
 from e4e_bench.errors import E4EBenchError
@@ -39,8 +39,8 @@ W_ENCODER_ASSETS = {"faces": "hyperstyle-w-encoder-faces", "cars": "hyperstyle-w
 @dataclass(frozen=True)
 class HyperStyleOptions:
     iterations: int = option(OFFICIAL_ITERATIONS, "hypernetwork passes per image (official inference: 5)")
-    w_encoder: str = option("", "the W encoder file: the official W-encoder of the domain, or any e4e checkpoint "
-                            "(its class is read off its weights); default: the domain's registered one")
+    w_encoder: str = option("", "the W encoder file or asset name: the official W encoder of the domain, or any e4e "
+                            "checkpoint (its class is read off its weights); default: the domain's registered one")
 
     def __post_init__(self) -> None:
         if self.iterations < 1:
@@ -108,7 +108,8 @@ class HyperStyleMethod:
     def _at(codes: Tensor, sums: Tensor, passes: int) -> Inversion:
         if passes == 0:
             return Inversion(codes)
-        return Inversion(codes, {HYPER_CODES: sums[:, passes - 1], PASSES: torch.full((len(codes),), float(passes))})
+        counts = torch.full((len(codes),), float(passes), device=codes.device)
+        return Inversion(codes, {HYPER_CODES: sums[:, passes - 1], PASSES: counts})
 
     def decode(self, inversion: Inversion, codes: Tensor | None = None) -> Tensor:
         codes = inversion.codes if codes is None else codes
@@ -143,7 +144,7 @@ def build_hyperstyle(*, domain: Domain, checkpoint: Path | None, generator: Path
 
 def w_encoder_path(options: HyperStyleOptions, domain: Domain) -> Path:
     if options.w_encoder:
-        return Path(options.w_encoder)
+        return resolve_file(options.w_encoder)
     if domain.name not in W_ENCODER_ASSETS:
         raise E4EBenchError(f"there is no registered HyperStyle W encoder for domain {domain.name!r}; pass "
                             "--w-encoder FILE (an e4e checkpoint serves, e.g. from `train --method e4e`)")

@@ -446,7 +446,7 @@ class Generator(nn.Module):
         batch = latent.shape[0]
         noises = self._resolve_noise(noise, batch, rng)
         offsets = dict(offsets or {})
-        if unknown := set(offsets) - set(self.modulated_layers()):
+        if offsets and (unknown := set(offsets) - set(self.modulated_layers())):
             raise ValueError(f"no modulated layers named {sorted(unknown)}")
         if batch > 1 and self.size >= CPU_PER_IMAGE_SIZE and latent.device.type == "cpu" and not torch.is_grad_enabled() \
                 and not torch.is_autocast_enabled("cpu"):

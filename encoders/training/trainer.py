@@ -55,7 +55,7 @@ from e4e_bench.domains import Domain
 from e4e_bench.errors import E4EBenchError
 from encoders.checkpoint import official_checkpoint
 from encoders.hyperstyle import HyperStyle
-from encoders.hyperstyle_checkpoint import official_checkpoint as hyperstyle_checkpoint
+from encoders.hyperstyle_checkpoint import official_hyperstyle_checkpoint
 from encoders.inverter import Inverter
 from e4e_bench.distributed import ProcessGroup
 from encoders.training.sampler import ResumableDistributedSampler
@@ -149,7 +149,8 @@ class Run:
 
     def hyperstyle_passes(self, net: nn.Module, images: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
         codes = self.net.w_codes(images)
-        previous = self.to_input(self.net.decode(codes))
+        with torch.no_grad():  # the W encoder's reconstruction is an input, as the official coach makes it
+            previous = self.to_input(self.net.decode(codes))
         total = None
         for done in range(self.opts.n_iters_per_batch):
             frames, total = net(images, codes, previous, total, done)
@@ -353,7 +354,7 @@ def checkpoint_dict(run: Run, rng_states: list[dict] | None) -> dict:
     streams); `rng_states` None leaves the training state out."""
     progress = {"global_step": run.state.global_step, "best_val_loss": run.state.best_val_loss}
     if isinstance(run.net, HyperStyle):
-        ckpt = hyperstyle_checkpoint(run.net, run.opts.to_opts_dict(), **progress)
+        ckpt = official_hyperstyle_checkpoint(run.net, run.opts.to_opts_dict(), **progress)
     else:
         ckpt = official_checkpoint(run.net, run.opts.to_opts_dict()) | progress
     if rng_states is None:

@@ -26,7 +26,7 @@ PROGRESSIVE = ("e4e", "restyle_e4e")  # the methods with e4e's progressive offse
 ITERATIVE = ("restyle_psp", "restyle_e4e")  # ReStyle: several refinement steps per batch
 REFINING = (*ITERATIVE, "hyperstyle")  # several passes per batch, each reading the image beside the last output
 TOY_RESTYLE_STEPS = {"restyle_psp": 2500, "restyle_e4e": 3500}  # the e4e variant's regularisers slow it down
-TOY_W_ENCODER_STEPS = 8000  # about 15 minutes on one thread (10 steps/s alone, 6 beside another job)
+TOY_W_ENCODER_STEPS = 8000  # about 15 minutes on one thread (10 steps/s alone, 5 beside the HyperStyle run)
 TOY_HYPERSTYLE_STEPS = 3000
 # The networks each method trains, by official class name: its encoders, or HyperStyle's hypernetwork.
 TRAINED_TYPES = {method: tuple(name for name, entry in ENCODERS.items() if entry.method == method)

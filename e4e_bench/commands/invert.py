@@ -14,8 +14,9 @@ EXAMPLE = (
     "examples:\n"
     "  python -m e4e_bench invert --method e4e --checkpoint e4e_cars_encode.pt --domain cars --images cars/ --out inv/\n"
     "  python -m e4e_bench invert --method opt_w --generator stylegan2-car-config-f.pt --domain cars --images cars/ --out w/ --steps 200\n"
-    "  python -m e4e_bench invert --method hyperstyle --checkpoint hyperstyle_cars.pt --w-encoder cars_w_encoder.pt --domain cars --images cars/ --out hs/
-  python -m e4e_bench invert --method opt_w --help    # opt_w's options"
+    "  python -m e4e_bench invert --method hyperstyle --checkpoint hyperstyle_cars.pt --w-encoder cars_w_encoder.pt "
+    "--domain cars --images cars/ --out hs/\n"
+    "  python -m e4e_bench invert --method opt_w --help    # opt_w's options"
 )
 
 

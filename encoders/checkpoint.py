@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
@@ -139,25 +140,30 @@ def head_config(state_dict: dict[str, torch.Tensor], n_latent: int) -> dict[str,
         raise ValueError(f"missing {err.args[0]!r}") from None
 
 
-def encoder_from_state_dict(encoder_type: str, state_dict: dict[str, torch.Tensor], source: str | os.PathLike,
-                            n_latent: int):
-    """The `encoder_type` encoder `state_dict` describes, loaded strictly: every key, every shape."""
-    method = ENCODERS[encoder_type].method
+def module_from_state_dict(build: Callable[[], torch.nn.Module], state_dict: dict[str, torch.Tensor],
+                           source: str | os.PathLike, what: str) -> torch.nn.Module:
+    """`build()` given the file's tensors, strictly: every key, every shape, all finite. `build` runs on the
+    meta device, so no random init of hundreds of millions of weights precedes the file's; its ValueErrors
+    (a configuration the keys do not describe) are reported like a load error, naming `what` and `source`."""
     try:
-        config = head_config(state_dict, n_latent) | encoder_config(state_dict)
-        # Built without memory, then given the file's tensors: no random init of ~250M weights.
         with torch.device("meta"):
-            encoder = ENCODERS[encoder_type].encoder(**config)
-        missing, unexpected = encoder.load_state_dict(state_dict, strict=False, assign=True)
+            module = build()
+        missing, unexpected = module.load_state_dict(state_dict, strict=False, assign=True)
     except (ValueError, RuntimeError, TypeError) as err:
-        raise E4EBenchError(f"{source}: the weights do not fit the {method} encoder {encoder_type} "
-                            f"({load_error_detail(err)})") from None
+        raise E4EBenchError(f"{source}: the weights do not fit {what} ({load_error_detail(err)})") from None
     if missing or unexpected:
         found = [f"{name} keys {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
                  for name, keys in (("missing", missing), ("unexpected", unexpected)) if keys]
-        raise E4EBenchError(f"{source}: the weights do not fit the {method} encoder {encoder_type} ({'; '.join(found)})")
+        raise E4EBenchError(f"{source}: the weights do not fit {what} ({'; '.join(found)})")
     check_finite(state_dict, source)
-    return encoder
+    return module
+
+
+def encoder_from_state_dict(encoder_type: str, state_dict: dict[str, torch.Tensor], source: str | os.PathLike,
+                            n_latent: int):
+    """The `encoder_type` encoder `state_dict` describes, loaded strictly."""
+    build = lambda: ENCODERS[encoder_type].encoder(**head_config(state_dict, n_latent), **encoder_config(state_dict))
+    return module_from_state_dict(build, state_dict, source, f"the {ENCODERS[encoder_type].method} encoder {encoder_type}")
 
 
 def mean_latent(decoder, path: str | os.PathLike) -> torch.Tensor:

@@ -14,16 +14,20 @@ from typing import Any
 import torch
 
 from e4e_bench.checkpoints import (
-    check_finite,
     describe_keys,
     generator_from_state_dict,
-    load_error_detail,
     read_checkpoint,
     save_checkpoint,
     strip_prefix,
 )
 from e4e_bench.errors import E4EBenchError
-from encoders.checkpoint import checkpoint_opts, encoder_config, encoder_from_state_dict, stored_latent_avg
+from encoders.checkpoint import (
+    checkpoint_opts,
+    encoder_config,
+    encoder_from_state_dict,
+    module_from_state_dict,
+    stored_latent_avg,
+)
 from encoders.hyperstyle import HyperStyle
 from encoders.hypernetwork import SharedWeightsHyperNetResNet, hypernet_config, layer_shapes
 
@@ -60,20 +64,10 @@ def load_w_encoder(path: str | os.PathLike, n_latent: int) -> torch.nn.Module:
 def hypernet_from_state_dict(state_dict: dict[str, torch.Tensor], decoder, path: str | os.PathLike
                              ) -> SharedWeightsHyperNetResNet:
     """The hypernetwork `state_dict` (keys without `hypernet.`) describes for `decoder`, loaded strictly."""
-    try:
-        config = hypernet_config(state_dict) | encoder_config(state_dict)
-        with torch.device("meta"):  # ~300M weights at official size: no random init before the file's
-            hypernet = SharedWeightsHyperNetResNet(layer_shapes(decoder), **config)
-        missing, unexpected = hypernet.load_state_dict(state_dict, strict=False, assign=True)
-    except (ValueError, RuntimeError, TypeError) as err:
-        raise E4EBenchError(f"{path}: the weights do not fit a HyperStyle hypernetwork for this {decoder.size} px "
-                            f"generator ({load_error_detail(err)})") from None
-    if missing or unexpected:
-        found = [f"{name} keys {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
-                 for name, keys in (("missing", missing), ("unexpected", unexpected)) if keys]
-        raise E4EBenchError(f"{path}: the weights do not fit a HyperStyle hypernetwork ({'; '.join(found)})")
-    check_finite(state_dict, path)
-    return hypernet
+    build = lambda: SharedWeightsHyperNetResNet(layer_shapes(decoder), **hypernet_config(state_dict),
+                                                **encoder_config(state_dict))
+    return module_from_state_dict(build, state_dict, path,
+                                  f"a HyperStyle hypernetwork for this {decoder.size} px generator")
 
 
 def load_hyperstyle(path: str | os.PathLike, w_encoder: str | os.PathLike) -> HyperStyle:

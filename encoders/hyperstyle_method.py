@@ -27,7 +27,7 @@ from encoders.checkpoint import MEAN_LATENT_SAMPLES
 from encoders.hyperstyle import HyperStyle
 from encoders.hyperstyle_checkpoint import load_hyperstyle
 from encoders.hypernetwork import SharedWeightsHyperNetResNet, layer_shapes
-from encoders.method import default_checkpoint
+from encoders.method import check_input_size, default_checkpoint
 from encoders.w_encoder import WEncoder
 
 OFFICIAL_ITERATIONS = 5  # scripts/inference.py --n_iters_per_batch
@@ -74,9 +74,7 @@ class HyperStyleMethod:
         return functools.partial(self.domain.resize_frames, size=self.input_size)
 
     def _images(self, images: Tensor) -> Tensor:
-        if tuple(images.shape[-2:]) != self.input_size:
-            raise E4EBenchError(f"{self.name} takes images of {self.input_size[0]}x{self.input_size[1]} (H x W), "
-                                f"got {images.shape[-2]}x{images.shape[-1]}; load them at the domain's encoder input")
+        check_input_size(self.name, images, self.input_size)
         return images.to(self.generator.device)
 
     def invert_codes(self, images: Tensor) -> Tensor:

@@ -25,6 +25,13 @@ class EncoderOptions:
     """e4e and pSp take no inversion options: one forward pass, BatchNorm in eval mode."""
 
 
+def check_input_size(name: str, images: Tensor, size: tuple[int, int]) -> None:
+    """An encoder reads images at its domain's encoder input `size` (H, W); anything else is refused."""
+    if tuple(images.shape[-2:]) != size:
+        raise E4EBenchError(f"{name} takes images of {size[0]}x{size[1]} (H x W), "
+                            f"got {images.shape[-2]}x{images.shape[-1]}; load them at the domain's encoder input")
+
+
 def first_row(codes: Tensor) -> Tensor:
     """e4e's base code: row 0 is w, every other row w plus its offset."""
     return codes[:, :1]
@@ -56,9 +63,7 @@ class EncoderMethod:
 
     def invert(self, images: Tensor) -> Inversion:
         """[B, 3, H, W] in [-1, 1] -> W+ codes [B, n_latent, style_dim] (latent_avg included), no decoder state."""
-        if tuple(images.shape[-2:]) != self.input_size:
-            raise E4EBenchError(f"{self.name} takes images of {self.input_size[0]}x{self.input_size[1]} (H x W), "
-                                f"got {images.shape[-2]}x{images.shape[-1]}; load them at the domain's encoder input")
+        check_input_size(self.name, images, self.input_size)
         device = self.inverter.decoder.device
         with torch.inference_mode():
             return Inversion(self.inverter.codes(images.to(device)))

@@ -15,7 +15,7 @@ from e4e_bench.methods.contract import TRAJECTORY
 from e4e_bench.methods.decoding import decode_with_noise
 from e4e_bench.methods.options import option
 from e4e_bench.networks.generator import Generator
-from encoders.method import encoder_inverter
+from encoders.method import check_input_size, encoder_inverter
 from encoders.restyle import ReStyleInverter
 
 OFFICIAL_ITERATIONS = 5  # scripts/inference_iterative.py --n_iters_per_batch
@@ -64,9 +64,7 @@ class ReStyleMethod:
 
     def invert(self, images: Tensor) -> Inversion:
         """[B, 3, H, W] in [-1, 1] -> the last step's codes, every step's under `state[TRAJECTORY]`."""
-        if tuple(images.shape[-2:]) != self.input_size:
-            raise E4EBenchError(f"{self.name} takes images of {self.input_size[0]}x{self.input_size[1]} (H x W), "
-                                f"got {images.shape[-2]}x{images.shape[-1]}; load them at the domain's encoder input")
+        check_input_size(self.name, images, self.input_size)
         with torch.inference_mode():
             images = images.to(self.average_image.device)
             steps = self.inverter.iterate(images, self.average_image, self.options.iterations, self.to_input)

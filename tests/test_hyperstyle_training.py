@@ -3,6 +3,7 @@ the earlier offsets held fixed), exact resume, the official checkpoint layout, t
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 import subprocess
@@ -25,7 +26,7 @@ from encoders.training.options import TrainOptions, recipe_defaults
 from encoders.training.setup import prepare, resolve_options, run_training
 from encoders.w_encoder import WEncoder
 from tests.official_checkpoints import TINY_STAGE_DEPTHS
-from tests.test_training_loop import assert_same_training_state, read_log, tiny_options, twice_each
+from tests.test_training_loop import assert_same_training_state, read_log, straight_and_resumed, tiny_options, twice_each
 
 REPO = Path(__file__).resolve().parents[1]
 BATCHNORM_STATISTICS = ("running_mean", "running_var", "num_batches_tracked")  # move with every training step
@@ -81,17 +82,9 @@ def test_a_step_adds_each_passs_gradients_with_the_earlier_offsets_fixed(tmp_pat
 def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, tiny_domain, tiny_generator_ckpt, generated_images,
                                                       w_encoder_ckpt):
     data = twice_each(generated_images, tmp_path / "twice")
-    settings = dict(n_iters_per_batch=2)
-    straight = hyperstyle_options(tmp_path, tiny_generator_ckpt, data, w_encoder_ckpt, out="straight", max_steps=4,
-                                  **settings)
-    run_training("hyperstyle", "tiny", straight)
-    interrupted = hyperstyle_options(tmp_path, tiny_generator_ckpt, data, w_encoder_ckpt, out="resumed", max_steps=2,
-                                     **settings)
-    run_training("hyperstyle", "tiny", interrupted)
-    run_training("hyperstyle", "tiny", interrupted | {"max_steps": 4}, resume="latest")
-
-    a = read_checkpoint(tmp_path / "straight" / "checkpoints" / "iteration_4.pt")
-    b = read_checkpoint(tmp_path / "resumed" / "checkpoints" / "iteration_4.pt")
+    options = functools.partial(hyperstyle_options, tmp_path, tiny_generator_ckpt, data, w_encoder_ckpt,
+                                n_iters_per_batch=2)
+    a, b = straight_and_resumed(tmp_path, "hyperstyle", options, steps=4)
     assert_same_training_state(a, b)
     train = [[r for r in read_log(tmp_path / out) if r["split"] == "train"] for out in ("straight", "resumed")]
     assert train[0] == train[1]

@@ -3,6 +3,7 @@ the e4e variant, exact resume, and a checkpoint the loader reads as ReStyle."""
 from __future__ import annotations
 
 import copy
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -15,7 +16,8 @@ from encoders.restyle import ReStyleInverter
 from encoders.restyle_encoders import ResNetBackboneEncoder
 from encoders.training import trainer
 from encoders.training.setup import backbone_weights, prepare, resolve_options, run_training
-from tests.test_training_loop import E4E_FULL, assert_same_training_state, read_log, tiny_options, twice_each
+from tests.test_training_loop import (E4E_FULL, assert_same_training_state, read_log, straight_and_resumed, tiny_options,
+                                      twice_each)
 
 
 def test_a_step_adds_the_gradients_of_each_refinement_step(tmp_path, tiny_domain, tiny_generator_ckpt,
@@ -60,15 +62,8 @@ def test_the_e4e_variant_follows_the_schedule_and_saves_a_restyle_checkpoint(tmp
 
 def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, tiny_domain, tiny_generator_ckpt, generated_images):
     data = twice_each(generated_images, tmp_path / "eight")
-    settings = dict(n_iters_per_batch=2, **E4E_FULL)
-    straight = tiny_options(tmp_path, tiny_generator_ckpt, data, out="straight", max_steps=4, **settings)
-    run_training("restyle_e4e", "tiny", straight)
-    interrupted = tiny_options(tmp_path, tiny_generator_ckpt, data, out="resumed", max_steps=2, **settings)
-    run_training("restyle_e4e", "tiny", interrupted)
-    run_training("restyle_e4e", "tiny", interrupted | {"max_steps": 4}, resume="latest")
-
-    a = read_checkpoint(tmp_path / "straight" / "checkpoints" / "iteration_4.pt")
-    b = read_checkpoint(tmp_path / "resumed" / "checkpoints" / "iteration_4.pt")
+    options = functools.partial(tiny_options, tmp_path, tiny_generator_ckpt, data, n_iters_per_batch=2, **E4E_FULL)
+    a, b = straight_and_resumed(tmp_path, "restyle_e4e", options, steps=4)
     assert_same_training_state(a, b)
 
 

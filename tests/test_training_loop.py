@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -85,6 +86,16 @@ def twice_each(images: Path, data: Path) -> Path:
     return data
 
 
+def straight_and_resumed(tmp_path: Path, method: str, options: Callable[..., dict], steps: int) -> tuple[dict, dict]:
+    """The step-`steps` checkpoints of a run trained straight (`straight/`) and of one stopped after step 2 and
+    resumed (`resumed/`); `options(out=, max_steps=)` gives a run's options."""
+    run_training(method, "tiny", options(out="straight", max_steps=steps))
+    interrupted = options(out="resumed", max_steps=2)
+    run_training(method, "tiny", interrupted)
+    run_training(method, "tiny", interrupted | {"max_steps": steps}, resume="latest")
+    return tuple(read_checkpoint(tmp_path / out / "checkpoints" / f"iteration_{steps}.pt") for out in ("straight", "resumed"))
+
+
 def assert_same_training_state(a: dict, b: dict) -> None:
     """Two training checkpoints hold the same weights, discriminator (if any) and Adam moments, bit for bit."""
     for part in ("state_dict", "discriminator_state_dict"):
@@ -97,14 +108,8 @@ def assert_same_training_state(a: dict, b: dict) -> None:
 
 def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, tiny_domain, tiny_generator_ckpt, generated_images):
     data = twice_each(generated_images, tmp_path / "eight")
-    straight = tiny_options(tmp_path, tiny_generator_ckpt, data, out="straight", max_steps=5, **E4E_FULL)
-    run_training("e4e", "tiny", straight)
-    interrupted = tiny_options(tmp_path, tiny_generator_ckpt, data, out="resumed", max_steps=2, **E4E_FULL)
-    run_training("e4e", "tiny", interrupted)
-    run_training("e4e", "tiny", interrupted | {"max_steps": 5}, resume="latest")
-
-    a = read_checkpoint(tmp_path / "straight" / "checkpoints" / "iteration_5.pt")
-    b = read_checkpoint(tmp_path / "resumed" / "checkpoints" / "iteration_5.pt")
+    options = functools.partial(tiny_options, tmp_path, tiny_generator_ckpt, data, **E4E_FULL)
+    a, b = straight_and_resumed(tmp_path, "e4e", options, steps=5)
     assert_same_training_state(a, b)
     torch.testing.assert_close(b["w_pools"]["real"]["codes"], a["w_pools"]["real"]["codes"], rtol=0, atol=0)
     assert b["opts"]["checkpoint_path"].endswith("iteration_2.pt")

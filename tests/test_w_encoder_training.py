@@ -2,10 +2,11 @@
 saved in the e4e layout that both the encoder loader and HyperStyle's W-encoder loader read."""
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 
-from e4e_bench.checkpoints import read_checkpoint
 from e4e_bench.data import list_images, load_images
 from e4e_bench.errors import E4EBenchError
 from encoders.checkpoint import load_inverter
@@ -13,7 +14,8 @@ from encoders.hyperstyle_checkpoint import load_w_encoder
 from encoders.training.options import TrainOptions, recipe_defaults
 from encoders.training.setup import run_training
 from encoders.w_encoder import WEncoder
-from tests.test_training_loop import E4E_FULL, assert_same_training_state, read_log, tiny_options, twice_each
+from tests.test_training_loop import (E4E_FULL, assert_same_training_state, read_log, straight_and_resumed, tiny_options,
+                                      twice_each)
 
 W_ENCODER = dict(encoder_type="WEncoder", **E4E_FULL)  # e4e's whole recipe: discriminator, pools, stages
 
@@ -21,14 +23,8 @@ W_ENCODER = dict(encoder_type="WEncoder", **E4E_FULL)  # e4e's whole recipe: dis
 def test_w_encoder_resumes_exactly_and_its_regularisers_see_one_code(tmp_path, tiny_domain, tiny_generator_ckpt,
                                                                     generated_images):
     data = twice_each(generated_images, tmp_path / "twice")
-    straight = tiny_options(tmp_path, tiny_generator_ckpt, data, out="straight", max_steps=4, **W_ENCODER)
-    run_training("e4e", "tiny", straight)
-    interrupted = tiny_options(tmp_path, tiny_generator_ckpt, data, out="resumed", max_steps=2, **W_ENCODER)
-    run_training("e4e", "tiny", interrupted)
-    run_training("e4e", "tiny", interrupted | {"max_steps": 4}, resume="latest")
-
-    a = read_checkpoint(tmp_path / "straight" / "checkpoints" / "iteration_4.pt")
-    b = read_checkpoint(tmp_path / "resumed" / "checkpoints" / "iteration_4.pt")
+    options = functools.partial(tiny_options, tmp_path, tiny_generator_ckpt, data, **W_ENCODER)
+    a, b = straight_and_resumed(tmp_path, "e4e", options, steps=4)
     assert_same_training_state(a, b)
     assert a["opts"]["encoder_type"] == "WEncoder"
     train = [r for r in read_log(tmp_path / "straight") if r["split"] == "train"]
